@@ -1,0 +1,80 @@
+# kcluster: `make demo` runs the main job on the local twin, `make test` runs every check.
+# Both set up what they need on a fresh machine: a virtual environment with pinned packages,
+# tool environments for the SAM CLI and checkov, and Debian's shellcheck, etcd and jq.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .tools
+SAM := $(TOOLS)/sam/bin/sam
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+# sam build needs the Lambda runtime's Python (3.13); pyenv on these machines has it.
+SAM_PYENV := PYENV_VERSION=3.11.7:3.13.0
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+SEEDS ?= 100
+
+.PHONY: demo test lint unit integration scripts iac e2e sam-build sysdeps tools bench chaos clean
+
+$(PY): requirements-dev.txt constraints.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements-dev.txt -c constraints.txt
+	$(VENV)/bin/pip install -q --no-deps -e .
+	touch $(PY)
+
+$(SAM):
+	$(PYTHON) -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/pip install -q aws-sam-cli==1.170.0
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install -q checkov==3.3.30
+
+tools: $(SAM) $(CHECKOV)
+
+# Debian packages the checks use: shellcheck, a real etcd for membership scripts, jq for scripts.
+sysdeps:
+	@missing=""; \
+	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
+	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
+	command -v etcdctl >/dev/null || missing="$$missing etcd-client"; \
+	command -v jq >/dev/null || missing="$$missing jq"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: $(PY) sysdeps
+	$(VENV)/bin/kcluster simulate --control-planes 3 --workers 5 --seed 7
+
+lint: $(PY) sysdeps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m tests.iac.render_documents --check-shellcheck
+
+unit: $(PY)
+	$(PY) -m pytest tests/unit
+
+test: $(PY) sysdeps tools
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest tests
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM) validate --lint --template template.yaml
+	$(MAKE) sam-build
+	@echo "make test: all checks passed"
+
+sam-build: $(SAM)
+	$(SAM_PYENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build >/dev/null
+	@echo "sam build: ok"
+
+chaos: $(PY) sysdeps
+	$(VENV)/bin/kcluster chaos --seeds $(SEEDS)
+
+bench: $(PY) sysdeps
+	$(VENV)/bin/kcluster simulate --control-planes 3 --workers 1000 --seed 1 --quiet-summary
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache

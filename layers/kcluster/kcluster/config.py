@@ -1,0 +1,104 @@
+"""The cluster configuration: one JSON SSM parameter, /kcluster/<name>/config, written by Terraform.
+
+The functions read it through Powertools Parameters (cached); this module only models and validates
+it, so the pure core can take it as a value.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kcluster import contract
+
+_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CniConfig(_Strict):
+    name: Literal["calico"] = "calico"
+    version: str = Field(default="v3.29.1", pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+$")
+    manifest_url: str = Field(
+        default="https://raw.githubusercontent.com/projectcalico/calico/v3.29.1/manifests/calico.yaml",
+        pattern=r"^https://[A-Za-z0-9./_-]{1,400}\.ya?ml$",
+    )
+
+
+class NodeGroup(_Strict):
+    asg_name: str = Field(min_length=1, max_length=255)
+    role: Literal["control-plane", "worker"]
+
+
+class Timeouts(_Strict):
+    """Seconds. Each command timeout bounds one SSM invocation; lifecycle hooks are heartbeated meanwhile."""
+
+    provision_seconds: int = Field(default=900, ge=60)
+    init_seconds: int = Field(default=900, ge=60)
+    join_seconds: int = Field(default=600, ge=60)
+    refresh_seconds: int = Field(default=120, ge=30)
+    drain_seconds: int = Field(default=300, ge=30)
+    # The control-plane join/removal lease expires if its holder vanishes.
+    lease_seconds: int = Field(default=1200, ge=120)
+    # Send a lifecycle heartbeat when the last one is older than this (hook timeout is larger).
+    heartbeat_interval_seconds: int = Field(default=300, ge=30)
+
+
+class Documents(_Strict):
+    init: str
+    join_control_plane: str
+    join_worker: str
+    refresh_join: str
+    drain_remove: str | None = None
+    health: str | None = None
+
+    def by_key(self, key: str) -> str:
+        name = getattr(self, key.replace("-", "_"))
+        if not name:
+            raise KeyError(f"document {key!r} is not configured")
+        return name
+
+
+class ClusterConfig(_Strict):
+    cluster_name: str = Field(pattern=_NAME_PATTERN)
+    kubernetes_version: str = Field(default="1.33.5", pattern=r"^1\.[0-9]{2}\.[0-9]{1,2}$")
+    pod_cidr: str = "10.244.0.0/16"
+    service_cidr: str = "10.96.0.0/12"
+    control_plane_endpoint: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}:[0-9]{2,5}$")
+    cni: CniConfig = CniConfig()
+    node_groups: tuple[NodeGroup, ...] = Field(min_length=1)
+    documents: Documents
+    timeouts: Timeouts = Timeouts()
+    join_token_ttl: str = Field(default="15m", pattern=r"^[1-9][0-9]{0,3}[mh]$")
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    worker_batch_size: int = Field(default=contract.MAX_INSTANCES_PER_COMMAND, ge=1, le=50)
+
+    @field_validator("pod_cidr", "service_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        import ipaddress
+
+        ipaddress.ip_network(value, strict=True)
+        return value
+
+    @model_validator(mode="after")
+    def _one_control_plane_group(self) -> ClusterConfig:
+        roles = [group.role for group in self.node_groups]
+        if roles.count("control-plane") != 1:
+            raise ValueError("exactly one node group must have role control-plane")
+        return self
+
+    def role_of(self, asg_name: str) -> str | None:
+        """The role of an ASG of this cluster, or None when the ASG is not ours."""
+        for group in self.node_groups:
+            if group.asg_name == asg_name:
+                return group.role
+        return None
+
+    @property
+    def join_token_ttl_seconds(self) -> int:
+        amount, unit = int(self.join_token_ttl[:-1]), self.join_token_ttl[-1]
+        return amount * (60 if unit == "m" else 3600)
