@@ -62,6 +62,11 @@ class Documents(_Strict):
         return name
 
 
+class LifecycleHooks(_Strict):
+    launch: str = "kcluster-launch"
+    terminate: str = "kcluster-terminate"
+
+
 class ClusterConfig(_Strict):
     cluster_name: str = Field(pattern=_NAME_PATTERN)
     kubernetes_version: str = Field(default="1.33.5", pattern=r"^1\.[0-9]{2}\.[0-9]{1,2}$")
@@ -72,6 +77,7 @@ class ClusterConfig(_Strict):
     node_groups: tuple[NodeGroup, ...] = Field(min_length=1)
     documents: Documents
     timeouts: Timeouts = Timeouts()
+    lifecycle_hooks: LifecycleHooks = LifecycleHooks()
     join_token_ttl: str = Field(default="15m", pattern=r"^[1-9][0-9]{0,3}[mh]$")
     max_attempts: int = Field(default=3, ge=1, le=10)
     worker_batch_size: int = Field(default=contract.MAX_INSTANCES_PER_COMMAND, ge=1, le=50)

@@ -1,0 +1,57 @@
+"""Auto Scaling lifecycle actions: complete, heartbeat, and list our groups' instances."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from kcluster.core.reconcile import AsgInstance
+
+
+class Lifecycle:
+    def __init__(self, client: Any = None) -> None:
+        self._client = client or boto3.client("autoscaling")
+
+    def complete(
+        self, asg_name: str, hook_name: str, instance_id: str, token: str | None, result: str
+    ) -> bool:
+        """True if completed; False if no action was pending (already completed or timed out)."""
+        return self._call(
+            self._client.complete_lifecycle_action,
+            asg_name,
+            hook_name,
+            instance_id,
+            token,
+            LifecycleActionResult=result,
+        )
+
+    def heartbeat(self, asg_name: str, hook_name: str, instance_id: str, token: str | None) -> bool:
+        return self._call(
+            self._client.record_lifecycle_action_heartbeat, asg_name, hook_name, instance_id, token
+        )
+
+    def instances(self, asg_names: list[str]) -> list[AsgInstance]:
+        found = []
+        paginator = self._client.get_paginator("describe_auto_scaling_groups")
+        for page in paginator.paginate(AutoScalingGroupNames=asg_names):
+            for group in page["AutoScalingGroups"]:
+                for instance in group.get("Instances", []):
+                    found.append(
+                        AsgInstance(
+                            instance["InstanceId"], group["AutoScalingGroupName"], instance["LifecycleState"]
+                        )
+                    )
+        return found
+
+    @staticmethod
+    def _call(operation, asg_name: str, hook_name: str, instance_id: str, token: str | None, **extra) -> bool:
+        target = {"LifecycleActionToken": token} if token else {"InstanceId": instance_id}
+        try:
+            operation(AutoScalingGroupName=asg_name, LifecycleHookName=hook_name, **target, **extra)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ValidationError":
+                return False  # "No active Lifecycle Action found": nothing pending any more
+            raise
+        return True

@@ -1,0 +1,161 @@
+"""The level-driven half: what the reconciler derives from the world each tick. Pure, like workflow.
+
+Events make kcluster fast; this makes it correct when an event is lost, a function crashed between
+two calls, or an instance was already waiting before the functions were deployed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kcluster.config import ClusterConfig
+from kcluster.core.models import (
+    IN_FLIGHT_PHASES,
+    SETTLED_PHASES,
+    WAITING_PHASES,
+    ClusterView,
+    LifecycleLaunch,
+    Note,
+    Plan,
+    RecordHeartbeat,
+    Step,
+    bump,
+)
+
+# A step marked in flight whose SendCommand never got recorded (the function died in between)
+# is started again after this long.
+UNSENT_STEP_SECONDS = 120.0
+# Ask SSM directly about a command still in flight this long after it was sent (its event may be lost).
+STATUS_CHECK_AFTER_SECONDS = 180.0
+# A node still "launching" this long after its launch event: its Provisioned event may be lost.
+PROVISIONED_GRACE_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class AsgInstance:
+    instance_id: str
+    asg_name: str
+    lifecycle_state: str
+
+
+def discover_launches(
+    view: ClusterView, instances: list[AsgInstance], config: ClusterConfig
+) -> list[LifecycleLaunch]:
+    """Instances waiting in Pending:Wait that we hold no record of (launch event lost, or launched
+    before kcluster was deployed). Completed later by instance id, since we have no token."""
+    launches = []
+    for instance in instances:
+        role = config.role_of(instance.asg_name)
+        if role is None or instance.lifecycle_state != "Pending:Wait":
+            continue
+        node = view.nodes.get(instance.instance_id)
+        if node is None or node.hook_name is None:
+            launches.append(
+                LifecycleLaunch(
+                    instance.instance_id, instance.asg_name, role, config.lifecycle_hooks.launch, token=None
+                )
+            )
+    return launches
+
+
+def heartbeats(view: ClusterView, config: ClusterConfig, now: float) -> Plan:
+    """Keep the launch lifecycle action of every node we are still working on alive. Nodes that are
+    settled get none, so no heartbeat outlives the work."""
+    interval = config.timeouts.heartbeat_interval_seconds
+    steps = []
+    for node in view.nodes.values():
+        if node.hook_name is None or node.phase in SETTLED_PHASES:
+            continue
+        last = node.last_heartbeat_at or node.lifecycle_started_at or node.created_at
+        if now - last < interval:
+            continue
+        updated = bump(node, now, last_heartbeat_at=now)
+        steps.append(
+            Step(
+                writes=(updated,),
+                actions=(
+                    RecordHeartbeat(
+                        node.instance_id, node.asg_name or "", node.hook_name, node.lifecycle_token
+                    ),
+                ),
+            )
+        )
+    return Plan(tuple(steps))
+
+
+def unsent_steps(view: ClusterView, now: float) -> Plan:
+    """In-flight nodes whose command id was never recorded: put them back to waiting."""
+    steps = []
+    for node in view.nodes.values():
+        if node.phase not in IN_FLIGHT_PHASES or node.command_id is not None:
+            continue
+        if now - (node.step_started_at or now) < UNSENT_STEP_SECONDS:
+            continue
+        writes: list = [bump(node, now, phase="waiting", last_error="step never sent")]
+        cluster = view.cluster
+        if node.phase == "initializing" and cluster.init_owner == node.instance_id:
+            writes.append(bump(cluster, phase="uninitialized", init_owner=None, init_claimed_at=None))
+        elif cluster.lease_owner == node.instance_id:
+            writes.append(bump(cluster, lease_owner=None, lease_expires_at=None))
+        steps.append(
+            Step(
+                writes=tuple(writes),
+                notes=(
+                    Note(
+                        "warning",
+                        "step was never sent; re-driving",
+                        {"instance_id": node.instance_id, "step": node.step},
+                    ),
+                ),
+            )
+        )
+    return Plan(tuple(steps))
+
+
+def commands_to_check(view: ClusterView, now: float) -> list[tuple[str, str]]:
+    """(command id, instance id) pairs whose status event is overdue: ask SSM directly."""
+    overdue = []
+    for node in view.nodes.values():
+        if node.phase not in IN_FLIGHT_PHASES or node.command_id is None:
+            continue
+        command = view.commands.get(node.command_id)
+        if now - (node.step_started_at or now) < STATUS_CHECK_AFTER_SECONDS:
+            continue
+        targets = command.targets if command else (node.instance_id,)
+        for target in targets:
+            pair = (node.command_id, target)
+            if pair not in overdue:
+                overdue.append(pair)
+    return overdue
+
+
+def unannounced_provisioning(view: ClusterView, now: float) -> list[str]:
+    """Launching nodes whose Provisioned event is overdue; the shell checks their SSM agent."""
+    return [
+        node.instance_id
+        for node in view.nodes.values()
+        if node.phase in WAITING_PHASES
+        and not node.provisioned
+        and node.hook_name is not None
+        and now - (node.lifecycle_started_at or node.created_at) >= PROVISIONED_GRACE_SECONDS
+    ]
+
+
+def expired_lease(view: ClusterView, now: float) -> Plan:
+    cluster = view.cluster
+    if cluster.lease_owner is None or (cluster.lease_expires_at or 0) > now:
+        return Plan()
+    holder = view.nodes.get(cluster.lease_owner)
+    if holder is not None and holder.phase in IN_FLIGHT_PHASES:
+        return Plan()  # still working; the step's own timeout will release it
+    released = bump(cluster, lease_owner=None, lease_expires_at=None)
+    return Plan(
+        (
+            Step(
+                writes=(released,),
+                notes=(
+                    Note("warning", "control-plane lease expired; released", {"holder": cluster.lease_owner}),
+                ),
+            ),
+        )
+    )

@@ -1,0 +1,316 @@
+"""The imperative shell: load the stored view, ask the pure core, write, then act.
+
+A ``Service`` lives for one invocation (it caches the view it loaded); its clients and config are
+built once per cold start by ``build_service`` and shared.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+from kcluster import contract
+from kcluster.adapters.autoscaling import Lifecycle
+from kcluster.adapters.commands import Commands, SendRefused
+from kcluster.adapters.state_store import StateStore, WriteConflict
+from kcluster.config import ClusterConfig
+from kcluster.core import reconcile, workflow
+from kcluster.core.models import (
+    IN_FLIGHT_PHASES,
+    TERMINAL_STATUSES,
+    WAITING_PHASES,
+    Action,
+    ClusterView,
+    CommandFinished,
+    CompleteLifecycle,
+    Event,
+    LifecycleLaunch,
+    NodeProvisioned,
+    Plan,
+    RecordHeartbeat,
+    SendCommand,
+)
+from kcluster.events import (
+    CommandStatusEvent,
+    EventNotForUs,
+    KnownEvent,
+    LaunchLifecycleEvent,
+    NodeProvisionedEvent,
+    TerminateLifecycleEvent,
+)
+from kcluster.observability import logger as default_logger
+from kcluster.observability import metrics as default_metrics
+
+MAX_DECISION_ATTEMPTS = 5
+# An event naming a command we have no record of is retried through the queue while it is this young.
+DEFER_WINDOW_SECONDS = 300
+
+
+class EventDeferred(Exception):
+    """The event cannot be decided yet; let the queue deliver it again."""
+
+
+@dataclass
+class Dependencies:
+    store: StateStore
+    commands: Commands
+    lifecycle: Lifecycle
+    config_loader: Callable[[], ClusterConfig]
+    now: Callable[[], float] = time.time
+
+
+class Service:
+    def __init__(
+        self, deps: Dependencies, logger: Logger = default_logger, metrics: Metrics = default_metrics
+    ):
+        self.deps = deps
+        self.config = deps.config_loader()
+        self.logger = logger
+        self.metrics = metrics
+        self._view: ClusterView | None = None
+
+    # --- entry points -------------------------------------------------------------------------
+
+    def handle(self, parsed: KnownEvent) -> None:
+        """Decide one parsed event. Raises EventNotForUs (another cluster's) or EventDeferred (retry later)."""
+        event = self._translate(parsed)
+        if event is None:
+            return
+        self._decide(
+            lambda view: workflow.on_event(view, event, self.config, self.deps.now()), event_time=parsed.time
+        )
+
+    def dispatch(self) -> None:
+        self._decide(lambda view: workflow.dispatch(view, self.config, self.deps.now()))
+
+    def reconcile(self) -> None:
+        """One reconciler tick: re-derive from the world what the events should have told us."""
+        now = self.deps.now()
+        view = self._load()
+        asg_names = [group.asg_name for group in self.config.node_groups]
+        for launch in reconcile.discover_launches(
+            view, self.deps.lifecycle.instances(asg_names), self.config
+        ):
+            self.logger.info(
+                "discovered a waiting instance with no record", extra={"instance_id": launch.instance_id}
+            )
+            self._decide_event(launch)
+        overdue = reconcile.unannounced_provisioning(self._load(), now)
+        for instance_id in sorted(self.deps.commands.online_agents(overdue)) if overdue else []:
+            node = self._load().nodes[instance_id]
+            self.logger.info(
+                "agent online but no Provisioned event; proceeding", extra={"instance_id": instance_id}
+            )
+            self._decide_event(NodeProvisioned(instance_id, node.role))
+        for command_id, instance_id in reconcile.commands_to_check(self._load(), now):
+            invocation = self.deps.commands.invocation(command_id, instance_id)
+            if invocation is not None and invocation.status in TERMINAL_STATUSES:
+                self._decide_event(
+                    CommandFinished(command_id, instance_id, invocation.status, invocation.result)
+                )
+        self._decide(lambda v: reconcile.unsent_steps(v, self.deps.now()))
+        self._decide(lambda v: reconcile.expired_lease(v, self.deps.now()))
+        self._decide(lambda v: reconcile.heartbeats(v, self.config, self.deps.now()))
+        self.dispatch()
+        self._publish_cluster_metrics(self._load())
+
+    # --- translation of parsed events into core events --------------------------------------------
+
+    def _translate(self, parsed: KnownEvent) -> Event | None:
+        cluster = self.config.cluster_name
+        if isinstance(parsed, LaunchLifecycleEvent | TerminateLifecycleEvent):
+            detail = parsed.detail
+            role = self.config.role_of(detail.AutoScalingGroupName)
+            if role is None:
+                raise EventNotForUs(
+                    f"ASG {detail.AutoScalingGroupName!r} is not a node group of cluster {cluster!r}"
+                )
+            self.logger.set_correlation_id(detail.EC2InstanceId)
+            if isinstance(parsed, TerminateLifecycleEvent):
+                return self._terminate_without_drain(parsed)
+            return LifecycleLaunch(
+                detail.EC2InstanceId,
+                detail.AutoScalingGroupName,
+                role,
+                detail.LifecycleHookName,
+                detail.LifecycleActionToken,
+            )
+        if isinstance(parsed, NodeProvisionedEvent):
+            if parsed.detail.cluster != cluster:
+                raise EventNotForUs(
+                    f"Node Provisioned for cluster {parsed.detail.cluster!r}, not {cluster!r}"
+                )
+            self.logger.set_correlation_id(parsed.detail.instance_id)
+            return NodeProvisioned(parsed.detail.instance_id, parsed.detail.role)
+        assert isinstance(parsed, CommandStatusEvent)
+        detail = parsed.detail
+        if not detail.document_name.startswith(contract.document_name(cluster, "")):
+            raise EventNotForUs(f"document {detail.document_name!r} is not one of cluster {cluster!r}")
+        self.logger.set_correlation_id(detail.instance_id)
+        if detail.status not in TERMINAL_STATUSES:
+            return None
+        invocation = self.deps.commands.invocation(detail.command_id, detail.instance_id)
+        if invocation is None:
+            raise EventDeferred(f"invocation {detail.command_id}/{detail.instance_id} not visible yet")
+        return CommandFinished(detail.command_id, detail.instance_id, detail.status, invocation.result)
+
+    def _terminate_without_drain(self, parsed: TerminateLifecycleEvent) -> None:
+        # Scale-in (drain, delete the Node, remove the etcd member) is its own workflow, still to come;
+        # until then the terminate action is completed so EC2 is not held for the hook timeout.
+        detail = parsed.detail
+        self.logger.warning(
+            "terminate lifecycle action completed without drain (scale-in not implemented yet)",
+            extra={"instance_id": detail.EC2InstanceId},
+        )
+        self.deps.lifecycle.complete(
+            detail.AutoScalingGroupName,
+            detail.LifecycleHookName,
+            detail.EC2InstanceId,
+            detail.LifecycleActionToken,
+            "CONTINUE",
+        )
+        return None
+
+    # --- deciding and acting ----------------------------------------------------------------------
+
+    def _decide_event(self, event: Event) -> None:
+        self._decide(lambda view: workflow.on_event(view, event, self.config, self.deps.now()))
+
+    def _decide(self, plan_for: Callable[[ClusterView], Plan], event_time: datetime | None = None) -> None:
+        for _ in range(MAX_DECISION_ATTEMPTS):
+            plan = plan_for(self._load())
+            if plan.deferred:
+                age = self.deps.now() - event_time.timestamp() if event_time else 0.0
+                if age <= DEFER_WINDOW_SECONDS:
+                    raise EventDeferred(plan.deferred)
+                self.logger.warning(
+                    "dropping an event that cannot be decided", extra={"reason": plan.deferred}
+                )
+                return
+            try:
+                self._execute(plan)
+                return
+            except WriteConflict:
+                self.logger.info("state changed under us; deciding again")
+                self._view = None
+        raise WriteConflict(f"gave up after {MAX_DECISION_ATTEMPTS} conflicting decisions")
+
+    def _execute(self, plan: Plan) -> None:
+        for step in plan.steps:
+            self.deps.store.write(step.writes)
+            self._view = self._load().with_records(list(step.writes))
+            for note in step.notes:
+                getattr(self.logger, note.level)(note.message, extra=note.fields)
+            for name, value in step.metrics:
+                self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+            for action in step.actions:
+                self._act(action)
+
+    def _act(self, action: Action) -> None:
+        if isinstance(action, SendCommand):
+            self._send(action)
+        elif isinstance(action, CompleteLifecycle):
+            done = self.deps.lifecycle.complete(
+                action.asg_name, action.hook_name, action.instance_id, action.token, action.result
+            )
+            level = "info" if done else "warning"
+            getattr(self.logger, level)(
+                f"lifecycle action {action.result}" + ("" if done else ": none was pending"),
+                extra={"instance_id": action.instance_id},
+            )
+        elif isinstance(action, RecordHeartbeat):
+            if not self.deps.lifecycle.heartbeat(
+                action.asg_name, action.hook_name, action.instance_id, action.token
+            ):
+                self.logger.warning(
+                    "heartbeat: no lifecycle action pending", extra={"instance_id": action.instance_id}
+                )
+
+    def _send(self, send: SendCommand) -> None:
+        name = self.config.documents.by_key(send.document)
+        try:
+            command_id = self.deps.commands.send(
+                name,
+                send.targets,
+                send.parameters,
+                send.timeout_seconds,
+                comment=f"kcluster {send.document} for {len(send.for_instances)}",
+            )
+        except SendRefused:
+            self._decide(lambda view: workflow.on_send_failed(view, send, refused.code, self.deps.now()))
+            return
+        self.logger.info(
+            f"sent {send.document}",
+            extra={
+                "command_id": command_id,
+                "targets": list(send.targets),
+                "for_instances": list(send.for_instances),
+            },
+        )
+        self._decide(lambda view: workflow.on_command_sent(view, send, command_id, self.deps.now()))
+
+    def _load(self) -> ClusterView:
+        if self._view is None:
+            self._view = self.deps.store.load()
+        return self._view
+
+    def _publish_cluster_metrics(self, view: ClusterView) -> None:
+        now = self.deps.now()
+        pending = [n for n in view.nodes.values() if n.phase in WAITING_PHASES | IN_FLIGHT_PHASES]
+        oldest = max((now - (n.lifecycle_started_at or n.created_at) for n in pending), default=0.0)
+        self.metrics.add_metric(name="PendingJoins", unit=MetricUnit.Count, value=len(pending))
+        self.metrics.add_metric(name="OldestPendingActionAge", unit=MetricUnit.Seconds, value=oldest)
+        self.metrics.add_metric(
+            name="JoinedNodes",
+            unit=MetricUnit.Count,
+            value=sum(1 for n in view.nodes.values() if n.phase == "joined"),
+        )
+
+
+# --- wiring, once per cold start ---------------------------------------------------------------
+
+
+# The config parameter is read through Powertools Parameters and cached this long per container.
+CONFIG_MAX_AGE_SECONDS = 60
+
+
+@dataclass
+class Clients:
+    dynamodb: Any
+    ssm: Any
+    autoscaling: Any
+    parameters: SSMProvider
+
+
+def build_clients() -> Clients:
+    import boto3
+
+    ssm = boto3.client("ssm")
+    return Clients(boto3.client("dynamodb"), ssm, boto3.client("autoscaling"), SSMProvider(boto3_client=ssm))
+
+
+def load_config(cluster_name: str, provider: SSMProvider) -> ClusterConfig:
+    raw = provider.get(
+        contract.config_parameter_name(cluster_name), transform="json", max_age=CONFIG_MAX_AGE_SECONDS
+    )
+    return ClusterConfig.model_validate(raw)
+
+
+def build_service(clients: Clients, environ: dict[str, str] | None = None) -> Service:
+    env = os.environ if environ is None else environ
+    cluster = env["CLUSTER_NAME"]
+    deps = Dependencies(
+        store=StateStore(env["STATE_TABLE_NAME"], cluster, client=clients.dynamodb),
+        commands=Commands(client=clients.ssm),
+        lifecycle=Lifecycle(client=clients.autoscaling),
+        config_loader=lambda: load_config(cluster, clients.parameters),
+    )
+    return Service(deps)
