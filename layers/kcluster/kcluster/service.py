@@ -80,7 +80,9 @@ class Service:
     # --- entry points -------------------------------------------------------------------------
 
     def handle(self, parsed: KnownEvent) -> None:
-        """Decide one parsed event. Raises EventNotForUs (another cluster's) or EventDeferred (retry later)."""
+        """Decide one parsed event.
+
+        Raises EventNotForUs (another cluster's event) or EventDeferred (decide it later)."""
         event = self._translate(parsed)
         if event is None:
             return
@@ -227,9 +229,10 @@ class Service:
                 extra={"instance_id": action.instance_id},
             )
         elif isinstance(action, RecordHeartbeat):
-            if not self.deps.lifecycle.heartbeat(
+            alive = self.deps.lifecycle.heartbeat(
                 action.asg_name, action.hook_name, action.instance_id, action.token
-            ):
+            )
+            if not alive:
                 self.logger.warning(
                     "heartbeat: no lifecycle action pending", extra={"instance_id": action.instance_id}
                 )
@@ -244,8 +247,9 @@ class Service:
                 send.timeout_seconds,
                 comment=f"kcluster {send.document} for {len(send.for_instances)}",
             )
-        except SendRefused:
-            self._decide(lambda view: workflow.on_send_failed(view, send, refused.code, self.deps.now()))
+        except SendRefused as refused:
+            code = refused.code
+            self._decide(lambda view: workflow.on_send_failed(view, send, code, self.deps.now()))
             return
         self.logger.info(
             f"sent {send.document}",
