@@ -1,0 +1,155 @@
+"""Adapters against moto (DynamoDB) and botocore's Stubber (errors moto does not produce)."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from kcluster.adapters.autoscaling import Lifecycle
+from kcluster.adapters.commands import Commands, SendRefused, parse_result_line
+from kcluster.adapters.state_store import StateStore, WriteConflict
+from kcluster.core.models import ClusterState, CommandRecord, NodeRecord, bump
+
+from .conftest import CLUSTER, TABLE
+
+TOKEN = "87654321-4321-4321-4321-210987654321"
+
+
+@pytest.fixture
+def store(state_table) -> StateStore:
+    return StateStore(TABLE, CLUSTER)
+
+
+def test_records_round_trip(store):
+    cluster = bump(
+        ClusterState(CLUSTER), phase="initializing", epoch=1, init_owner="i-00000001", init_claimed_at=12.5
+    )
+    node = bump(
+        NodeRecord("i-00000001", "control-plane", created_at=10.0), 11.0, provisioned=True, attempts=2
+    )
+    command = bump(CommandRecord("c" * 36, "init", ("i-00000001",), ("i-00000001",), sent_at=12.0))
+    store.write((cluster, node, command))
+    view = store.load()
+    assert view.cluster == cluster
+    assert view.nodes == {"i-00000001": node}
+    assert view.commands == {"c" * 36: command}
+
+
+def test_first_writer_wins_the_init_claim(store):
+    # GIVEN two deciders that both saw an unclaimed cluster
+    base = ClusterState(CLUSTER)
+    claim_a = bump(base, phase="initializing", init_owner="i-0000000a")
+    claim_b = bump(base, phase="initializing", init_owner="i-0000000b")
+    store.write((claim_a,))
+    # WHEN the second writes its claim THEN it conflicts and the first claim stands
+    with pytest.raises(WriteConflict):
+        store.write((claim_b,))
+    assert store.load().cluster.init_owner == "i-0000000a"
+
+
+def test_a_step_is_all_or_nothing(store):
+    node = bump(NodeRecord("i-00000001", "worker"), 1.0)
+    store.write((node,))
+    stale_node = bump(NodeRecord("i-00000001", "worker"), 2.0, phase="joining")  # based on version 0 again
+    new_node = bump(NodeRecord("i-00000002", "worker"), 2.0)
+    with pytest.raises(WriteConflict):
+        store.write((new_node, stale_node))
+    assert set(store.load().nodes) == {"i-00000001"}
+
+
+def test_a_step_may_not_write_a_record_twice(store):
+    node = bump(NodeRecord("i-00000001", "worker"), 1.0)
+    with pytest.raises(ValueError, match="twice"):
+        store.write((node, bump(node, 2.0)))
+
+
+def test_send_refused_for_unregistered_agent(aws):
+    client = boto3.client("ssm")
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "send_command", "InvalidInstanceId", "Instances [[i-00000001]] not in a valid state"
+        )
+        with pytest.raises(SendRefused) as refused:
+            Commands(client).send("kcluster-demo-init", ("i-00000001",), {"ClusterName": "demo"}, 900, "c")
+    assert refused.value.code == "InvalidInstanceId"
+
+
+def test_send_passes_parameters_as_lists(aws):
+    client = boto3.client("ssm")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "send_command",
+            {"Command": {"CommandId": "d" * 36}},
+            {
+                "DocumentName": "kcluster-demo-join-worker",
+                "InstanceIds": ["i-00000001", "i-00000002"],
+                "Parameters": {"ClusterName": ["demo"]},
+                "TimeoutSeconds": 600,
+                "Comment": "join",
+            },
+        )
+        command_id = Commands(client).send(
+            "kcluster-demo-join-worker", ("i-00000001", "i-00000002"), {"ClusterName": "demo"}, 600, "join"
+        )
+    assert command_id == "d" * 36
+
+
+def test_send_refuses_more_than_fifty_instances(aws):
+    with pytest.raises(ValueError, match=r"1\.\.50"):
+        Commands(boto3.client("ssm")).send("d", tuple(f"i-{n:08x}" for n in range(51)), {}, 60, "c")
+
+
+def test_invocation_not_visible_yet_is_none(aws):
+    client = boto3.client("ssm")
+    with Stubber(client) as stub:
+        stub.add_client_error("get_command_invocation", "InvocationDoesNotExist", "")
+        assert Commands(client).invocation("e" * 36, "i-00000001") is None
+
+
+def test_invocation_result_is_the_last_json_line(aws):
+    client = boto3.client("ssm")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "get_command_invocation",
+            {
+                "Status": "Success",
+                "StandardOutputContent": 'noise\n{"ok": true, "step": "join-worker", "node_name": "ip-10-0-1-5"}',
+            },
+        )
+        result = Commands(client).invocation("e" * 36, "i-00000001")
+    assert result.status == "Success"
+    assert result.result == {"ok": True, "step": "join-worker", "node_name": "ip-10-0-1-5"}
+
+
+@pytest.mark.parametrize("stdout", ["", "plain text", '{"ok": true}\ntrailing text', "[1, 2]"])
+def test_no_result_line(stdout):
+    assert parse_result_line(stdout) is None
+
+
+def test_complete_without_token_uses_instance_id_and_reports_nothing_pending(aws):
+    client = boto3.client("autoscaling")
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "complete_lifecycle_action",
+            "ValidationError",
+            "No active Lifecycle Action found with instance ID i-00000001",
+            expected_params={
+                "AutoScalingGroupName": "g",
+                "LifecycleHookName": "h",
+                "InstanceId": "i-00000001",
+                "LifecycleActionResult": "CONTINUE",
+            },
+        )
+        assert Lifecycle(client).complete("g", "h", "i-00000001", None, "CONTINUE") is False
+
+
+def test_heartbeat_with_token(aws):
+    client = boto3.client("autoscaling")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "record_lifecycle_action_heartbeat",
+            {},
+            {"AutoScalingGroupName": "g", "LifecycleHookName": "h", "LifecycleActionToken": TOKEN},
+        )
+        assert Lifecycle(client).heartbeat("g", "h", "i-00000001", TOKEN) is True
