@@ -1,0 +1,69 @@
+"""The sample events under events/ are real-shaped: they parse, and broken variants are refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kcluster.events import (
+    CommandStatusEvent,
+    EventRejected,
+    LaunchLifecycleEvent,
+    NodeProvisionedEvent,
+    TerminateLifecycleEvent,
+    parse_event,
+)
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def queue_body(name: str) -> dict:
+    return json.loads(json.loads((EVENTS / name).read_text())["Records"][0]["body"])
+
+
+@pytest.mark.parametrize(
+    ("name", "model"),
+    [
+        ("reactor-launch-lifecycle.json", LaunchLifecycleEvent),
+        ("reactor-node-provisioned.json", NodeProvisionedEvent),
+        ("reactor-command-status.json", CommandStatusEvent),
+    ],
+)
+def test_sample_events_parse(name, model):
+    assert isinstance(parse_event(queue_body(name)), model)
+
+
+def test_terminate_without_origin_and_destination_parses():
+    body = queue_body("reactor-launch-lifecycle.json")
+    body["detail-type"] = "EC2 Instance-terminate Lifecycle Action"
+    body["detail"]["LifecycleTransition"] = "autoscaling:EC2_INSTANCE_TERMINATING"
+    del body["detail"]["Origin"], body["detail"]["Destination"]
+    event = parse_event(json.dumps(body))
+    assert isinstance(event, TerminateLifecycleEvent)
+    assert event.detail.Origin is None and event.detail.Destination is None
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda b: b.update(source="aws.ec2"),
+        lambda b: b["detail"].update(EC2InstanceId="i-$(reboot)"),
+        lambda b: b["detail"].update(LifecycleTransition="autoscaling:EC2_INSTANCE_REBOOTING"),
+        lambda b: b["detail"].pop("LifecycleHookName"),
+        lambda b: b.update({"detail-type": "EC2 Spot Instance Interruption Warning"}),
+    ],
+    ids=["wrong-source", "bad-instance-id", "bad-transition", "missing-hook", "unknown-detail-type"],
+)
+def test_events_that_do_not_fit_are_rejected_with_a_reason(mutate):
+    body = queue_body("reactor-launch-lifecycle.json")
+    mutate(body)
+    with pytest.raises(EventRejected) as rejected:
+        parse_event(json.dumps(body))
+    assert str(rejected.value)
+
+
+def test_scheduled_event_is_not_a_reactor_event():
+    with pytest.raises(EventRejected, match="unknown detail-type"):
+        parse_event((EVENTS / "reconciler-schedule.json").read_text())
