@@ -16,7 +16,8 @@ from botocore.exceptions import ClientError
 
 from kcluster.core.models import ClusterState, ClusterView, CommandRecord, NodeRecord, Record
 
-# Finished command records are kept a week for inspection, then DynamoDB's TTL removes them.
+# Command records and records of gone nodes are kept a week for inspection, then DynamoDB's TTL
+# removes them.
 COMMAND_RECORD_TTL_SECONDS = 7 * 24 * 3600
 MAX_TRANSACTION_ITEMS = 100
 
@@ -99,6 +100,8 @@ class StateStore:
         item.update(pk=partition_key(self.cluster), sk=sort_key(record), kind=_kind(record))
         if isinstance(record, CommandRecord):
             item["expires_at"] = int(record.sent_at) + COMMAND_RECORD_TTL_SECONDS
+        elif isinstance(record, NodeRecord) and record.phase == "gone":
+            item["expires_at"] = int(record.updated_at) + COMMAND_RECORD_TTL_SECONDS
         put: dict = {
             "TableName": self.table_name,
             "Item": {key: _serializer.serialize(_dynamo_value(value)) for key, value in item.items()},

@@ -21,10 +21,14 @@ NodePhase = Literal[
     "joining",  # `join-control-plane` / `join-worker` in flight
     "joined",  # joined; launch lifecycle action completed CONTINUE
     "abandoned",  # gave up; launch lifecycle action completed ABANDON
+    "leaving",  # terminate lifecycle action pending; waits for a helper control plane or the lease
+    "draining",  # `drain-remove` in flight on a healthy control plane
+    "gone",  # terminate lifecycle action completed; the record is kept until its TTL
 ]
 WAITING_PHASES = frozenset({"launching", "waiting"})
 IN_FLIGHT_PHASES = frozenset({"initializing", "refreshing", "joining"})
-SETTLED_PHASES = frozenset({"joined", "abandoned"})
+SETTLED_PHASES = frozenset({"joined", "abandoned", "gone"})
+LEAVING_PHASES = frozenset({"leaving", "draining"})
 
 CommandStatus = Literal["Success", "Failed", "TimedOut", "Cancelled", "Undeliverable", "Terminated"]
 TERMINAL_STATUSES = frozenset({"Success", "Failed", "TimedOut", "Cancelled", "Undeliverable", "Terminated"})
@@ -64,6 +68,10 @@ class NodeRecord:
     not_before: float | None = None  # do not dispatch before this time (backoff)
     node_name: str | None = None
     last_error: str | None = None
+    # The terminate lifecycle action, when one is pending (it may arrive while the launch is not done).
+    terminate_hook_name: str | None = None
+    terminate_token: str | None = None
+    terminate_started_at: float | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
     version: int = 0
@@ -137,6 +145,17 @@ class LifecycleLaunch:
 
 
 @dataclass(frozen=True)
+class LifecycleTerminate:
+    instance_id: str
+    asg_name: str
+    role: str
+    hook_name: str
+    token: str | None
+    # Where the instance goes: "EC2" (terminated) or "WarmPool" (stopped, may come back); None if absent.
+    destination: str | None = None
+
+
+@dataclass(frozen=True)
 class NodeProvisioned:
     instance_id: str
     role: str
@@ -150,7 +169,7 @@ class CommandFinished:
     result: dict | None = None  # the script's JSON result line, when it printed one
 
 
-Event = LifecycleLaunch | NodeProvisioned | CommandFinished
+Event = LifecycleLaunch | LifecycleTerminate | NodeProvisioned | CommandFinished
 
 
 # --- actions the shell executes -----------------------------------------------------------------
@@ -175,6 +194,12 @@ class CompleteLifecycle:
 
 
 @dataclass(frozen=True)
+class CancelCommand:
+    command_id: str
+    instance_id: str
+
+
+@dataclass(frozen=True)
 class RecordHeartbeat:
     instance_id: str
     asg_name: str
@@ -182,7 +207,7 @@ class RecordHeartbeat:
     token: str | None
 
 
-Action = SendCommand | CompleteLifecycle | RecordHeartbeat
+Action = SendCommand | CompleteLifecycle | RecordHeartbeat | CancelCommand
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# kcluster node scripts: the shared prelude. Each SSM document's script is this file followed by
+# <document key>.sh, run by the SSM agent as root on an Ubuntu 24.04 node. Document parameters arrive
+# as environment variables SSM_<Name> (interpolationType ENV_VAR), so no value is ever shell text;
+# every value is still validated again here against the document's allowedPattern.
+#
+# Contract with the caller (the reactor/reconciler Lambdas read the command output):
+#   * exactly one JSON line on stdout, at the end:
+#     {"ok": bool, "step": "<document key>", "changed": bool, ...}, plus "error" and "message" and a
+#     non-zero exit status on failure;
+#   * everything else goes to stderr; secrets (bootstrap tokens, certificate keys, the admin
+#     kubeconfig) never reach a command line, stdout or stderr: they live in 0600 temp files removed
+#     by the EXIT trap, and reach SSM with `aws ssm put-parameter --value file://<tmp>`.
+#
+# Test seam: KCLUSTER_ROOT (empty on real nodes) prefixes every absolute path the scripts touch, so the
+# local twin can run them in a per-instance sandbox directory.
+#
+# shellcheck disable=SC2154,SC2317
+# SC2154: SSM_* come from the agent's environment (validated by kc_require_params before any use).
+# SC2317: this prelude is a library; each document calls only some of its functions.
+set -euo pipefail
+umask 077
+
+# Keep the real stdout for the single result line; everything else (ours and every tool's) to stderr.
+exec 3>&1 1>&2
+
+KCLUSTER_ROOT="${KCLUSTER_ROOT:-}"
+KC_STEP="${KC_STEP:-unknown}"
+KC_PROVISIONED_MARKER="${KCLUSTER_ROOT}/var/lib/kcluster/provisioned"
+KC_KUBE_DIR="${KCLUSTER_ROOT}/etc/kubernetes"
+# shellcheck disable=SC2034 # used by init and refresh-join only
+KC_ADMIN_CONF="${KC_KUBE_DIR}/admin.conf"
+KC_KUBELET_CONF="${KC_KUBE_DIR}/kubelet.conf"
+KC_CA_CERT="${KC_KUBE_DIR}/pki/ca.crt"
+KC_LOG_DIR="${KCLUSTER_ROOT}/var/log/kcluster"
+KC_RESULT_SENT=false
+KC_TMP_FILES=()
+
+# Parameter patterns: the same regexes as allowedPattern in documents.json.
+declare -A KC_PATTERNS=(
+  [ClusterName]='^[a-z][a-z0-9-]{1,30}[a-z0-9]$'
+  [KubernetesVersion]='^1\.[0-9]{2}\.[0-9]{1,2}$'
+  [ControlPlaneEndpoint]='^[A-Za-z0-9][A-Za-z0-9.-]{0,252}:[0-9]{2,5}$'
+  [PodCidr]='^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$'
+  [ServiceCidr]='^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$'
+  [CniManifestUrl]='^https://[A-Za-z0-9./_-]{1,400}\.ya?ml$'
+  [TokenTtl]='^[1-9][0-9]{0,3}[mh]$'
+  [UploadCertificates]='^(true|false)$'
+)
+
+# Shapes of join material read back from SSM, checked before it goes into a kubeadm config file.
+KC_TOKEN_SHAPE='^[a-z0-9]{6}\.[a-z0-9]{16}$'
+KC_CA_HASH_SHAPE='^sha256:[a-f0-9]{64}$'
+KC_CERT_KEY_SHAPE='^[a-f0-9]{64}$'
+
+kc_log() {
+  printf 'kcluster[%s]: %s\n' "$KC_STEP" "$*" >&2
+}
+
+# kc_emit OK CHANGED [ERROR MESSAGE] [FIELD...]: write the result line. A FIELD is key=value (a JSON
+# string) or key:=value (raw JSON); keys are fixed by the scripts, values are passed to jq as data.
+kc_emit() {
+  local ok="$1" changed="$2"
+  shift 2
+  local args=(--argjson ok "$ok" --arg step "$KC_STEP" --argjson changed "$changed")
+  # shellcheck disable=SC2016 # jq variables, not shell ones
+  local filter='{ok: $ok, step: $step, changed: $changed}'
+  local index=0 field key value
+  for field in "$@"; do
+    index=$((index + 1))
+    if [[ "$field" == *:=* ]]; then
+      key="${field%%:=*}"
+      value="${field#*:=}"
+      args+=(--argjson "v${index}" "$value")
+    else
+      key="${field%%=*}"
+      value="${field#*=}"
+      args+=(--arg "v${index}" "$value")
+    fi
+    filter+=" + {\"${key}\": \$v${index}}"
+  done
+  jq -cn "${args[@]}" "$filter" >&3
+  KC_RESULT_SENT=true
+}
+
+kc_succeed() {
+  local changed="$1"
+  shift
+  kc_emit true "$changed" "$@"
+  exit 0
+}
+
+# kc_fail CODE MESSAGE [EXIT_STATUS] [FIELD...]
+kc_fail() {
+  local code="$1" message="$2" status="${3:-1}"
+  shift 2
+  [[ $# -gt 0 ]] && shift
+  kc_log "error ${code}: ${message}"
+  kc_emit false "${KC_CHANGED:-false}" "error=${code}" "message=${message}" "$@"
+  exit "$status"
+}
+
+kc_on_exit() {
+  local status=$?
+  local file
+  for file in "${KC_TMP_FILES[@]}"; do
+    rm -f -- "$file"
+  done
+  if [[ "$KC_RESULT_SENT" != true ]]; then
+    # An unexpected failure under set -e: still honour the one-result-line contract.
+    kc_emit false "${KC_CHANGED:-false}" "error=script-failed" \
+      "message=unexpected failure (exit ${status}) near line ${KC_FAILED_LINE:-unknown}"
+    [[ $status -eq 0 ]] && status=1
+  fi
+  exit "$status"
+}
+trap 'KC_FAILED_LINE=$LINENO' ERR
+trap kc_on_exit EXIT
+
+# kc_tmpfile VAR: a fresh 0600 file for secret material, removed on exit.
+kc_tmpfile() {
+  local -n kc_tmpfile_out="$1"
+  kc_tmpfile_out="$(mktemp "${TMPDIR:-/tmp}/kcluster.XXXXXXXX")"
+  chmod 0600 "$kc_tmpfile_out"
+  KC_TMP_FILES+=("$kc_tmpfile_out")
+}
+
+# kc_require_params NAME...: every SSM_<NAME> must be set and match its allowedPattern.
+kc_require_params() {
+  local name variable
+  for name in "$@"; do
+    variable="SSM_${name}"
+    if [[ -z "${!variable+set}" ]]; then
+      kc_fail invalid-parameter "parameter ${name} is missing" 2
+    fi
+    if [[ ! "${!variable}" =~ ${KC_PATTERNS[$name]} ]]; then
+      kc_fail invalid-parameter "parameter ${name} does not match its allowed pattern" 2
+    fi
+  done
+}
+
+kc_require_provisioned() {
+  if [[ ! -f "$KC_PROVISIONED_MARKER" ]]; then
+    kc_fail not-provisioned "node provisioning has not finished (no ${KC_PROVISIONED_MARKER#"$KCLUSTER_ROOT"})" 3
+  fi
+}
+
+# Node identity from cloud-init's cached instance data (no network).
+kc_load_identity() {
+  KC_INSTANCE_ID="$(cloud-init query v1.instance_id)"
+  KC_AZ="$(cloud-init query v1.availability_zone)"
+  KC_REGION="$(cloud-init query v1.region)"
+  KC_NODE_NAME="$(cloud-init query v1.local_hostname)"
+  KC_PROVIDER_ID="aws:///${KC_AZ}/${KC_INSTANCE_ID}"
+  KC_NODE_LABELS="kcluster.io/instance-id=${KC_INSTANCE_ID}"
+}
+
+kc_require_kubeadm_version() {
+  local installed
+  installed="$(kubeadm version -o short)"
+  if [[ "$installed" != "v${SSM_KubernetesVersion}" ]]; then
+    kc_fail version-mismatch "kubeadm ${installed} is installed, the cluster wants v${SSM_KubernetesVersion}"
+  fi
+}
+
+# kc_run_logged CODE LOGNAME CMD...: run a tool whose output may contain secrets (kubeadm prints join
+# commands) into a 0600 log on the node; when it fails, fail with CODE and its last line, redacted.
+kc_run_logged() {
+  local code="$1" log_name="$2"
+  shift 2
+  mkdir -p "$KC_LOG_DIR"
+  local log="${KC_LOG_DIR}/${log_name}.log"
+  if ! "$@" >"$log" 2>&1; then
+    local last
+    last="$(kc_redact <"$log" | grep -v '^[[:space:]]*$' | tail -n 1 || true)"
+    kc_fail "$code" "${1} ${2:-} failed: ${last:-no output}"
+  fi
+}
+
+# kc_capture_secret CODE FILE CMD...: the last line CMD prints (a token or a key), without its
+# newline, into FILE (AWS CLI file:// reads values verbatim); never into a variable or the log.
+kc_capture_secret() {
+  local code="$1" file="$2" raw
+  shift 2
+  kc_tmpfile raw
+  if ! "$@" >"$raw"; then
+    kc_fail "$code" "${1} ${2:-} ${3:-} failed"
+  fi
+  tail -n 1 "$raw" | tr -d '\n' >"$file"
+  if [[ ! -s "$file" ]]; then
+    kc_fail "$code" "${1} ${2:-} ${3:-} printed nothing"
+  fi
+}
+
+kc_redact() {
+  sed -E -e 's/[a-z0-9]{6}\.[a-z0-9]{16}/<redacted-token>/g' -e 's/[a-fA-F0-9]{64}/<redacted-key>/g'
+}
+
+kc_api_answers() {
+  local kubeconfig="$1" answer
+  answer="$(kubectl --kubeconfig "$kubeconfig" get --raw /readyz 2>/dev/null)" || return 1
+  [[ "$answer" == ok ]]
+}
+
+kc_kubelet_active() {
+  systemctl is-active --quiet kubelet
+}
+
+kc_join_param_name() {
+  printf '/kcluster/%s/join/%s' "$SSM_ClusterName" "$1"
+}
+
+# kc_put_secret NAME FILE [EXTRA ARGS...]: the value goes by file://, never on the command line.
+kc_put_secret() {
+  local name="$1" file="$2"
+  shift 2
+  aws ssm put-parameter --region "$KC_REGION" --name "$name" --type SecureString \
+    --value "file://${file}" --overwrite "$@" >/dev/null
+}
+
+kc_put_plain() {
+  local name="$1" file="$2"
+  aws ssm put-parameter --region "$KC_REGION" --name "$name" --type String \
+    --value "file://${file}" --overwrite >/dev/null
+}
+
+# kc_get_param NAME: the (decrypted) value on stdout, for capture into a variable.
+kc_get_param() {
+  aws ssm get-parameter --region "$KC_REGION" --name "$1" --with-decryption \
+    --query Parameter.Value --output text
+}
+
+# The CA public key hash, the pipeline the kubeadm documentation gives for --discovery-token-ca-cert-hash.
+kc_ca_cert_hash() {
+  local digest
+  digest="$(openssl x509 -pubkey -in "$KC_CA_CERT" \
+    | openssl rsa -pubin -outform der 2>/dev/null \
+    | openssl dgst -sha256 -hex | sed 's/^.* //')"
+  printf 'sha256:%s' "$digest"
+}
+
+# kc_write_kubelet_args FILE INDENT: v1beta4 kubeletExtraArgs (a list of name/value pairs).
+kc_kubelet_extra_args_yaml() {
+  local indent="$1"
+  printf '%skubeletExtraArgs:\n' "$indent"
+  printf '%s- name: provider-id\n%s  value: "%s"\n' "$indent" "$indent" "$KC_PROVIDER_ID"
+  printf '%s- name: node-labels\n%s  value: "%s"\n' "$indent" "$indent" "$KC_NODE_LABELS"
+}
+
+# kc_join ROLE: the whole of join-worker / join-control-plane. Joined already (kubelet.conf and an
+# active kubelet) -> no-op; otherwise read the join material from SSM into variables (never argv),
+# write a v1beta4 JoinConfiguration to a 0600 file and run kubeadm join with it.
+kc_join() {
+  local role="$1"
+  kc_require_params ClusterName KubernetesVersion ControlPlaneEndpoint
+  kc_require_provisioned
+  kc_load_identity
+  kc_require_kubeadm_version
+
+  if [[ -f "$KC_KUBELET_CONF" ]]; then
+    if kc_kubelet_active; then
+      kc_log "${KC_NODE_NAME} has already joined"
+      kc_succeed false "node_name=${KC_NODE_NAME}"
+    fi
+    # A join that stopped half-way leaves kubelet.conf behind and makes kubeadm's preflight refuse.
+    kc_log "kubelet.conf exists but kubelet is not running: resetting before joining again"
+    kc_run_logged kubeadm-failed kubeadm-reset kubeadm reset --force
+    KC_CHANGED=true
+  fi
+
+  local token ca_hash certificate_key=""
+  if ! token="$(kc_get_param "$(kc_join_param_name token)")" \
+    || ! ca_hash="$(kc_get_param "$(kc_join_param_name ca-cert-hash)")"; then
+    kc_fail join-material-missing "no join material published for cluster ${SSM_ClusterName}"
+  fi
+  if [[ "$role" == control-plane ]] \
+    && ! certificate_key="$(kc_get_param "$(kc_join_param_name certificate-key)")"; then
+    kc_fail join-material-missing "no certificate key published for cluster ${SSM_ClusterName}"
+  fi
+  if [[ ! "$token" =~ $KC_TOKEN_SHAPE || ! "$ca_hash" =~ $KC_CA_HASH_SHAPE ]] \
+    || [[ "$role" == control-plane && ! "$certificate_key" =~ $KC_CERT_KEY_SHAPE ]]; then
+    kc_fail join-material-invalid "published join material is malformed"
+  fi
+
+  local join_config=""
+  kc_tmpfile join_config
+  {
+    printf 'apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n'
+    printf 'discovery:\n  bootstrapToken:\n'
+    printf '    apiServerEndpoint: "%s"\n' "$SSM_ControlPlaneEndpoint"
+    printf '    token: "%s"\n' "$token"
+    printf '    caCertHashes:\n    - "%s"\n' "$ca_hash"
+    if [[ "$role" == control-plane ]]; then
+      printf 'controlPlane:\n  certificateKey: "%s"\n' "$certificate_key"
+    fi
+    printf 'nodeRegistration:\n  name: "%s"\n' "$KC_NODE_NAME"
+    kc_kubelet_extra_args_yaml "  "
+  } >"$join_config"
+  unset token certificate_key
+
+  kc_log "kubeadm join as ${role}: ${KC_NODE_NAME} (${KC_PROVIDER_ID})"
+  kc_run_logged kubeadm-failed "kubeadm-join-${role}" kubeadm join --config "$join_config"
+  KC_CHANGED=true
+  systemctl enable kubelet
+  kc_succeed true "node_name=${KC_NODE_NAME}"
+}

@@ -1,0 +1,295 @@
+"""A Terraform configuration read with python-hcl2 into blocks whose expressions stay parse trees.
+
+No Terraform binary can run here, so the checks under tests/iac read terraform/ themselves: this module
+parses every *.tf file of a directory (hcl2's Lark grammar) and indexes the top-level blocks the way
+Terraform does (variables, locals, outputs, resources, data sources, modules). Expressions are kept as
+Lark trees for terraform_eval to evaluate and for reference checks to walk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import hcl2
+from lark import Token, Tree
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TERRAFORM_DIR = REPO_ROOT / "terraform"
+EXAMPLE_DIRS = (TERRAFORM_DIR / "examples" / "complete",)
+
+
+def is_noise(node: object) -> bool:
+    """Tokens (punctuation, keywords) and newline/comment trees carry no meaning for evaluation."""
+    return isinstance(node, Token) or (isinstance(node, Tree) and node.data == "new_line_or_comment")
+
+
+def children(tree: Tree) -> list[Tree]:
+    return [child for child in tree.children if not is_noise(child)]
+
+
+def string_literal(tree: Tree) -> str | None:
+    """The text of a string expression without interpolations, else None."""
+    while isinstance(tree, Tree) and tree.data == "expr_term" and len(children(tree)) == 1:
+        tree = children(tree)[0]
+    if not (isinstance(tree, Tree) and tree.data == "string"):
+        return None
+    text = []
+    for part in children(tree):
+        token = part.children[0]
+        if not isinstance(token, Token) or token.type != "STRING_CHARS":
+            return None
+        text.append(unescape(str(token)))
+    return "".join(text)
+
+
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
+
+
+def unescape(text: str) -> str:
+    """HCL string escapes: \\n \\r \\t \\" \\\\ and \\uNNNN / \\UNNNNNNNN."""
+    out, index = [], 0
+    while index < len(text):
+        char = text[index]
+        if char != "\\":
+            out.append(char)
+            index += 1
+            continue
+        escape = text[index + 1]
+        if escape in _ESCAPES:
+            out.append(_ESCAPES[escape])
+            index += 2
+        elif escape in "uU":
+            width = 4 if escape == "u" else 8
+            out.append(chr(int(text[index + 2 : index + 2 + width], 16)))
+            index += 2 + width
+        else:
+            raise ValueError(f"unknown escape \\{escape} in {text!r}")
+    return "".join(out)
+
+
+def _label(node: Tree) -> str:
+    if node.data == "identifier":
+        return str(node.children[0])
+    literal = string_literal(node)
+    if literal is None:
+        raise ValueError(f"block label is not a plain string: {node}")
+    return literal
+
+
+@dataclass
+class Block:
+    type: str
+    labels: tuple[str, ...]
+    attributes: dict[str, Tree]
+    blocks: list[Block]
+    file: Path
+
+    def blocks_of(self, block_type: str) -> list[Block]:
+        return [block for block in self.blocks if block.type == block_type]
+
+
+def parse_body(body: Tree, file: Path) -> tuple[dict[str, Tree], list[Block]]:
+    attributes: dict[str, Tree] = {}
+    blocks: list[Block] = []
+    for node in children(body):
+        if node.data == "attribute":
+            name_node, expression = children(node)
+            name = str(name_node.children[0])
+            if name in attributes:
+                raise ValueError(f"{file}: attribute {name} set twice")
+            attributes[name] = expression
+        elif node.data == "block":
+            parts = children(node)
+            block_type = str(parts[0].children[0])
+            labels = tuple(_label(label) for label in parts[1:-1])
+            inner_attributes, inner_blocks = parse_body(parts[-1], file)
+            blocks.append(Block(block_type, labels, inner_attributes, inner_blocks, file))
+    return attributes, blocks
+
+
+def parse_file(path: Path) -> list[Block]:
+    tree = hcl2.parses_to_tree(path.read_text())
+    (body,) = children(tree)
+    attributes, blocks = parse_body(body, path)
+    if attributes:
+        raise ValueError(f"{path}: top-level attributes are not Terraform: {sorted(attributes)}")
+    return blocks
+
+
+@dataclass
+class Configuration:
+    """One Terraform module: the *.tf files of one directory."""
+
+    directory: Path
+    files: list[Path] = field(default_factory=list)
+    variables: dict[str, Block] = field(default_factory=dict)
+    outputs: dict[str, Block] = field(default_factory=dict)
+    locals: dict[str, Tree] = field(default_factory=dict)
+    resources: dict[tuple[str, str], Block] = field(default_factory=dict)
+    data: dict[tuple[str, str], Block] = field(default_factory=dict)
+    modules: dict[str, Block] = field(default_factory=dict)
+    other_blocks: list[Block] = field(default_factory=list)
+
+    def all_blocks(self) -> list[Block]:
+        return [
+            *self.variables.values(),
+            *self.outputs.values(),
+            *self.resources.values(),
+            *self.data.values(),
+            *self.modules.values(),
+            *self.other_blocks,
+        ]
+
+
+def _add_unique(index: dict, key: object, value: object, what: str) -> None:
+    if key in index:
+        raise ValueError(f"{what} {key} declared twice")
+    index[key] = value
+
+
+@cache
+def load_configuration(directory: Path = TERRAFORM_DIR) -> Configuration:
+    """Parsed once per directory per test session (callers must not modify it)."""
+    configuration = Configuration(directory=directory)
+    for path in sorted(directory.glob("*.tf")):
+        configuration.files.append(path)
+        for block in parse_file(path):
+            if block.type == "variable":
+                _add_unique(configuration.variables, block.labels[0], block, "variable")
+            elif block.type == "output":
+                _add_unique(configuration.outputs, block.labels[0], block, "output")
+            elif block.type == "locals":
+                for name, expression in block.attributes.items():
+                    _add_unique(configuration.locals, name, expression, "local")
+            elif block.type == "resource":
+                _add_unique(configuration.resources, block.labels, block, "resource")
+            elif block.type == "data":
+                _add_unique(configuration.data, block.labels, block, "data source")
+            elif block.type == "module":
+                _add_unique(configuration.modules, block.labels[0], block, "module")
+            else:
+                configuration.other_blocks.append(block)
+    return configuration
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A name an expression refers to: its root (var, local, aws_lb, ...) and the attributes after it."""
+
+    root: str
+    attributes: tuple[str, ...]
+    file: Path
+
+    def __str__(self) -> str:
+        return ".".join((self.root, *self.attributes))
+
+
+def _chain(tree: Tree) -> tuple[str, list[str], list[Tree]] | None:
+    """(root name, attribute names, index expressions) of a traversal like aws_lb.this.dns_name."""
+    attributes: list[str] = []
+    indexes: list[Tree] = []
+    node = tree
+    while True:
+        if node.data == "expr_term" and len(children(node)) == 1:
+            node = children(node)[0]
+        elif node.data == "get_attr_expr_term":
+            node, get_attr = children(node)
+            attributes.insert(0, str(children(get_attr)[0].children[0]))
+        elif node.data == "index_expr_term":
+            node, index = children(node)
+            # An index ends the static part of the name: aws_ssm_document.node[key].name
+            attributes.clear()
+            if index.data == "braces_index":
+                indexes.extend(children(index))
+        elif node.data == "identifier":
+            return str(node.children[0]), attributes, indexes
+        else:
+            return None
+
+
+def iter_references(tree: Tree, bound: frozenset[str], file: Path):
+    """Every reference in an expression, with for-expression variables (bound) excluded."""
+    if not isinstance(tree, Tree):
+        return
+    if tree.data in ("for_tuple_expr", "for_object_expr"):
+        intro, *rest = children(tree)
+        intro_parts = children(intro)
+        names = frozenset(str(part.children[0]) for part in intro_parts[:-1])
+        yield from iter_references(intro_parts[-1], bound, file)
+        for part in rest:
+            yield from iter_references(part, bound | names, file)
+        return
+    if tree.data in ("expr_term", "get_attr_expr_term", "index_expr_term", "identifier"):
+        chain = _chain(tree)
+        if chain is not None:
+            root, _, indexes = chain
+            if root not in bound:
+                yield Reference(root, _full_attributes(tree), file)
+            for index in indexes:
+                yield from iter_references(index, bound, file)
+            return
+    if tree.data == "get_attr":
+        return
+    if tree.data == "object_elem_key":
+        (key,) = children(tree)
+        if key.data == "keyword" or not _is_traversal(key):
+            return
+    if tree.data == "function_call":
+        for part in children(tree)[1:]:
+            yield from iter_references(part, bound, file)
+        return
+    for child in children(tree):
+        yield from iter_references(child, bound, file)
+
+
+def _is_traversal(tree: Tree) -> bool:
+    """False for a bare name, which as an object key is a literal string, not a reference."""
+    node = tree
+    while node.data == "expr_term" and len(children(node)) == 1:
+        node = children(node)[0]
+    return node.data != "identifier"
+
+
+def _full_attributes(tree: Tree) -> tuple[str, ...]:
+    """Attribute names from the root up to the first index (what names a declared object)."""
+    names: list[str] = []
+    node = tree
+    stack: list[Tree] = []
+    while True:
+        if node.data == "expr_term" and len(children(node)) == 1:
+            node = children(node)[0]
+        elif node.data in ("get_attr_expr_term", "index_expr_term"):
+            stack.append(node)
+            node = children(node)[0]
+        else:
+            break
+    for step in reversed(stack):
+        if step.data == "index_expr_term":
+            break
+        names.append(str(children(children(step)[1])[0].children[0]))
+    return tuple(names)
+
+
+def block_references(block: Block, bound: frozenset[str] = frozenset()):
+    """References of a block's attributes and nested blocks; dynamic blocks bind their iterator.
+
+    A variable's `type` is a type constraint (string, object(...)), not an expression.
+    """
+    for name, expression in block.attributes.items():
+        if block.type == "variable" and name == "type":
+            continue
+        yield from iter_references(expression, bound, block.file)
+    for inner in block.blocks:
+        inner_bound = bound
+        if inner.type == "dynamic":
+            iterator = inner.labels[0]
+            if "iterator" in inner.attributes:
+                iterator = str(_chain(inner.attributes["iterator"])[0])
+            inner_bound = bound | {iterator}
+            yield from iter_references(inner.attributes["for_each"], bound, block.file)
+            for content in inner.blocks:
+                yield from block_references(content, inner_bound)
+            continue
+        yield from block_references(inner, inner_bound)

@@ -1,0 +1,1 @@
+"""AWS services the twin emulates on top of moto."""

@@ -1,0 +1,453 @@
+"""What `terraform apply` creates, as one Python description, and its deploy through boto3 (moto).
+
+No Terraform binary can run here, so the twin creates the same infrastructure from `InfraSpec`.
+Every setting is data in the spec, never buried in `deploy`, so the contract test can compare the
+spec with what terraform/ declares (ASG and hook settings, tags, documents, config keys).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from kcluster import contract
+from kcluster.config import ClusterConfig, CniConfig, Timeouts
+
+DOCUMENTS_JSON = "terraform/documents/documents.json"
+CANONICAL_OWNER = "099720109477"
+API_PORT = 6443
+
+
+@dataclass(frozen=True)
+class LifecycleHookSpec:
+    name: str
+    transition: str
+    default_result: str
+    heartbeat_timeout: int = 900
+    notification_metadata: str | None = None
+
+
+@dataclass(frozen=True)
+class SecurityRuleSpec:
+    """Ingress: from a CIDR, or from a security group of this spec (by its name), or from itself."""
+
+    protocol: str
+    from_port: int
+    to_port: int
+    description: str
+    cidr: str | None = None
+    source_group: str | None = None
+
+
+@dataclass(frozen=True)
+class SecurityGroupSpec:
+    name: str
+    description: str
+    ingress: tuple[SecurityRuleSpec, ...]
+
+
+@dataclass(frozen=True)
+class NodeGroupSpec:
+    asg_name: str
+    role: str
+    min_size: int
+    max_size: int
+    desired_capacity: int
+    instance_type: str
+    launch_template_name: str
+    security_groups: tuple[str, ...]
+    tags: dict[str, str]
+    lifecycle_hooks: tuple[LifecycleHookSpec, ...]
+    health_check_type: str = "EC2"
+    health_check_grace_period: int = 300
+    attach_api_target_group: bool = False
+    root_volume_gib: int = 50
+    # IMDSv2 only, one hop: a pod behind the node's network namespace cannot reach the metadata.
+    metadata_hop_limit: int = 1
+
+    def asg_tags(self) -> list[dict[str, Any]]:
+        """The group's tags as CreateAutoScalingGroup takes them: all propagated at launch."""
+        return [{"Key": key, "Value": value, "PropagateAtLaunch": True} for key, value in self.tags.items()]
+
+
+@dataclass(frozen=True)
+class NlbSpec:
+    name: str
+    target_group_name: str
+    internal: bool = True
+    port: int = API_PORT
+    protocol: str = "TCP"
+    # An instance cannot reach itself through an NLB that preserves the client IP (DESIGN.md 8).
+    preserve_client_ip: bool = False
+    health_check_protocol: str = "TCP"
+    health_check_port: str = str(API_PORT)
+    health_check_interval_seconds: int = 10
+    healthy_threshold: int = 2
+    unhealthy_threshold: int = 2
+    cross_zone: bool = True
+    deregistration_delay_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class SubnetSpec:
+    cidr: str
+    availability_zone: str
+
+
+@dataclass(frozen=True)
+class InfraSpec:
+    cluster_name: str
+    region: str
+    vpc_cidr: str
+    subnets: tuple[SubnetSpec, ...]
+    security_groups: tuple[SecurityGroupSpec, ...]
+    control_plane: NodeGroupSpec
+    workers: tuple[NodeGroupSpec, ...]
+    nlb: NlbSpec
+    documents: tuple[str, ...]
+    # ClusterConfig settings that are not derived from the resources (endpoint, groups, documents).
+    config: dict[str, Any]
+    ami_owner: str = CANONICAL_OWNER
+    ami_name_pattern: str = "ubuntu/images/hvm-ssd*/ubuntu-*-server-*"
+    user_data: str = ""
+
+    @property
+    def node_groups(self) -> tuple[NodeGroupSpec, ...]:
+        return (self.control_plane, *self.workers)
+
+    def document_name(self, key: str) -> str:
+        return contract.document_name(self.cluster_name, key)
+
+
+def asg_name(cluster: str, role: str, group: str | None = None) -> str:
+    if role == contract.ROLE_CONTROL_PLANE:
+        return f"kcluster-{cluster}-control-plane"
+    return f"kcluster-{cluster}-workers" + (f"-{group}" if group else "")
+
+
+def default_hooks() -> tuple[LifecycleHookSpec, ...]:
+    return (
+        LifecycleHookSpec("kcluster-launch", contract.LAUNCH_TRANSITION, "ABANDON", 900),
+        LifecycleHookSpec("kcluster-terminate", contract.TERMINATE_TRANSITION, "CONTINUE", 900),
+    )
+
+
+def document_keys() -> tuple[str, ...]:
+    from twin.documents import load_documents
+
+    return tuple(load_documents())
+
+
+def default_spec(cluster_name: str = "demo", control_planes: int = 0, workers: int = 0) -> InfraSpec:
+    """The default cluster: desired capacities as given (scenarios raise them after deploy)."""
+    vpc_cidr = "10.0.0.0/16"
+    cp_sg, node_sg = f"kcluster-{cluster_name}-control-plane", f"kcluster-{cluster_name}-nodes"
+    security_groups = (
+        SecurityGroupSpec(
+            name=node_sg,
+            description="every kcluster node: kubelet, CNI and node-to-node traffic",
+            ingress=(
+                SecurityRuleSpec("-1", 0, 0, "all traffic between the cluster's nodes", source_group=node_sg),
+                SecurityRuleSpec("tcp", 10250, 10250, "kubelet API from the VPC", cidr=vpc_cidr),
+            ),
+        ),
+        SecurityGroupSpec(
+            name=cp_sg,
+            description="control planes: API server through the NLB, etcd between control planes",
+            ingress=(
+                SecurityRuleSpec("tcp", API_PORT, API_PORT, "API server (NLB and nodes)", cidr=vpc_cidr),
+                SecurityRuleSpec("tcp", 2379, 2380, "etcd between control planes", source_group=cp_sg),
+            ),
+        ),
+    )
+
+    def tags(role: str) -> dict[str, str]:
+        return {
+            # Instances are named after their group, as Terraform's ASG tags do.
+            "Name": asg_name(cluster_name, role),
+            contract.TAG_CLUSTER: cluster_name,
+            contract.TAG_ROLE: role,
+        }
+
+    control_plane = NodeGroupSpec(
+        asg_name=asg_name(cluster_name, contract.ROLE_CONTROL_PLANE),
+        role=contract.ROLE_CONTROL_PLANE,
+        min_size=0,
+        max_size=5,
+        desired_capacity=control_planes,
+        instance_type="t4g.medium",
+        launch_template_name=f"kcluster-{cluster_name}-control-plane",
+        security_groups=(node_sg, cp_sg),
+        tags=tags(contract.ROLE_CONTROL_PLANE),
+        lifecycle_hooks=default_hooks(),
+        attach_api_target_group=True,
+    )
+    worker_group = NodeGroupSpec(
+        asg_name=asg_name(cluster_name, contract.ROLE_WORKER),
+        role=contract.ROLE_WORKER,
+        min_size=0,
+        max_size=10,
+        desired_capacity=workers,
+        instance_type="t4g.medium",
+        launch_template_name=f"kcluster-{cluster_name}-workers",
+        security_groups=(node_sg,),
+        tags=tags(contract.ROLE_WORKER),
+        lifecycle_hooks=default_hooks(),
+    )
+    defaults = ClusterConfig.model_fields
+    config = {
+        "kubernetes_version": defaults["kubernetes_version"].default,
+        "pod_cidr": defaults["pod_cidr"].default,
+        "service_cidr": defaults["service_cidr"].default,
+        "cni": CniConfig().model_dump(),
+        "timeouts": Timeouts().model_dump(),
+        "join_token_ttl": defaults["join_token_ttl"].default,
+        "max_attempts": defaults["max_attempts"].default,
+        "worker_batch_size": defaults["worker_batch_size"].default,
+    }
+    return InfraSpec(
+        cluster_name=cluster_name,
+        region="us-east-1",
+        vpc_cidr=vpc_cidr,
+        subnets=(
+            SubnetSpec("10.0.0.0/20", "us-east-1a"),
+            SubnetSpec("10.0.16.0/20", "us-east-1b"),
+            SubnetSpec("10.0.32.0/20", "us-east-1c"),
+        ),
+        security_groups=security_groups,
+        control_plane=control_plane,
+        workers=(worker_group,),
+        # Load balancer and target group names stop at 32 characters; Terraform uses the "kc-" prefix too.
+        nlb=NlbSpec(name=f"kc-{cluster_name}"[:32], target_group_name=f"kc-{cluster_name}-api"[:32]),
+        documents=document_keys(),
+        config=config,
+    )
+
+
+@dataclass
+class Deployment:
+    """Ids of what deploy created, for the twin and the CLI."""
+
+    spec: InfraSpec
+    vpc_id: str = ""
+    subnet_ids: list[str] = field(default_factory=list)
+    security_group_ids: dict[str, str] = field(default_factory=dict)
+    load_balancer_arn: str = ""
+    load_balancer_dns: str = ""
+    target_group_arn: str = ""
+    launch_template_ids: dict[str, str] = field(default_factory=dict)
+    document_names: dict[str, str] = field(default_factory=dict)
+    config_parameter: str = ""
+    config: ClusterConfig | None = None
+
+
+def cluster_config(spec: InfraSpec, load_balancer_dns: str) -> ClusterConfig:
+    """The /kcluster/<c>/config value, validated by the product's own model."""
+    documents = {key.replace("-", "_"): spec.document_name(key) for key in spec.documents}
+    return ClusterConfig.model_validate(
+        {
+            **spec.config,
+            "cluster_name": spec.cluster_name,
+            "control_plane_endpoint": f"{load_balancer_dns}:{spec.nlb.port}",
+            "node_groups": [{"asg_name": g.asg_name, "role": g.role} for g in spec.node_groups],
+            "documents": documents,
+        }
+    )
+
+
+def deploy(
+    spec: InfraSpec, twin: Any = None, *, document_content: Callable[[str], dict] | None = None
+) -> Deployment:
+    """Create everything `terraform apply` would, through boto3 against moto."""
+    if document_content is None:
+        from twin.documents import document_content
+    region = spec.region
+    ec2 = boto3.client("ec2", region_name=region)
+    elbv2 = boto3.client("elbv2", region_name=region)
+    autoscaling = boto3.client("autoscaling", region_name=region)
+    ssm = boto3.client("ssm", region_name=region)
+    out = Deployment(spec=spec)
+    cluster_tags = [{"Key": contract.TAG_CLUSTER, "Value": spec.cluster_name}]
+
+    def tagged(resource_type: str, name: str) -> list[dict[str, Any]]:
+        return [{"ResourceType": resource_type, "Tags": [*cluster_tags, {"Key": "Name", "Value": name}]}]
+
+    prefix = f"kcluster-{spec.cluster_name}"
+    out.vpc_id = ec2.create_vpc(CidrBlock=spec.vpc_cidr, TagSpecifications=tagged("vpc", prefix))["Vpc"][
+        "VpcId"
+    ]
+    ec2.modify_vpc_attribute(VpcId=out.vpc_id, EnableDnsHostnames={"Value": True})
+    gateway = ec2.create_internet_gateway(TagSpecifications=tagged("internet-gateway", prefix))
+    gateway_id = gateway["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=gateway_id, VpcId=out.vpc_id)
+    route_table = ec2.create_route_table(VpcId=out.vpc_id, TagSpecifications=tagged("route-table", prefix))
+    route_table_id = route_table["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=route_table_id, DestinationCidrBlock="0.0.0.0/0", GatewayId=gateway_id)
+    for subnet in spec.subnets:
+        subnet_id = ec2.create_subnet(
+            VpcId=out.vpc_id,
+            CidrBlock=subnet.cidr,
+            AvailabilityZone=subnet.availability_zone,
+            TagSpecifications=tagged("subnet", f"{prefix}-{subnet.availability_zone}"),
+        )["Subnet"]["SubnetId"]
+        ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True})
+        ec2.associate_route_table(RouteTableId=route_table_id, SubnetId=subnet_id)
+        out.subnet_ids.append(subnet_id)
+
+    for group in spec.security_groups:
+        out.security_group_ids[group.name] = ec2.create_security_group(
+            GroupName=group.name,
+            Description=group.description,
+            VpcId=out.vpc_id,
+            TagSpecifications=tagged("security-group", group.name),
+        )["GroupId"]
+    for group in spec.security_groups:
+        ec2.authorize_security_group_ingress(
+            GroupId=out.security_group_ids[group.name],
+            IpPermissions=[_permission(rule, out.security_group_ids) for rule in group.ingress],
+        )
+
+    nlb = spec.nlb
+    balancer = elbv2.create_load_balancer(
+        Name=nlb.name,
+        Type="network",
+        Scheme="internal" if nlb.internal else "internet-facing",
+        Subnets=out.subnet_ids,
+        Tags=cluster_tags,
+    )["LoadBalancers"][0]
+    out.load_balancer_arn, out.load_balancer_dns = balancer["LoadBalancerArn"], balancer["DNSName"]
+    elbv2.modify_load_balancer_attributes(
+        LoadBalancerArn=out.load_balancer_arn,
+        Attributes=[{"Key": "load_balancing.cross_zone.enabled", "Value": str(nlb.cross_zone).lower()}],
+    )
+    out.target_group_arn = elbv2.create_target_group(
+        Name=nlb.target_group_name,
+        Protocol=nlb.protocol,
+        Port=nlb.port,
+        VpcId=out.vpc_id,
+        TargetType="instance",
+        HealthCheckProtocol=nlb.health_check_protocol,
+        HealthCheckPort=nlb.health_check_port,
+        HealthCheckIntervalSeconds=nlb.health_check_interval_seconds,
+        HealthyThresholdCount=nlb.healthy_threshold,
+        UnhealthyThresholdCount=nlb.unhealthy_threshold,
+        Tags=cluster_tags,
+    )["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_target_group_attributes(
+        TargetGroupArn=out.target_group_arn,
+        Attributes=[
+            {"Key": "preserve_client_ip.enabled", "Value": str(nlb.preserve_client_ip).lower()},
+            {"Key": "deregistration_delay.timeout_seconds", "Value": str(nlb.deregistration_delay_seconds)},
+        ],
+    )
+    elbv2.create_listener(
+        LoadBalancerArn=out.load_balancer_arn,
+        Protocol=nlb.protocol,
+        Port=nlb.port,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": out.target_group_arn}],
+    )
+
+    for key in spec.documents:
+        name = spec.document_name(key)
+        ssm.create_document(
+            Name=name,
+            Content=json.dumps(document_content(key)),
+            DocumentType="Command",
+            DocumentFormat="JSON",
+            Tags=cluster_tags,
+        )
+        out.document_names[key] = name
+    out.config = cluster_config(spec, out.load_balancer_dns)
+    out.config_parameter = contract.config_parameter_name(spec.cluster_name)
+    ssm.put_parameter(
+        Name=out.config_parameter, Value=out.config.model_dump_json(), Type="String", Tags=cluster_tags
+    )
+
+    image_id = _image(ec2, spec)
+    for group in spec.node_groups:
+        out.launch_template_ids[group.asg_name] = ec2.create_launch_template(
+            LaunchTemplateName=group.launch_template_name,
+            LaunchTemplateData={
+                "ImageId": image_id,
+                "InstanceType": group.instance_type,
+                "SecurityGroupIds": [out.security_group_ids[name] for name in group.security_groups],
+                "UserData": spec.user_data,
+                "MetadataOptions": {
+                    "HttpTokens": "required",
+                    "HttpPutResponseHopLimit": group.metadata_hop_limit,
+                },
+                "BlockDeviceMappings": [
+                    {
+                        "DeviceName": "/dev/sda1",
+                        "Ebs": {"VolumeSize": group.root_volume_gib, "VolumeType": "gp3"},
+                    }
+                ],
+                "TagSpecifications": [
+                    {
+                        "ResourceType": "instance",
+                        "Tags": [{"Key": k, "Value": v} for k, v in group.tags.items()],
+                    }
+                ],
+            },
+        )["LaunchTemplate"]["LaunchTemplateId"]
+        hooks = [_hook_request(hook) for hook in group.lifecycle_hooks]
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=group.asg_name,
+            LaunchTemplate={"LaunchTemplateName": group.launch_template_name, "Version": "$Latest"},
+            MinSize=group.min_size,
+            MaxSize=group.max_size,
+            DesiredCapacity=0,
+            VPCZoneIdentifier=",".join(out.subnet_ids),
+            HealthCheckType=group.health_check_type,
+            HealthCheckGracePeriod=group.health_check_grace_period,
+            TargetGroupARNs=[out.target_group_arn] if group.attach_api_target_group else [],
+            LifecycleHookSpecificationList=hooks,
+            Tags=group.asg_tags(),
+        )
+        # moto drops LifecycleHookSpecificationList; Terraform's initial_lifecycle_hook puts them anyway.
+        for hook in hooks:
+            autoscaling.put_lifecycle_hook(AutoScalingGroupName=group.asg_name, **hook)
+        if group.desired_capacity:
+            autoscaling.set_desired_capacity(
+                AutoScalingGroupName=group.asg_name, DesiredCapacity=group.desired_capacity
+            )
+    return out
+
+
+def _hook_request(hook: LifecycleHookSpec) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "LifecycleHookName": hook.name,
+        "LifecycleTransition": hook.transition,
+        "HeartbeatTimeout": hook.heartbeat_timeout,
+        "DefaultResult": hook.default_result,
+    }
+    if hook.notification_metadata:
+        request["NotificationMetadata"] = hook.notification_metadata
+    return request
+
+
+def _permission(rule: SecurityRuleSpec, group_ids: dict[str, str]) -> dict[str, Any]:
+    permission: dict[str, Any] = {"IpProtocol": rule.protocol}
+    if rule.protocol != "-1":
+        permission.update(FromPort=rule.from_port, ToPort=rule.to_port)
+    if rule.cidr:
+        permission["IpRanges"] = [{"CidrIp": rule.cidr, "Description": rule.description}]
+    if rule.source_group:
+        permission["UserIdGroupPairs"] = [
+            {"GroupId": group_ids[rule.source_group], "Description": rule.description}
+        ]
+    return permission
+
+
+def _image(ec2: Any, spec: InfraSpec) -> str:
+    """Most recent image matching the pattern, like Terraform's aws_ami data source."""
+    images = ec2.describe_images(
+        Owners=[spec.ami_owner], Filters=[{"Name": "name", "Values": [spec.ami_name_pattern]}]
+    )["Images"]
+    if not images:
+        raise LookupError(f"no AMI owned by {spec.ami_owner} matches {spec.ami_name_pattern}")
+    return max(images, key=lambda image: image.get("CreationDate", ""))["ImageId"]

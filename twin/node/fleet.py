@@ -1,0 +1,150 @@
+"""Each instance's sandbox, and running an SSM document's script in it the way the SSM agent does.
+
+A sandbox is a directory standing for the instance's root filesystem (the scripts prefix absolute paths
+with $KCLUSTER_ROOT). The fake kubeadm/kubectl/systemctl/cloud-init/aws on its PATH talk to one
+KubeModel through the fleet's Unix socket; `aws ssm` goes to (moto's) SSM through the client factory.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twin.node.model import KubeModel
+from twin.node.server import NodeServer
+from twin.node.tools import NodeTools
+
+FAKE_BIN_DIR = Path(__file__).resolve().parent / "bin"
+PROVISIONED_MARKER = "var/lib/kcluster/provisioned"
+# A Unix socket path must fit in sun_path (108 bytes on Linux).
+_MAX_SOCKET_PATH = 100
+# A guard against a hung script, in real seconds; document timeouts are the runcommand layer's job.
+_SCRIPT_WALL_CLOCK_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class ScriptResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class ScriptRun:
+    time: float
+    instance_id: str
+    exit_code: int
+
+
+class NodeFleet:
+    """The instances' sandboxes. `ssm_client_factory(region_name)` returns a boto3 SSM client."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        model: KubeModel,
+        ssm_client_factory: Callable[[str], Any],
+        now: Callable[[], float],
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.model = model
+        self._now = now
+        self._ssm_client_factory = ssm_client_factory
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self.runs: list[ScriptRun] = []
+        self._sandboxes: dict[str, Path] = {}
+        self._socket_dir: str | None = None
+        socket_path = self.workdir / "node.sock"
+        if len(str(socket_path)) > _MAX_SOCKET_PATH:
+            self._socket_dir = tempfile.mkdtemp(prefix="kc-node-")
+            socket_path = Path(self._socket_dir) / "node.sock"
+        self.server = NodeServer(socket_path, NodeTools(model, self._ssm_client))
+
+    def _ssm_client(self, region: str) -> Any:
+        with self._clients_lock:
+            if region not in self._clients:
+                self._clients[region] = self._ssm_client_factory(region)
+            return self._clients[region]
+
+    def sandbox(self, instance_id: str) -> Path:
+        return self._sandboxes[instance_id]
+
+    def add_instance(
+        self,
+        instance_id: str,
+        *,
+        availability_zone: str,
+        private_ip: str,
+        private_dns: str,
+        region: str,
+        cluster: str,
+        role: str,
+    ) -> None:
+        root = self.workdir / "instances" / instance_id
+        for directory in ("tmp", "root", "etc", "var/lib/kcluster"):
+            (root / directory).mkdir(parents=True, exist_ok=True)
+        self._sandboxes[instance_id] = root
+        self.model.add_host(
+            self.model.new_host(
+                instance_id,
+                root,
+                availability_zone=availability_zone,
+                private_ip=private_ip,
+                private_dns=private_dns,
+                region=region,
+                cluster=cluster,
+                role=role,
+            )
+        )
+
+    def mark_provisioned(self, instance_id: str) -> None:
+        marker = self.sandbox(instance_id) / PROVISIONED_MARKER
+        marker.write_text(f"{self._now():.0f}\n")
+
+    def run_script(self, instance_id: str, script: str, env: dict[str, str]) -> ScriptResult:
+        """Run `script` as the SSM agent would: saved as _script.sh in the sandbox, `bash _script.sh`."""
+        root = self.sandbox(instance_id)
+        if not self.model.host(instance_id).alive:
+            raise ValueError(f"instance {instance_id} has been removed")
+        script_path = root / "_script.sh"
+        script_path.write_text(script)
+        environment = {
+            **env,
+            "PATH": f"{FAKE_BIN_DIR}:/usr/bin:/bin",
+            "HOME": str(root / "root"),
+            "TMPDIR": str(root / "tmp"),
+            "LANG": "C.UTF-8",
+            "KCLUSTER_ROOT": str(root),
+            "KCLUSTER_TWIN_SOCKET": str(self.server.socket_path),
+            "KCLUSTER_TWIN_INSTANCE": instance_id,
+            "KCLUSTER_TWIN_PYTHON": sys.executable,
+        }
+        completed = subprocess.run(
+            ["bash", script_path.name],
+            cwd=root,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=_SCRIPT_WALL_CLOCK_LIMIT,
+            check=False,
+        )
+        self.runs.append(ScriptRun(self._now(), instance_id, completed.returncode))
+        return ScriptResult(completed.returncode, completed.stdout, completed.stderr)
+
+    def remove_instance(self, instance_id: str) -> None:
+        self.model.remove_host(instance_id)
+
+    def close(self) -> None:
+        self.server.close()
+        if self._socket_dir:
+            os.rmdir(self._socket_dir)

@@ -1,0 +1,68 @@
+"""The node tools' server: a threaded Unix-socket server in the twin process.
+
+One connection per tool call: the fake binary sends one JSON request and closes its side; the server
+answers with {"exit_code", "stdout", "stderr"} and closes. Concurrent script runs are served by
+concurrent threads; KubeModel does its own locking.
+"""
+
+from __future__ import annotations
+
+import json
+import socketserver
+import threading
+import traceback
+from pathlib import Path
+
+from twin.node.tools import NodeTools, ToolCall
+
+EXIT_INTERNAL = 70
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        raw = self.rfile.read()
+        try:
+            request = json.loads(raw)
+            call = ToolCall(
+                tool=request["tool"],
+                argv=list(request["argv"]),
+                env=dict(request.get("env", {})),
+                files=dict(request.get("files", {})),
+                stdin=request.get("stdin", ""),
+            )
+            result = self.server.tools.handle(call)
+            reply = {"exit_code": result.exit_code, "stdout": result.stdout, "stderr": result.stderr}
+        except Exception:  # a bug in the twin must fail the tool loudly, never pass as success
+            reply = {
+                "exit_code": EXIT_INTERNAL,
+                "stdout": "",
+                "stderr": "kcluster twin: " + traceback.format_exc(),
+            }
+        self.wfile.write(json.dumps(reply).encode())
+
+
+class _Server(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, socket_path: str, tools: NodeTools) -> None:
+        self.tools = tools
+        super().__init__(socket_path, _Handler)
+
+
+class NodeServer:
+    def __init__(self, socket_path: Path, tools: NodeTools) -> None:
+        self.socket_path = socket_path
+        socket_path.unlink(missing_ok=True)
+        self._server = _Server(str(socket_path), tools)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="kcluster-node-server", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+        self.socket_path.unlink(missing_ok=True)
