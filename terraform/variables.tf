@@ -110,6 +110,7 @@ variable "timeouts" {
     drain_seconds              = optional(number, 300)
     lease_seconds              = optional(number, 1200)
     heartbeat_interval_seconds = optional(number, 300)
+    quorum_wait_seconds        = optional(number, 1800)
   })
   default = {}
 

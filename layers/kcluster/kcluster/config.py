@@ -45,6 +45,9 @@ class Timeouts(_Strict):
     lease_seconds: int = Field(default=1200, ge=120)
     # Send a lifecycle heartbeat when the last one is older than this (hook timeout is larger).
     heartbeat_interval_seconds: int = Field(default=300, ge=30)
+    # A control plane whose etcd member cannot be removed without losing quorum (another member is
+    # unhealthy) is held, heartbeating its terminate action, at most this long before it is let go.
+    quorum_wait_seconds: int = Field(default=1800, ge=0)
 
 
 class Documents(_Strict):

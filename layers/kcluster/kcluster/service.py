@@ -28,11 +28,13 @@ from kcluster.core.models import (
     TERMINAL_STATUSES,
     WAITING_PHASES,
     Action,
+    CancelCommand,
     ClusterView,
     CommandFinished,
     CompleteLifecycle,
     Event,
     LifecycleLaunch,
+    LifecycleTerminate,
     NodeProvisioned,
     Plan,
     RecordHeartbeat,
@@ -137,7 +139,14 @@ class Service:
                 )
             self.logger.set_correlation_id(detail.EC2InstanceId)
             if isinstance(parsed, TerminateLifecycleEvent):
-                return self._terminate_without_drain(parsed)
+                return LifecycleTerminate(
+                    detail.EC2InstanceId,
+                    detail.AutoScalingGroupName,
+                    role,
+                    detail.LifecycleHookName,
+                    detail.LifecycleActionToken,
+                    detail.Destination,
+                )
             return LifecycleLaunch(
                 detail.EC2InstanceId,
                 detail.AutoScalingGroupName,
@@ -163,23 +172,6 @@ class Service:
         if invocation is None:
             raise EventDeferred(f"invocation {detail.command_id}/{detail.instance_id} not visible yet")
         return CommandFinished(detail.command_id, detail.instance_id, detail.status, invocation.result)
-
-    def _terminate_without_drain(self, parsed: TerminateLifecycleEvent) -> None:
-        # Scale-in (drain, delete the Node, remove the etcd member) is its own workflow, still to come;
-        # until then the terminate action is completed so EC2 is not held for the hook timeout.
-        detail = parsed.detail
-        self.logger.warning(
-            "terminate lifecycle action completed without drain (scale-in not implemented yet)",
-            extra={"instance_id": detail.EC2InstanceId},
-        )
-        self.deps.lifecycle.complete(
-            detail.AutoScalingGroupName,
-            detail.LifecycleHookName,
-            detail.EC2InstanceId,
-            detail.LifecycleActionToken,
-            "CONTINUE",
-        )
-        return None
 
     # --- deciding and acting ----------------------------------------------------------------------
 
@@ -219,6 +211,12 @@ class Service:
     def _act(self, action: Action) -> None:
         if isinstance(action, SendCommand):
             self._send(action)
+        elif isinstance(action, CancelCommand):
+            self.deps.commands.cancel(action.command_id, action.instance_id)
+            self.logger.info(
+                "cancelled a command for a leaving instance",
+                extra={"command_id": action.command_id, "instance_id": action.instance_id},
+            )
         elif isinstance(action, CompleteLifecycle):
             done = self.deps.lifecycle.complete(
                 action.asg_name, action.hook_name, action.instance_id, action.token, action.result

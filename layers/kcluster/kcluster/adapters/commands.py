@@ -67,6 +67,18 @@ class Commands:
             response["Status"], parse_result_line(response.get("StandardOutputContent", ""))
         )
 
+    def cancel(self, command_id: str, instance_id: str) -> None:
+        """Best effort: a command that already finished cannot be cancelled, and that is fine."""
+        try:
+            self._client.cancel_command(CommandId=command_id, InstanceIds=[instance_id])
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in (
+                "InvalidCommandId",
+                "InvalidInstanceId",
+                "DuplicateInstanceId",
+            ):
+                raise
+
     def online_agents(self, instance_ids: list[str]) -> set[str]:
         online: set[str] = set()
         for start in range(0, len(instance_ids), contract.MAX_INSTANCES_PER_COMMAND):

@@ -87,11 +87,12 @@ def unsent_steps(view: ClusterView, now: float) -> Plan:
     """In-flight nodes whose command id was never recorded: put them back to waiting."""
     steps = []
     for node in view.nodes.values():
-        if node.phase not in IN_FLIGHT_PHASES or node.command_id is not None:
+        if node.phase not in IN_FLIGHT_PHASES | {"draining"} or node.command_id is not None:
             continue
         if now - (node.step_started_at or now) < UNSENT_STEP_SECONDS:
             continue
-        writes: list = [bump(node, now, phase="waiting", last_error="step never sent")]
+        back = "leaving" if node.phase == "draining" else "waiting"
+        writes: list = [bump(node, now, phase=back, last_error="step never sent")]
         cluster = view.cluster
         if node.phase == "initializing" and cluster.init_owner == node.instance_id:
             writes.append(bump(cluster, phase="uninitialized", init_owner=None, init_claimed_at=None))
@@ -116,7 +117,7 @@ def commands_to_check(view: ClusterView, now: float) -> list[tuple[str, str]]:
     """(command id, instance id) pairs whose status event is overdue: ask SSM directly."""
     overdue = []
     for node in view.nodes.values():
-        if node.phase not in IN_FLIGHT_PHASES or node.command_id is None:
+        if node.phase not in IN_FLIGHT_PHASES | {"draining"} or node.command_id is None:
             continue
         command = view.commands.get(node.command_id)
         if now - (node.step_started_at or now) < STATUS_CHECK_AFTER_SECONDS:
@@ -146,7 +147,7 @@ def expired_lease(view: ClusterView, now: float) -> Plan:
     if cluster.lease_owner is None or (cluster.lease_expires_at or 0) > now:
         return Plan()
     holder = view.nodes.get(cluster.lease_owner)
-    if holder is not None and holder.phase in IN_FLIGHT_PHASES:
+    if holder is not None and holder.phase in IN_FLIGHT_PHASES | {"draining"}:
         return Plan()  # still working; the step's own timeout will release it
     released = bump(cluster, lease_owner=None, lease_expires_at=None)
     return Plan(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from kcluster import contract
 from kcluster.config import ClusterConfig
+from kcluster.core import scale_in
 from kcluster.core.models import (
     IN_FLIGHT_PHASES,
     ClusterView,
@@ -25,6 +26,7 @@ from kcluster.core.models import (
     CompleteLifecycle,
     Event,
     LifecycleLaunch,
+    LifecycleTerminate,
     NodeProvisioned,
     NodeRecord,
     Note,
@@ -45,6 +47,8 @@ RETRYABLE_ERRORS = frozenset({"not-provisioned"})
 def on_event(view: ClusterView, event: Event, config: ClusterConfig, now: float) -> Plan:
     if isinstance(event, LifecycleLaunch):
         return _on_launch(view, event, now)
+    if isinstance(event, LifecycleTerminate):
+        return scale_in.on_terminate(view, event, config, now)
     if isinstance(event, NodeProvisioned):
         return _on_provisioned(view, event, now)
     return _on_command_finished(view, event, config, now)
@@ -63,7 +67,7 @@ def _on_launch(view: ClusterView, event: LifecycleLaunch, now: float) -> Plan:
         )
     elif node.lifecycle_token == event.token and node.hook_name == event.hook_name:
         return Plan()  # duplicate delivery
-    elif node.phase not in ("launching", "waiting"):
+    elif node.phase not in ("launching", "waiting") or node.terminate_hook_name:
         # A launch action for a node already past it: the event is late; the record knows better.
         return _note_only("info", "launch event for a node already in progress; ignored", node)
     updated = bump(
@@ -105,8 +109,12 @@ def _on_command_finished(
     if command.document == contract.DOC_REFRESH_JOIN:
         return _on_refresh_finished(view, command, event, config, now)
     node = view.nodes.get(event.instance_id)
-    if node is None or node.command_id != event.command_id or node.phase not in IN_FLIGHT_PHASES:
+    if node is None or node.command_id != event.command_id:
         return Plan()  # late or duplicate: the node has moved on
+    if node.phase == "draining":
+        return scale_in.on_drain_finished(view, node, event, config, now)
+    if node.phase not in IN_FLIGHT_PHASES:
+        return Plan()
     if event.status == "Success" and (event.result or {}).get("ok", True):
         return _on_step_succeeded(view, node, event, now)
     return _on_step_failed(view, node, _error_code(event), config, now)
@@ -256,7 +264,7 @@ def on_command_sent(view: ClusterView, send: SendCommand, command_id: str, now: 
     writes: list = [record]
     for iid in send.for_instances:
         node = view.nodes.get(iid)
-        if node is not None and node.phase in IN_FLIGHT_PHASES and node.command_id is None:
+        if node is not None and node.phase in IN_FLIGHT_PHASES | {"draining"} and node.command_id is None:
             writes.append(bump(node, now, command_id=command_id))
     return Plan((Step(writes=tuple(writes)),))
 
@@ -266,7 +274,18 @@ def on_send_failed(view: ClusterView, send: SendCommand, error_code: str, now: f
     writes: list = []
     for iid in send.for_instances:
         node = view.nodes.get(iid)
-        if node is None or node.phase not in IN_FLIGHT_PHASES or node.command_id is not None:
+        if node is None or node.phase not in IN_FLIGHT_PHASES | {"draining"} or node.command_id is not None:
+            continue
+        if node.phase == "draining":
+            writes.append(
+                bump(
+                    node,
+                    now,
+                    phase="leaving",
+                    not_before=now + NOT_READY_BACKOFF_SECONDS,
+                    last_error=error_code,
+                )
+            )
             continue
         if node.step == contract.DOC_INIT:
             writes.append(bump(view.cluster, phase="uninitialized", init_owner=None, init_claimed_at=None))
@@ -291,6 +310,12 @@ def on_send_failed(view: ClusterView, send: SendCommand, error_code: str, now: f
 
 
 def dispatch(view: ClusterView, config: ClusterConfig, now: float) -> Plan:
+    # Leaving nodes first: a control-plane removal takes the lease before a join can.
+    leaving, view = scale_in.dispatch_leaving(view, config, now)
+    return leaving + _dispatch_joins(view, config, now)
+
+
+def _dispatch_joins(view: ClusterView, config: ClusterConfig, now: float) -> Plan:
     cluster = view.cluster
     waiting = sorted((n for n in view.nodes.values() if n.eligible(now)), key=_queue_order)
     if not waiting:

@@ -1,0 +1,366 @@
+"""Scale-in as pure functions: a terminate lifecycle action -> drain, delete the Node, remove the etcd member.
+
+Rules (DESIGN.md section 5, and what NTH / Cluster API / kops users got hurt by):
+* The terminate action is always completed CONTINUE: a terminate hook cannot keep an instance. What
+  fails is reported loudly (error log + metric), never left to the hook timeout.
+* An instance that never joined is completed at once; launch work in flight for it is cancelled and
+  any claim or lease it held released.
+* `drain-remove` runs on a healthy control plane other than the leaving one. Control planes leave one
+  at a time (the same lease as joins). If removing the member would leave etcd without quorum while
+  another member is unhealthy, the script refuses; we keep the instance (heartbeats) for a bounded
+  wait in case the other member recovers, then let it go and alert.
+* The last control plane leaving marks the cluster uninitialized: the next control plane inits anew.
+"""
+
+from __future__ import annotations
+
+from kcluster import contract
+from kcluster.config import ClusterConfig
+from kcluster.core.models import (
+    IN_FLIGHT_PHASES,
+    LEAVING_PHASES,
+    CancelCommand,
+    ClusterView,
+    CommandFinished,
+    CompleteLifecycle,
+    LifecycleTerminate,
+    NodeRecord,
+    Note,
+    Plan,
+    SendCommand,
+    Step,
+    bump,
+)
+
+# A refused removal (quorum at risk) is tried again after this long.
+QUORUM_RETRY_SECONDS = 60.0
+DRAIN_RETRY_SECONDS = 30.0
+# Phases in which the instance may have a Node object or an etcd member that must be cleaned up.
+MAY_BE_IN_CLUSTER = frozenset({"joined", "joining"})
+
+
+def on_terminate(view: ClusterView, event: LifecycleTerminate, config: ClusterConfig, now: float) -> Plan:
+    node = view.nodes.get(event.instance_id)
+    if (
+        node is not None
+        and node.terminate_token == event.token
+        and node.terminate_hook_name == event.hook_name
+    ):
+        return Plan()  # duplicate delivery
+    if node is not None and node.phase == "gone":
+        return Plan()  # late duplicate of an action already completed
+    if node is None:
+        node = NodeRecord(
+            instance_id=event.instance_id, role=event.role, asg_name=event.asg_name, created_at=now
+        )
+    leaving = bump(
+        node,
+        now,
+        asg_name=node.asg_name or event.asg_name,
+        terminate_hook_name=event.hook_name,
+        terminate_token=event.token,
+        terminate_started_at=now,
+        last_heartbeat_at=now,
+    )
+    fields = {
+        "instance_id": node.instance_id,
+        "role": node.role,
+        "was": node.phase,
+        "destination": event.destination or "absent",
+    }
+    if node.phase in MAY_BE_IN_CLUSTER:
+        return _start_leaving(view, leaving, node, fields, now)
+    return _complete_at_once(view, leaving, node, fields, now)
+
+
+def _start_leaving(
+    view: ClusterView, leaving: NodeRecord, before: NodeRecord, fields: dict, now: float
+) -> Plan:
+    writes: list = [bump(leaving, phase="leaving", command_id=None, not_before=None, attempts=0)]
+    actions: list = []
+    if before.phase == "joining" and before.command_id:
+        # The join may or may not have added its Node / etcd member: cancel it and clean up either way.
+        actions.append(CancelCommand(before.command_id, before.instance_id))
+    notes = [Note("info", "node leaving: drain and remove before termination", fields)]
+    return Plan((Step(writes=tuple(writes), actions=tuple(actions), notes=tuple(notes)),))
+
+
+def _complete_at_once(
+    view: ClusterView, leaving: NodeRecord, before: NodeRecord, fields: dict, now: float
+) -> Plan:
+    writes: list = [bump(leaving, phase="gone", command_id=None)]
+    actions: list = []
+    cluster = view.cluster
+    if before.phase == "initializing" and cluster.init_owner == before.instance_id:
+        writes.append(bump(cluster, phase="uninitialized", init_owner=None, init_claimed_at=None))
+    elif cluster.lease_owner == before.instance_id:
+        writes.append(bump(cluster, lease_owner=None, lease_expires_at=None))
+    if before.phase in IN_FLIGHT_PHASES and before.command_id and before.step != contract.DOC_REFRESH_JOIN:
+        actions.append(CancelCommand(before.command_id, before.instance_id))
+    actions.append(_complete(leaving))
+    notes = (Note("info", "instance never joined: terminate completed at once", fields),)
+    return Plan(
+        (
+            Step(
+                writes=tuple(writes),
+                actions=tuple(actions),
+                notes=notes,
+                metrics=(("TerminationsCompleted", 1),),
+            ),
+        )
+    )
+
+
+def on_drain_finished(
+    view: ClusterView, node: NodeRecord, event: CommandFinished, config: ClusterConfig, now: float
+) -> Plan:
+    result = event.result or {}
+    fields = {"instance_id": node.instance_id, "role": node.role, "node_name": result.get("node_name")}
+    release = _release_lease(view, node)
+    if event.status == "Success" and result.get("ok", False):
+        metrics = [
+            ("TerminationsCompleted", 1),
+            ("Drains", 1 if result.get("drained") else 0),
+            ("NodesDeleted", 1 if result.get("node_deleted") else 0),
+            ("EtcdMembersRemoved", 1 if result.get("etcd_member_removed") else 0),
+        ]
+        notes = [Note("info", "node drained and removed", {**fields, **_summary(result)})]
+        if result.get("drain_timed_out"):
+            metrics.append(("DrainTimeouts", 1))
+            notes.append(
+                Note(
+                    "error",
+                    "drain timed out (a PodDisruptionBudget blocked eviction); node removed anyway",
+                    fields,
+                )
+            )
+        gone = bump(
+            node,
+            now,
+            phase="gone",
+            command_id=None,
+            last_error=None,
+            node_name=result.get("node_name", node.node_name),
+        )
+        return Plan(
+            (
+                Step(
+                    writes=(gone, *release),
+                    actions=(_complete(gone),),
+                    notes=tuple(notes),
+                    metrics=tuple(metrics),
+                ),
+            )
+        )
+    error = str(result.get("error") or event.status)
+    waited = now - (node.terminate_started_at or now)
+    if error == "quorum-risk" and waited < config.timeouts.quorum_wait_seconds:
+        retry = bump(
+            node,
+            now,
+            phase="leaving",
+            command_id=None,
+            last_error=error,
+            not_before=now + QUORUM_RETRY_SECONDS,
+        )
+        return Plan(
+            (
+                Step(
+                    writes=(retry, *release),
+                    notes=(
+                        Note(
+                            "error",
+                            "etcd member not removed: quorum at risk while another member is unhealthy; "
+                            "holding the instance and retrying",
+                            {**fields, "message": result.get("message")},
+                        ),
+                    ),
+                    metrics=(("QuorumRiskRefusals", 1),),
+                ),
+            )
+        )
+    attempts = node.attempts + 1
+    if error != "quorum-risk" and attempts < config.max_attempts:
+        retry = bump(
+            node,
+            now,
+            phase="leaving",
+            command_id=None,
+            attempts=attempts,
+            last_error=error,
+            not_before=now + DRAIN_RETRY_SECONDS * attempts,
+        )
+        return Plan(
+            (
+                Step(
+                    writes=(retry, *release),
+                    notes=(
+                        Note(
+                            "warning",
+                            "drain-remove failed; will retry",
+                            {**fields, "error": error, "attempts": attempts},
+                        ),
+                    ),
+                    metrics=(("StepFailures", 1),),
+                ),
+            )
+        )
+    gone = bump(node, now, phase="gone", command_id=None, attempts=attempts, last_error=error)
+    return Plan(
+        (
+            Step(
+                writes=(gone, *release),
+                actions=(_complete(gone),),
+                notes=(
+                    Note(
+                        "error",
+                        "could not drain and remove the node; terminating anyway: clean up by hand or "
+                        "let the reconciler remove what is left",
+                        {**fields, "error": error},
+                    ),
+                ),
+                metrics=(("TerminationsWithoutCleanup", 1),),
+            ),
+        )
+    )
+
+
+def dispatch_leaving(view: ClusterView, config: ClusterConfig, now: float) -> tuple[Plan, ClusterView]:
+    """Start drain-remove for leaving nodes. Returns the plan and the view as it will be after it, so
+    the join dispatch that follows sees the lease taken here."""
+    leaving = sorted(
+        (
+            n
+            for n in view.nodes.values()
+            if n.phase == "leaving" and (n.not_before is None or n.not_before <= now)
+        ),
+        key=lambda n: (n.terminate_started_at or 0, n.instance_id),
+    )
+    if not leaving:
+        return Plan(), view
+    steps: list[Step] = []
+    cluster = view.cluster
+    for node in leaving:
+        helpers = [cp for cp in view.joined_control_planes() if cp.instance_id != node.instance_id]
+        if not helpers:
+            steps.append(_no_helper(view, node, now))
+            continue
+        if config.documents.drain_remove is None:
+            steps.append(_no_document(node, now))
+            continue
+        writes: list = []
+        if node.is_control_plane:
+            if not cluster.lease_free(now) and cluster.lease_owner != node.instance_id:
+                continue
+            cluster = bump(
+                cluster, lease_owner=node.instance_id, lease_expires_at=now + config.timeouts.lease_seconds
+            )
+            writes.append(cluster)
+        draining = bump(
+            node,
+            now,
+            phase="draining",
+            step=contract.DOC_DRAIN_REMOVE,
+            command_id=None,
+            step_started_at=now,
+            not_before=None,
+        )
+        writes.append(draining)
+        send = SendCommand(
+            contract.DOC_DRAIN_REMOVE,
+            (helpers[0].instance_id,),
+            {
+                "ClusterName": config.cluster_name,
+                "InstanceId": node.instance_id,
+                "RemoveEtcdMember": "true" if node.is_control_plane else "false",
+                "DrainTimeout": f"{config.timeouts.drain_seconds}s",
+            },
+            (node.instance_id,),
+            config.timeouts.drain_seconds + 300,
+        )
+        steps.append(Step(writes=tuple(writes), actions=(send,)))
+    plan = Plan(tuple(steps))
+    after = view
+    for step in plan.steps:
+        after = after.with_records(list(step.writes))
+    return plan, after
+
+
+def _no_helper(view: ClusterView, node: NodeRecord, now: float) -> Step:
+    gone = bump(node, now, phase="gone", command_id=None)
+    writes: list = [gone]
+    notes = []
+    if node.is_control_plane:
+        # The last control plane: nothing can drain it and its etcd goes with it; the next control plane
+        # that launches initializes a new cluster (a new epoch).
+        writes.append(
+            bump(
+                view.cluster,
+                phase="uninitialized",
+                init_owner=None,
+                init_claimed_at=None,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+        notes.append(
+            Note(
+                "error",
+                "last control plane leaving: the cluster is now uninitialized",
+                {"instance_id": node.instance_id},
+            )
+        )
+    else:
+        notes.append(
+            Note(
+                "error",
+                "no healthy control plane to drain the worker; terminating without cleanup",
+                {"instance_id": node.instance_id},
+            )
+        )
+    return Step(
+        writes=tuple(writes),
+        actions=(_complete(gone),),
+        notes=tuple(notes),
+        metrics=(("TerminationsWithoutCleanup", 1),),
+    )
+
+
+def _no_document(node: NodeRecord, now: float) -> Step:
+    gone = bump(node, now, phase="gone", command_id=None)
+    return Step(
+        writes=(gone,),
+        actions=(_complete(gone),),
+        notes=(
+            Note(
+                "error",
+                "no drain-remove document configured; terminating without cleanup",
+                {"instance_id": node.instance_id},
+            ),
+        ),
+        metrics=(("TerminationsWithoutCleanup", 1),),
+    )
+
+
+def _complete(node: NodeRecord) -> CompleteLifecycle:
+    return CompleteLifecycle(
+        node.instance_id,
+        node.asg_name or "",
+        node.terminate_hook_name or "",
+        node.terminate_token,
+        "CONTINUE",
+    )
+
+
+def _release_lease(view: ClusterView, node: NodeRecord) -> tuple:
+    if view.cluster.lease_owner == node.instance_id:
+        return (bump(view.cluster, lease_owner=None, lease_expires_at=None),)
+    return ()
+
+
+def _summary(result: dict) -> dict:
+    keys = ("drained", "drain_timed_out", "node_deleted", "etcd_member_removed")
+    return {key: bool(result.get(key)) for key in keys}
+
+
+__all__ = ["LEAVING_PHASES", "dispatch_leaving", "on_drain_finished", "on_terminate"]
