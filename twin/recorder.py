@@ -33,6 +33,9 @@ class Recorder:
     def __init__(self, now: Callable[[], float] = time.time) -> None:
         self._now = now
         self.recording = False
+        # Optional filter: which calls are the product's (the twin counts only Lambda invocations'
+        # calls, not the node scripts' own `aws` calls).
+        self.counts_call: Callable[[], bool] | None = None
         self.counters: Counter[str] = Counter()
         self.api_calls: Counter[str] = Counter()
         self.events: list[dict[str, Any]] = []
@@ -102,6 +105,8 @@ _HANDLER_ID = "kcluster-twin-recorder"
 def _before_call(model: Any = None, params: Any = None, **_: Any) -> None:
     recorder = _active
     if recorder is None or not recorder.recording or model is None:
+        return
+    if recorder.counts_call is not None and not recorder.counts_call():
         return
     recorder.on_api_call(model.service_model.service_name, model.name, params)
 

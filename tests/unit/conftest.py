@@ -33,7 +33,7 @@ def make_config(**overrides) -> ClusterConfig:
         ],
         "documents": {
             key: f"kcluster-demo-{key.replace('_', '-')}"
-            for key in ("init", "join_control_plane", "join_worker", "refresh_join")
+            for key in ("init", "join_control_plane", "join_worker", "refresh_join", "drain_remove")
         },
     }
     values.update(overrides)

@@ -314,15 +314,16 @@ class FunctionRuntime:
         return results
 
     def _run_alone(self, logical_id: str, event: Any, kind: str) -> Any:
+        # Even alone, an invocation runs under the baton, so the twin can tell the product's AWS calls
+        # (made inside an invocation) from its own.
         call = self._prepared_call(logical_id, event, kind)
-        base_environment = dict(os.environ)
-        concurrency.apply_environment({**base_environment, **self.environment(logical_id)})
-        try:
-            return call()
-        finally:
-            concurrency.apply_environment(base_environment)
-            if not concurrency.in_invocation():
-                self._publish_pending_emf()
+        (result,) = concurrency.run_concurrently(
+            [call], self.twin.rng, environments=[self.environment(logical_id)]
+        )
+        self._publish_pending_emf()
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def invoke_async(self, logical_id: str, event: Any, *, delay_seconds: float = 0.0) -> None:
         """Asynchronous invoke (Event): queued, retried per the function's EventInvokeConfig."""

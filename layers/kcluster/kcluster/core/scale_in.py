@@ -53,15 +53,14 @@ def on_terminate(view: ClusterView, event: LifecycleTerminate, config: ClusterCo
         node = NodeRecord(
             instance_id=event.instance_id, role=event.role, asg_name=event.asg_name, created_at=now
         )
-    leaving = bump(
-        node,
-        now,
-        asg_name=node.asg_name or event.asg_name,
-        terminate_hook_name=event.hook_name,
-        terminate_token=event.token,
-        terminate_started_at=now,
-        last_heartbeat_at=now,
-    )
+    # Applied together with each path's own changes: one new version per decision.
+    terminate = {
+        "asg_name": node.asg_name or event.asg_name,
+        "terminate_hook_name": event.hook_name,
+        "terminate_token": event.token,
+        "terminate_started_at": now,
+        "last_heartbeat_at": now,
+    }
     fields = {
         "instance_id": node.instance_id,
         "role": node.role,
@@ -69,26 +68,25 @@ def on_terminate(view: ClusterView, event: LifecycleTerminate, config: ClusterCo
         "destination": event.destination or "absent",
     }
     if node.phase in MAY_BE_IN_CLUSTER:
-        return _start_leaving(view, leaving, node, fields, now)
-    return _complete_at_once(view, leaving, node, fields, now)
+        return _start_leaving(node, terminate, fields, now)
+    return _complete_at_once(view, node, terminate, fields, now)
 
 
-def _start_leaving(
-    view: ClusterView, leaving: NodeRecord, before: NodeRecord, fields: dict, now: float
-) -> Plan:
-    writes: list = [bump(leaving, phase="leaving", command_id=None, not_before=None, attempts=0)]
+def _start_leaving(before: NodeRecord, terminate: dict, fields: dict, now: float) -> Plan:
+    leaving = bump(before, now, **terminate, phase="leaving", command_id=None, not_before=None, attempts=0)
     actions: list = []
     if before.phase == "joining" and before.command_id:
         # The join may or may not have added its Node / etcd member: cancel it and clean up either way.
         actions.append(CancelCommand(before.command_id, before.instance_id))
     notes = [Note("info", "node leaving: drain and remove before termination", fields)]
-    return Plan((Step(writes=tuple(writes), actions=tuple(actions), notes=tuple(notes)),))
+    return Plan((Step(writes=(leaving,), actions=tuple(actions), notes=tuple(notes)),))
 
 
 def _complete_at_once(
-    view: ClusterView, leaving: NodeRecord, before: NodeRecord, fields: dict, now: float
+    view: ClusterView, before: NodeRecord, terminate: dict, fields: dict, now: float
 ) -> Plan:
-    writes: list = [bump(leaving, phase="gone", command_id=None)]
+    gone = bump(before, now, **terminate, phase="gone", command_id=None)
+    writes: list = [gone]
     actions: list = []
     cluster = view.cluster
     if before.phase == "initializing" and cluster.init_owner == before.instance_id:
@@ -97,7 +95,7 @@ def _complete_at_once(
         writes.append(bump(cluster, lease_owner=None, lease_expires_at=None))
     if before.phase in IN_FLIGHT_PHASES and before.command_id and before.step != contract.DOC_REFRESH_JOIN:
         actions.append(CancelCommand(before.command_id, before.instance_id))
-    actions.append(_complete(leaving))
+    actions.append(_complete(gone))
     notes = (Note("info", "instance never joined: terminate completed at once", fields),)
     return Plan(
         (

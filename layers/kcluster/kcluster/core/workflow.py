@@ -108,13 +108,15 @@ def _on_command_finished(
         return Plan(deferred=f"command {event.command_id} not recorded (yet)")
     if command.document == contract.DOC_REFRESH_JOIN:
         return _on_refresh_finished(view, command, event, config, now)
+    if command.document == contract.DOC_DRAIN_REMOVE:
+        # Runs on a helper control plane, for the leaving node.
+        leaving = view.nodes.get(command.for_instances[0])
+        if leaving is None or leaving.command_id != command.command_id or leaving.phase != "draining":
+            return Plan()
+        return scale_in.on_drain_finished(view, leaving, event, config, now)
     node = view.nodes.get(event.instance_id)
-    if node is None or node.command_id != event.command_id:
+    if node is None or node.command_id != event.command_id or node.phase not in IN_FLIGHT_PHASES:
         return Plan()  # late or duplicate: the node has moved on
-    if node.phase == "draining":
-        return scale_in.on_drain_finished(view, node, event, config, now)
-    if node.phase not in IN_FLIGHT_PHASES:
-        return Plan()
     if event.status == "Success" and (event.result or {}).get("ok", True):
         return _on_step_succeeded(view, node, event, now)
     return _on_step_failed(view, node, _error_code(event), config, now)

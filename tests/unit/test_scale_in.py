@@ -1,0 +1,173 @@
+"""Scale-in core: terminate actions, drain-remove, the lease, quorum refusals, the last control plane."""
+
+from __future__ import annotations
+
+from kcluster import contract
+from kcluster.core.models import CancelCommand, CompleteLifecycle, LifecycleTerminate, SendCommand
+
+from .conftest import CP_ASG, WORKER_ASG, Harness
+
+
+def terminate(h: Harness, instance_id: str, role: str = "worker", token: str | None = None):
+    asg = CP_ASG if role == "control-plane" else WORKER_ASG
+    return h.event(
+        LifecycleTerminate(
+            instance_id, asg, role, "kcluster-terminate", token or f"term-{instance_id}", "EC2"
+        )
+    )
+
+
+def joined_cluster(h: Harness, control_planes: int = 1, workers: int = 0) -> list[str]:
+    """GIVEN a ready cluster with the given nodes joined."""
+    ids = [f"i-{n:08x}" for n in range(1, control_planes + workers + 1)]
+    h.launch(ids[0], "control-plane")
+    (init,) = h.sends(h.dispatch())
+    h.finish(h.send(init), ids[0])
+    for iid in ids[1:control_planes]:
+        h.launch(iid, "control-plane")
+        (refresh,) = h.sends(h.dispatch())
+        (join,) = h.sends(h.finish(h.send(refresh), ids[0], result={"ok": True}))
+        h.finish(h.send(join), iid)
+    for iid in ids[control_planes:]:
+        h.launch(iid, "worker")
+        (refresh,) = h.sends(h.dispatch())
+        (join,) = h.sends(h.finish(h.send(refresh), ids[0], result={"ok": True}))
+        h.finish(h.send(join), iid)
+    assert all(h.phase(i) == "joined" for i in ids)
+    return ids
+
+
+def completes(actions) -> list[tuple[str, str, str]]:
+    return [(a.instance_id, a.hook_name, a.result) for a in actions if isinstance(a, CompleteLifecycle)]
+
+
+def test_instance_that_never_joined_is_completed_at_once(harness):
+    harness.launch("i-00000009", "worker", provisioned=False)
+    stored = harness.view.nodes["i-00000009"].version
+    actions = terminate(harness, "i-00000009")
+    assert completes(actions) == [("i-00000009", "kcluster-terminate", "CONTINUE")]
+    assert harness.phase("i-00000009") == "gone"
+    assert harness.view.nodes["i-00000009"].version == stored + 1  # one decision, one new version
+
+
+def test_unknown_instance_is_completed_at_once_and_duplicates_change_nothing(harness):
+    assert completes(terminate(harness, "i-0000000f")) == [("i-0000000f", "kcluster-terminate", "CONTINUE")]
+    assert terminate(harness, "i-0000000f") == []
+    assert terminate(harness, "i-0000000f", token="another-token") == []  # already gone
+
+
+def test_worker_is_drained_on_a_healthy_control_plane_then_continued(harness):
+    cp, worker = joined_cluster(harness, control_planes=1, workers=1)
+    stored = harness.view.nodes[worker].version
+    terminate(harness, worker)
+    assert harness.phase(worker) == "leaving"
+    assert harness.view.nodes[worker].version == stored + 1
+    (drain,) = harness.sends(harness.dispatch())
+    assert drain.document == contract.DOC_DRAIN_REMOVE
+    assert drain.targets == (cp,)
+    assert drain.parameters == {
+        "ClusterName": "demo",
+        "InstanceId": worker,
+        "RemoveEtcdMember": "false",
+        "DrainTimeout": f"{harness.config.timeouts.drain_seconds}s",
+    }
+    actions = harness.finish(
+        harness.send(drain),
+        cp,
+        result={
+            "ok": True,
+            "drained": True,
+            "node_deleted": True,
+            "etcd_member_removed": False,
+            "node_name": "ip-w",
+        },
+    )
+    assert completes(actions) == [(worker, "kcluster-terminate", "CONTINUE")]
+    assert harness.phase(worker) == "gone"
+
+
+def test_control_planes_leave_one_at_a_time_and_never_drain_themselves(harness):
+    first, second, third = joined_cluster(harness, control_planes=3)
+    terminate(harness, second, "control-plane")
+    terminate(harness, third, "control-plane")
+    (drain,) = harness.sends(harness.dispatch())
+    assert drain.parameters["RemoveEtcdMember"] == "true"
+    assert drain.targets == (first,)
+    leaving = drain.parameters["InstanceId"]
+    assert harness.view.cluster.lease_owner == leaving
+    assert harness.sends(harness.dispatch()) == []  # the other waits for the lease
+    harness.finish(harness.send(drain), first, result={"ok": True, "etcd_member_removed": True})
+    (next_drain,) = harness.sends(harness.dispatch())
+    assert next_drain.parameters["InstanceId"] != leaving
+    assert next_drain.targets == (first,)
+
+
+def test_quorum_risk_holds_the_instance_then_lets_it_go_with_an_alert(harness):
+    first, second, _ = joined_cluster(harness, control_planes=3)
+    terminate(harness, second, "control-plane")
+    refusal = {"ok": False, "error": "quorum-risk", "message": "1 of 3 members healthy"}
+    (drain,) = harness.sends(harness.dispatch())
+    actions = harness.finish(harness.send(drain), first, "Failed", refusal)
+    assert completes(actions) == []  # held: heartbeats keep the terminate action alive
+    assert harness.phase(second) == "leaving"
+    assert harness.view.cluster.lease_owner is None
+    harness.now += harness.config.timeouts.quorum_wait_seconds
+    (drain,) = harness.sends(harness.dispatch())
+    actions = harness.finish(harness.send(drain), first, "Failed", refusal)
+    assert completes(actions) == [(second, "kcluster-terminate", "CONTINUE")]
+    assert harness.phase(second) == "gone"
+
+
+def test_failed_drain_retries_then_continues_anyway(harness):
+    cp, worker = joined_cluster(harness, control_planes=1, workers=1)
+    terminate(harness, worker)
+    results = []
+    for _ in range(harness.config.max_attempts):
+        harness.now += 1_000
+        (drain,) = harness.sends(harness.dispatch())
+        results.append(
+            harness.finish(harness.send(drain), cp, "Failed", {"ok": False, "error": "kubectl-failed"})
+        )
+    assert [completes(r) for r in results] == [[], [], [(worker, "kcluster-terminate", "CONTINUE")]]
+    assert harness.view.nodes[worker].last_error == "kubectl-failed"
+
+
+def test_last_control_plane_leaving_marks_the_cluster_uninitialized(harness):
+    (cp,) = joined_cluster(harness, control_planes=1)
+    terminate(harness, cp, "control-plane")
+    actions = harness.dispatch()
+    assert completes(actions) == [(cp, "kcluster-terminate", "CONTINUE")]
+    assert harness.view.cluster.phase == "uninitialized"
+    # the next control plane initializes a new cluster
+    harness.launch("i-000000aa", "control-plane")
+    (init,) = harness.sends(harness.dispatch())
+    assert init.document == contract.DOC_INIT and harness.view.cluster.epoch == 2
+
+
+def test_terminate_during_init_cancels_it_and_releases_the_claim(harness):
+    harness.launch("i-00000001", "control-plane")
+    harness.launch("i-00000002", "control-plane")
+    (init,) = harness.sends(harness.dispatch())
+    owner = init.targets[0]
+    command_id = harness.send(init)
+    actions = terminate(harness, owner, "control-plane")
+    assert CancelCommand(command_id, owner) in actions
+    assert completes(actions) == [(owner, "kcluster-terminate", "CONTINUE")]
+    assert harness.view.cluster.phase == "uninitialized"
+    (retry,) = harness.sends(harness.dispatch())
+    assert retry.document == contract.DOC_INIT and retry.targets != (owner,)
+    # the cancelled init's late status event changes nothing
+    assert harness.finish(command_id, owner, "Cancelled", {"ok": False}) == []
+
+
+def test_terminate_during_a_control_plane_join_cancels_it_and_cleans_up(harness):
+    (first,) = joined_cluster(harness, control_planes=1)
+    harness.launch("i-000000bb", "control-plane")
+    (refresh,) = harness.sends(harness.dispatch())
+    (join,) = harness.sends(harness.finish(harness.send(refresh), first, result={"ok": True}))
+    join_id = harness.send(join)
+    actions = terminate(harness, "i-000000bb", "control-plane")
+    assert CancelCommand(join_id, "i-000000bb") in actions
+    # its member may exist: it is removed like any leaving control plane, under the lease it holds
+    (drain,) = [a for a in harness.dispatch() if isinstance(a, SendCommand)]
+    assert drain.parameters == {**drain.parameters, "InstanceId": "i-000000bb", "RemoveEtcdMember": "true"}

@@ -1,0 +1,219 @@
+"""The Twin: one local world in which kcluster's real product code runs.
+
+It starts moto in-process, freezes time on a virtual clock, installs the emulations of what moto lacks
+(lifecycle hooks, Run Command), deploys what Terraform would create (twin/infra.py) and what
+template.yaml declares (twin/aws/cfn.py), and lets the EventBridge bus, the SQS event source mapping
+and the schedule drive the functions from their Handler strings. Nothing here is imported by the
+product code.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+from moto.moto_api._internal import mock_random
+from moto.autoscaling.models import autoscaling_backends
+
+from kcluster import contract
+from twin import infra, recorder
+from twin.aws import cfn, concurrency, lifecycle, runcommand
+from twin.aws.eventbus import EventBus
+from twin.aws.functions import FunctionRuntime
+from twin.clock import Scheduler, VirtualClock
+from twin.latency import LatencyModel
+from twin.node.fleet import NodeFleet
+from twin.node.model import KubeModel
+
+REPO = Path(__file__).resolve().parents[1]
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+# Credentials moto accepts; nothing leaves the process.
+_ENVIRONMENT = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "MOTO_ALLOW_NONEXISTENT_REGION": "false",
+}
+
+
+class Twin:
+    def __init__(self, *, seed: int = 7, cluster: str = "demo", template: Path | None = None,
+                 workdir: Path | None = None) -> None:
+        self.seed = seed
+        self.cluster = cluster
+        self._saved_environment = {key: os.environ.get(key) for key in _ENVIRONMENT}
+        os.environ.update(_ENVIRONMENT)
+        self._mock = mock_aws()
+        self._mock.start()
+        self._undo: list[Any] = []
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="kcluster-twin-"))
+        # moto draws resource ids and uuids from its own generator: seed it (and the global one) so a
+        # seed replays the same ids.
+        random.seed(seed)
+        mock_random.seed(seed)
+        streams = random.Random(seed)
+        self.rng = random.Random(streams.random())
+        self.clock = VirtualClock()
+        self.start_time = self.clock.now()
+        self.settled_at: float | None = None
+        self.scheduler = Scheduler(self.clock)
+        # Called after every step of the world (e.g. to sample etcd quorum).
+        self.watchers: list[Callable[[Twin], None]] = []
+        self.latency = LatencyModel(random.Random(streams.random()))
+        self.recorder = recorder.Recorder(self.clock.now)
+        self.recorder.counts_call = concurrency.in_invocation
+        self._undo.append(recorder.install(self.recorder))
+        self.model = KubeModel(self.clock.now, random.Random(streams.random()))
+        self.fleet = NodeFleet(self.workdir, self.model, lambda region: boto3.client("ssm", region_name=region),
+                               self.clock.now)
+        self.bus: EventBus | None = None
+        self.lifecycle = lifecycle.LifecycleEmulation(self)
+        self._undo.append(lifecycle.install(self))
+        self.runcommand = runcommand.RunCommandEmulation(self)
+        self._undo.append(runcommand.install(self))
+
+        self.spec = infra.default_spec(cluster)
+        self.deployment = infra.deploy(self.spec, self)
+        translated = cfn.load_template(template or REPO / "template.yaml", {"ClusterName": cluster})
+        self.stack = cfn.deploy_template(translated, f"kcluster-{cluster}", rng=self.rng)
+        self.functions = FunctionRuntime(self, self.stack)
+        self.bus = EventBus(self, self.stack)
+        self.bus.schedule_rules()
+        # From here on, the product's AWS calls are counted; the twin pauses counting for its own.
+        self.recorder.recording = True
+
+    # --- what an operator does ---------------------------------------------------------------
+
+    @property
+    def control_plane_asg(self) -> str:
+        return self.spec.control_plane.asg_name
+
+    @property
+    def worker_asg(self) -> str:
+        return self.spec.workers[0].asg_name
+
+    def set_desired(self, role: str, desired: int) -> None:
+        group = self.control_plane_asg if role == contract.ROLE_CONTROL_PLANE else self.worker_asg
+        self.recorder.note("operator", f"set desired capacity of {group} to {desired}")
+        with self.operator():
+            boto3.client("autoscaling").update_auto_scaling_group(
+                AutoScalingGroupName=group, MinSize=0, MaxSize=max(desired, 10), DesiredCapacity=desired)
+
+    def terminate(self, instance_id: str, *, decrement: bool = False) -> None:
+        self.recorder.note("operator", f"terminate {instance_id} (decrement desired: {decrement})")
+        with self.operator():
+            boto3.client("autoscaling").terminate_instance_in_auto_scaling_group(
+                InstanceId=instance_id, ShouldDecrementDesiredCapacity=decrement)
+
+    def operator(self):
+        return _Paused(self.recorder)
+
+    # --- running -----------------------------------------------------------------------------
+
+    def run_until_settled(self, limit_seconds: float = 4 * 3600, quiet_seconds: float = 120.0) -> bool:
+        """Run the world until it has been settled for `quiet_seconds` (or the limit passes)."""
+        deadline = self.clock.now() + limit_seconds
+        settled_since: float | None = None
+        while self.clock.now() < deadline:
+            if not self.scheduler.run_next():
+                break
+            for watch in self.watchers:
+                watch(self)
+            if self.settled():
+                settled_since = settled_since if settled_since is not None else self.clock.now()
+                if self.clock.now() - settled_since >= quiet_seconds:
+                    self.settled_at = settled_since
+                    return True
+            else:
+                settled_since = None
+        return self.settled()
+
+    def settled(self) -> bool:
+        """No lifecycle action pending, every group at its desired size and InService, no command
+        running, no event waiting in the queue."""
+        if self.lifecycle.pending_actions():
+            return False
+        for group in self.groups():
+            states = [s.lifecycle_state for s in group.instance_states]
+            if len(states) != (group.desired_capacity or 0) or any(s != "InService" for s in states):
+                return False
+        if any(not inv.terminal for cmd in self.runcommand.commands.values() for inv in cmd.invocations.values()):
+            return False
+        return self.queue_depth() == 0
+
+    def groups(self) -> list[Any]:
+        backend = autoscaling_backends[ACCOUNT][REGION]
+        return [backend.autoscaling_groups[g.asg_name] for g in self.spec.node_groups
+                if g.asg_name in backend.autoscaling_groups]
+
+    def instances(self) -> list[dict[str, str]]:
+        """Instances in our groups now: id, group, role, lifecycle state."""
+        found = []
+        for group in self.groups():
+            role = next(g.role for g in self.spec.node_groups if g.asg_name == group.name)
+            for state in group.instance_states:
+                found.append({"instance_id": state.instance.id, "asg_name": group.name, "role": role,
+                              "lifecycle_state": state.lifecycle_state})
+        return sorted(found, key=lambda i: (i["role"] != contract.ROLE_CONTROL_PLANE, i["instance_id"]))
+
+    def queue_depth(self) -> int:
+        with self.operator():
+            sqs = boto3.client("sqs")
+            depth = 0
+            for resource in self.stack.resources.values():
+                if resource.type == "AWS::SQS::Queue" and "DeadLetter" not in resource.logical_id:
+                    attributes = sqs.get_queue_attributes(
+                        QueueUrl=resource.physical_id,
+                        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+                    depth += sum(int(v) for v in attributes["Attributes"].values())
+            return depth
+
+    def state_items(self) -> list[dict]:
+        with self.operator():
+            table = self.stack.physical_id("StateTable")
+            return boto3.client("dynamodb").scan(TableName=table)["Items"]
+
+    def close(self) -> None:
+        self.fleet.close()
+        for undo in reversed(self._undo):
+            undo()
+        self._mock.stop()
+        self.clock.close()
+        for key, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Twin:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class _Paused:
+    """Calls the twin makes as the operator or for its own bookkeeping are not the product's."""
+
+    def __init__(self, rec: recorder.Recorder) -> None:
+        self.recorder = rec
+        self.previous = rec.recording
+
+    def __enter__(self) -> None:
+        self.recorder.recording = False
+
+    def __exit__(self, *_: object) -> None:
+        self.recorder.recording = self.previous
