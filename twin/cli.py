@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     # Powertools warns on every invocation that adds no metric; that is noise here.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     started = time.perf_counter()
-    result = scenarios.run(args.scenario, control_planes=args.control_planes, workers=args.workers,
-                           seed=args.seed)
+    result = scenarios.run(
+        args.scenario, control_planes=args.control_planes, workers=args.workers, seed=args.seed
+    )
     wall = time.perf_counter() - started
     try:
         report = result.report
@@ -79,8 +80,15 @@ def _print_timeline(twin) -> None:
 def _print_nodes(report: dict) -> None:
     rows = [("NAME", "STATUS", "ROLES", "INSTANCE", "LIFECYCLE")]
     for node in report["nodes"]:
-        rows.append((node["node_name"] or "<none>", "Ready" if node["ready"] else "NotReady", node["role"],
-                     node["instance_id"], node["lifecycle_state"]))
+        rows.append(
+            (
+                node["node_name"] or "<none>",
+                "Ready" if node["ready"] else "NotReady",
+                node["role"],
+                node["instance_id"],
+                node["lifecycle_state"],
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -89,8 +97,10 @@ def _print_nodes(report: dict) -> None:
 
 def _print_summary(report: dict, wall: float) -> None:
     counters = ", ".join(f"{k}={v}" for k, v in report["counters"].items())
-    print(f"scenario {report['scenario']}, seed {report['seed']}: {report['virtual_seconds']:.0f} virtual seconds, "
-          f"{wall:.1f} s wall clock")
+    print(
+        f"scenario {report['scenario']}, seed {report['seed']}: "
+        f"{report['virtual_seconds']:.0f} virtual seconds, {wall:.1f} s wall clock"
+    )
     print(f"counters: {counters}")
     print(f"API calls by the functions: {sum(report['api_calls'].values())}")
     for name, invariant in report["invariants"].items():

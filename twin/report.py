@@ -6,6 +6,7 @@ invocations, everything recorded), never from what the product code believes.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -67,13 +68,15 @@ def _node_table(twin: Twin) -> list[dict[str, Any]]:
     rows = []
     for instance in twin.instances():
         node = by_instance.get(instance["instance_id"])
-        rows.append({
-            "instance_id": instance["instance_id"],
-            "role": instance["role"],
-            "node_name": node.name if node else None,
-            "ready": bool(node and node.ready),
-            "lifecycle_state": instance["lifecycle_state"],
-        })
+        rows.append(
+            {
+                "instance_id": instance["instance_id"],
+                "role": instance["role"],
+                "node_name": node.name if node else None,
+                "ready": bool(node and node.ready),
+                "lifecycle_state": instance["lifecycle_state"],
+            }
+        )
     return rows
 
 
@@ -81,7 +84,9 @@ def _counters(twin: Twin) -> dict[str, int]:
     history = Counter()
     for entry in twin.model.history:
         if entry.operation == "kubeadm-join":
-            history["control_plane_joins" if entry.detail.get("role") == "control-plane" else "worker_joins"] += 1
+            history[
+                "control_plane_joins" if entry.detail.get("role") == "control-plane" else "worker_joins"
+            ] += 1
         else:
             history[entry.operation] += 1
     outcomes = Counter(o.result for o in twin.lifecycle.outcomes if o.how == "completed")
@@ -107,9 +112,12 @@ def _invariants(twin: Twin, quorum: QuorumWatch | None) -> dict[str, Invariant]:
         "no_secret_leaked": _no_secret_leaked(twin),
         "no_orphan_nodes": _no_orphan_nodes(twin),
         "no_orphan_etcd_members": _no_orphan_members(twin),
-        "quorum_never_lost": Invariant(not (quorum and quorum.lost_at),
-                                       "etcd kept quorum" if not (quorum and quorum.lost_at)
-                                       else f"quorum lost at virtual t={quorum.lost_at[0] - twin.start_time:.0f}s"),
+        "quorum_never_lost": Invariant(
+            not (quorum and quorum.lost_at),
+            "etcd kept quorum"
+            if not (quorum and quorum.lost_at)
+            else f"quorum lost at virtual t={quorum.lost_at[0] - twin.start_time:.0f}s",
+        ),
         "no_lifecycle_timeout": _no_lifecycle_timeout(twin),
     }
 
@@ -118,7 +126,9 @@ def _single_init(twin: Twin) -> Invariant:
     counts = twin.model.init_count_by_epoch()
     split = [e for e in twin.model.history if e.operation == "kubeadm-init" and e.detail.get("split_brain")]
     ok = all(count == 1 for count in counts.values()) and not split
-    return Invariant(ok, f"kubeadm init per epoch: {counts}" + (f"; {len(split)} split-brain inits" if split else ""))
+    return Invariant(
+        ok, f"kubeadm init per epoch: {counts}" + (f"; {len(split)} split-brain inits" if split else "")
+    )
 
 
 def _all_inservice_ready(twin: Twin) -> Invariant:
@@ -127,8 +137,11 @@ def _all_inservice_ready(twin: Twin) -> Invariant:
     missing = [iid for iid in in_service if iid not in ready]
     not_in_service = [i["instance_id"] for i in twin.instances() if i["lifecycle_state"] != "InService"]
     ok = not missing and not not_in_service
-    detail = f"{len(in_service)} InService instances, all Ready nodes" if ok else (
-        f"not a Ready node: {missing}; not InService: {not_in_service}")
+    detail = (
+        f"{len(in_service)} InService instances, all Ready nodes"
+        if ok
+        else (f"not a Ready node: {missing}; not InService: {not_in_service}")
+    )
     return Invariant(ok, detail)
 
 
@@ -136,17 +149,27 @@ def _one_control_plane_op(twin: Twin) -> Invariant:
     spans = []
     for command in twin.runcommand.commands.values():
         removes_member = command.key == contract.DOC_DRAIN_REMOVE and command.parameters.get(
-            "RemoveEtcdMember") == ["true"]
+            "RemoveEtcdMember"
+        ) == ["true"]
         if command.key not in _CONTROL_PLANE_OPS and not removes_member:
             continue
         for invocation in command.invocations.values():
             if invocation.started_at is not None:
-                spans.append((invocation.started_at, invocation.ended_at or twin.clock.now(), command.key,
-                              invocation.instance_id))
+                spans.append(
+                    (
+                        invocation.started_at,
+                        invocation.ended_at or twin.clock.now(),
+                        command.key,
+                        invocation.instance_id,
+                    )
+                )
     spans.sort()
-    overlaps = [(a, b) for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1]]
-    detail = f"{len(spans)} control-plane membership operations, none overlapping" if not overlaps else (
-        f"overlapping: {overlaps[0][0][2]} on {overlaps[0][0][3]} and {overlaps[0][1][2]} on {overlaps[0][1][3]}")
+    overlaps = [(a, b) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
+    detail = (
+        f"{len(spans)} control-plane membership operations, none overlapping"
+        if not overlaps
+        else ("overlapping: {} on {} and {} on {}".format(*overlaps[0][0][2:], *overlaps[0][1][2:]))
+    )
     return Invariant(not overlaps, detail)
 
 
@@ -160,10 +183,17 @@ def _no_secret_leaked(twin: Twin) -> Invariant:
         "state table": [json.dumps(item) for item in twin.state_items()],
         "timeline": [entry.text for entry in twin.recorder.timeline],
     }
-    leaks = [place for place, texts in places.items() if any(secret in text for text in texts for secret in secrets)]
+    leaks = [
+        place
+        for place, texts in places.items()
+        if any(secret in text for text in texts for secret in secrets)
+    ]
     scanned = sum(len(texts) for texts in places.values())
-    detail = (f"{len(secrets)} secrets checked against {scanned} log lines, events, parameters, outputs and items"
-              if not leaks else f"secret found in: {', '.join(leaks)}")
+    detail = (
+        f"{len(secrets)} secrets checked against {scanned} log lines, events, parameters, outputs and items"
+        if not leaks
+        else f"secret found in: {', '.join(leaks)}"
+    )
     return Invariant(not leaks and bool(secrets), detail if secrets else "no secret was issued: nothing ran")
 
 
@@ -174,20 +204,30 @@ def _live_instances(twin: Twin) -> set[str]:
 def _no_orphan_nodes(twin: Twin) -> Invariant:
     live = _live_instances(twin)
     orphans = sorted(node.name for node in twin.model.nodes() if node.instance_id not in live)
-    return Invariant(not orphans, "every Node has a live instance" if not orphans else f"orphan Nodes: {orphans}")
+    return Invariant(
+        not orphans, "every Node has a live instance" if not orphans else f"orphan Nodes: {orphans}"
+    )
 
 
 def _no_orphan_members(twin: Twin) -> Invariant:
     live = _live_instances(twin)
     orphans = sorted(m.name for m in twin.model.etcd_members() if m.instance_id not in live)
-    return Invariant(not orphans, "every etcd member has a live instance" if not orphans
-                     else f"orphan etcd members: {orphans}")
+    return Invariant(
+        not orphans,
+        "every etcd member has a live instance" if not orphans else f"orphan etcd members: {orphans}",
+    )
 
 
 def _no_lifecycle_timeout(twin: Twin) -> Invariant:
     timed_out = [o for o in twin.lifecycle.outcomes if o.how not in ("completed", "superseded")]
     pending = twin.lifecycle.pending_actions()
     ok = not timed_out and not pending
-    detail = f"{len(twin.lifecycle.outcomes)} lifecycle actions, all completed" if ok else (
-        f"timed out: {[(o.instance_id, o.transition, o.how) for o in timed_out]}; still pending: {len(pending)}")
+    detail = (
+        f"{len(twin.lifecycle.outcomes)} lifecycle actions, all completed"
+        if ok
+        else (
+            f"timed out: {[(o.instance_id, o.transition, o.how) for o in timed_out]}; "
+            f"still pending: {len(pending)}"
+        )
+    )
     return Invariant(ok, detail)

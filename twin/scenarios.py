@@ -43,8 +43,14 @@ SCENARIOS: dict[str, Callable[[Twin, int, int], None]] = {
 }
 
 
-def run(name: str, *, control_planes: int = 3, workers: int = 5, seed: int = 7,
-        prepare: Callable[[Twin], None] | None = None) -> ScenarioResult:
+def run(
+    name: str,
+    *,
+    control_planes: int = 3,
+    workers: int = 5,
+    seed: int = 7,
+    prepare: Callable[[Twin], None] | None = None,
+) -> ScenarioResult:
     if name not in SCENARIOS:
         raise ScenarioError(f"unknown scenario {name!r}; known: {', '.join(sorted(SCENARIOS))}")
     twin = Twin(seed=seed)

@@ -19,8 +19,8 @@ from typing import Any
 
 import boto3
 from moto import mock_aws
-from moto.moto_api._internal import mock_random
 from moto.autoscaling.models import autoscaling_backends
+from moto.moto_api._internal import mock_random
 
 from kcluster import contract
 from twin import infra, recorder
@@ -47,8 +47,14 @@ _ENVIRONMENT = {
 
 
 class Twin:
-    def __init__(self, *, seed: int = 7, cluster: str = "demo", template: Path | None = None,
-                 workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 7,
+        cluster: str = "demo",
+        template: Path | None = None,
+        workdir: Path | None = None,
+    ) -> None:
         self.seed = seed
         self.cluster = cluster
         self._saved_environment = {key: os.environ.get(key) for key in _ENVIRONMENT}
@@ -75,8 +81,9 @@ class Twin:
         self.recorder.counts_call = concurrency.in_invocation
         self._undo.append(recorder.install(self.recorder))
         self.model = KubeModel(self.clock.now, random.Random(streams.random()))
-        self.fleet = NodeFleet(self.workdir, self.model, lambda region: boto3.client("ssm", region_name=region),
-                               self.clock.now)
+        self.fleet = NodeFleet(
+            self.workdir, self.model, lambda region: boto3.client("ssm", region_name=region), self.clock.now
+        )
         self.bus: EventBus | None = None
         self.lifecycle = lifecycle.LifecycleEmulation(self)
         self._undo.append(lifecycle.install(self))
@@ -108,13 +115,15 @@ class Twin:
         self.recorder.note("operator", f"set desired capacity of {group} to {desired}")
         with self.operator():
             boto3.client("autoscaling").update_auto_scaling_group(
-                AutoScalingGroupName=group, MinSize=0, MaxSize=max(desired, 10), DesiredCapacity=desired)
+                AutoScalingGroupName=group, MinSize=0, MaxSize=max(desired, 10), DesiredCapacity=desired
+            )
 
     def terminate(self, instance_id: str, *, decrement: bool = False) -> None:
         self.recorder.note("operator", f"terminate {instance_id} (decrement desired: {decrement})")
         with self.operator():
             boto3.client("autoscaling").terminate_instance_in_auto_scaling_group(
-                InstanceId=instance_id, ShouldDecrementDesiredCapacity=decrement)
+                InstanceId=instance_id, ShouldDecrementDesiredCapacity=decrement
+            )
 
     def operator(self):
         return _Paused(self.recorder)
@@ -148,14 +157,19 @@ class Twin:
             states = [s.lifecycle_state for s in group.instance_states]
             if len(states) != (group.desired_capacity or 0) or any(s != "InService" for s in states):
                 return False
-        if any(not inv.terminal for cmd in self.runcommand.commands.values() for inv in cmd.invocations.values()):
+        if any(
+            not inv.terminal for cmd in self.runcommand.commands.values() for inv in cmd.invocations.values()
+        ):
             return False
         return self.queue_depth() == 0
 
     def groups(self) -> list[Any]:
         backend = autoscaling_backends[ACCOUNT][REGION]
-        return [backend.autoscaling_groups[g.asg_name] for g in self.spec.node_groups
-                if g.asg_name in backend.autoscaling_groups]
+        return [
+            backend.autoscaling_groups[g.asg_name]
+            for g in self.spec.node_groups
+            if g.asg_name in backend.autoscaling_groups
+        ]
 
     def instances(self) -> list[dict[str, str]]:
         """Instances in our groups now: id, group, role, lifecycle state."""
@@ -163,8 +177,14 @@ class Twin:
         for group in self.groups():
             role = next(g.role for g in self.spec.node_groups if g.asg_name == group.name)
             for state in group.instance_states:
-                found.append({"instance_id": state.instance.id, "asg_name": group.name, "role": role,
-                              "lifecycle_state": state.lifecycle_state})
+                found.append(
+                    {
+                        "instance_id": state.instance.id,
+                        "asg_name": group.name,
+                        "role": role,
+                        "lifecycle_state": state.lifecycle_state,
+                    }
+                )
         return sorted(found, key=lambda i: (i["role"] != contract.ROLE_CONTROL_PLANE, i["instance_id"]))
 
     def queue_depth(self) -> int:
@@ -175,7 +195,11 @@ class Twin:
                 if resource.type == "AWS::SQS::Queue" and "DeadLetter" not in resource.logical_id:
                     attributes = sqs.get_queue_attributes(
                         QueueUrl=resource.physical_id,
-                        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+                        AttributeNames=[
+                            "ApproximateNumberOfMessages",
+                            "ApproximateNumberOfMessagesNotVisible",
+                        ],
+                    )
                     depth += sum(int(v) for v in attributes["Attributes"].values())
             return depth
 
