@@ -171,3 +171,30 @@ def test_terminate_during_a_control_plane_join_cancels_it_and_cleans_up(harness)
     # its member may exist: it is removed like any leaving control plane, under the lease it holds
     (drain,) = [a for a in harness.dispatch() if isinstance(a, SendCommand)]
     assert drain.parameters == {**drain.parameters, "InstanceId": "i-000000bb", "RemoveEtcdMember": "true"}
+
+
+def test_worker_into_a_warm_pool_is_drained_and_rejoins_when_it_comes_back(harness):
+    from kcluster.core.models import LifecycleLaunch
+
+    cp, worker = joined_cluster(harness, control_planes=1, workers=1)
+    harness.event(
+        LifecycleTerminate(worker, WORKER_ASG, "worker", "kcluster-terminate", "to-pool", "WarmPool")
+    )
+    (drain,) = harness.sends(harness.dispatch())
+    harness.finish(harness.send(drain), cp, result={"ok": True, "node_deleted": True})
+    assert harness.phase(worker) == "gone"
+    # back from the pool: a new launch action, no Provisioned event (user data does not run again)
+    harness.event(LifecycleLaunch(worker, WORKER_ASG, "worker", "kcluster-launch", "from-pool", "WarmPool"))
+    assert harness.phase(worker) == "waiting"
+    (refresh,) = harness.sends(harness.dispatch())
+    assert refresh.for_instances == (worker,)
+
+
+def test_late_duplicate_launch_of_a_gone_node_changes_nothing(harness):
+    from kcluster.core.models import LifecycleLaunch
+
+    harness.launch("i-00000009", "worker", provisioned=False)
+    terminate(harness, "i-00000009")
+    late = LifecycleLaunch("i-00000009", WORKER_ASG, "worker", "kcluster-launch", "token-i-00000009")
+    assert harness.event(late) == []
+    assert harness.phase("i-00000009") == "gone"

@@ -153,6 +153,7 @@ class Service:
                 role,
                 detail.LifecycleHookName,
                 detail.LifecycleActionToken,
+                detail.Origin,
             )
         if isinstance(parsed, NodeProvisionedEvent):
             if parsed.detail.cluster != cluster:

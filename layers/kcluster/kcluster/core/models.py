@@ -142,6 +142,7 @@ class LifecycleLaunch:
     role: str
     hook_name: str
     token: str | None  # None when discovered by the reconciler (complete by instance id)
+    origin: str | None = None  # "EC2", or "WarmPool" for an instance coming back from a warm pool
 
 
 @dataclass(frozen=True)

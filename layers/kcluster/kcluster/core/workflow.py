@@ -15,6 +15,8 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kcluster import contract
 from kcluster.config import ClusterConfig
 from kcluster.core import scale_in
@@ -67,6 +69,15 @@ def _on_launch(view: ClusterView, event: LifecycleLaunch, now: float) -> Plan:
         )
     elif node.lifecycle_token == event.token and node.hook_name == event.hook_name:
         return Plan()  # duplicate delivery
+    elif node.phase == "gone":
+        # A new launch of an instance we saw leave: it is back from a warm pool (stopped, not
+        # terminated). Its user data ran at first boot and will not run again, so it is provisioned;
+        # the join scripts find what is still on its disk and do only what is missing.
+        node = replace(
+            NodeRecord(instance_id=event.instance_id, role=event.role, created_at=now),
+            version=node.version,
+            provisioned=event.origin == "WarmPool",
+        )
     elif node.phase not in ("launching", "waiting") or node.terminate_hook_name:
         # A launch action for a node already past it: the event is late; the record knows better.
         return _note_only("info", "launch event for a node already in progress; ignored", node)
