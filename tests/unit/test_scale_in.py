@@ -198,3 +198,33 @@ def test_late_duplicate_launch_of_a_gone_node_changes_nothing(harness):
     late = LifecycleLaunch("i-00000009", WORKER_ASG, "worker", "kcluster-launch", "token-i-00000009")
     assert harness.event(late) == []
     assert harness.phase("i-00000009") == "gone"
+
+
+def test_vanished_joined_instance_is_cleaned_up_without_a_lifecycle_action(harness):
+    from kcluster.core import scale_in
+
+    cp, worker = joined_cluster(harness, control_planes=1, workers=1)
+    assert scale_in.vanished(harness.view, {cp}, harness.now).empty  # too young to call vanished
+    harness.now += scale_in.VANISHED_AFTER_SECONDS
+    harness.apply(scale_in.vanished(harness.view, {cp}, harness.now))
+    assert harness.phase(worker) == "leaving"
+    (drain,) = harness.sends(harness.dispatch())
+    assert drain.parameters["InstanceId"] == worker
+    actions = harness.finish(harness.send(drain), cp, result={"ok": True, "node_deleted": True})
+    assert completes(actions) == []  # nothing to complete: the instance is gone already
+    assert harness.phase(worker) == "gone"
+
+
+def test_vanished_init_owner_releases_the_claim(harness):
+    from kcluster.core import scale_in
+
+    harness.launch("i-00000001", "control-plane")
+    harness.launch("i-00000002", "control-plane")
+    (init,) = harness.sends(harness.dispatch())
+    harness.send(init)
+    owner = init.targets[0]
+    other = "i-00000002" if owner == "i-00000001" else "i-00000001"
+    harness.now += scale_in.VANISHED_AFTER_SECONDS
+    harness.apply(scale_in.vanished(harness.view, {other}, harness.now))
+    assert harness.phase(owner) == "gone"
+    assert harness.view.cluster.phase == "uninitialized"

@@ -22,7 +22,7 @@ from kcluster.adapters.autoscaling import Lifecycle
 from kcluster.adapters.commands import Commands, SendRefused
 from kcluster.adapters.state_store import StateStore, WriteConflict
 from kcluster.config import ClusterConfig
-from kcluster.core import reconcile, workflow
+from kcluster.core import reconcile, scale_in, workflow
 from kcluster.core.models import (
     IN_FLIGHT_PHASES,
     TERMINAL_STATUSES,
@@ -98,11 +98,11 @@ class Service:
     def reconcile(self) -> None:
         """One reconciler tick: re-derive from the world what the events should have told us."""
         now = self.deps.now()
-        view = self._load()
         asg_names = [group.asg_name for group in self.config.node_groups]
-        for launch in reconcile.discover_launches(
-            view, self.deps.lifecycle.instances(asg_names), self.config
-        ):
+        instances = self.deps.lifecycle.instances(asg_names)
+        live = {instance.instance_id for instance in instances}
+        self._decide(lambda v: scale_in.vanished(v, live, self.deps.now()))
+        for launch in reconcile.discover_launches(self._load(), instances, self.config):
             self.logger.info(
                 "discovered a waiting instance with no record", extra={"instance_id": launch.instance_id}
             )

@@ -35,6 +35,8 @@ from kcluster.core.models import (
 # A refused removal (quorum at risk) is tried again after this long.
 QUORUM_RETRY_SECONDS = 60.0
 DRAIN_RETRY_SECONDS = 30.0
+# A record whose instance is missing from its group this long after we created it has vanished.
+VANISHED_AFTER_SECONDS = 300.0
 # Phases in which the instance may have a Node object or an etcd member that must be cleaned up.
 MAY_BE_IN_CLUSTER = frozenset({"joined", "joining"})
 
@@ -95,7 +97,7 @@ def _complete_at_once(
         writes.append(bump(cluster, lease_owner=None, lease_expires_at=None))
     if before.phase in IN_FLIGHT_PHASES and before.command_id and before.step != contract.DOC_REFRESH_JOIN:
         actions.append(CancelCommand(before.command_id, before.instance_id))
-    actions.append(_complete(gone))
+    actions += _complete(gone)
     notes = (Note("info", "instance never joined: terminate completed at once", fields),)
     return Plan(
         (
@@ -144,7 +146,7 @@ def on_drain_finished(
             (
                 Step(
                     writes=(gone, *release),
-                    actions=(_complete(gone),),
+                    actions=_complete(gone),
                     notes=tuple(notes),
                     metrics=tuple(metrics),
                 ),
@@ -208,7 +210,7 @@ def on_drain_finished(
         (
             Step(
                 writes=(gone, *release),
-                actions=(_complete(gone),),
+                actions=_complete(gone),
                 notes=(
                     Note(
                         "error",
@@ -221,6 +223,44 @@ def on_drain_finished(
             ),
         )
     )
+
+
+def vanished(view: ClusterView, live_instances: set[str], now: float) -> Plan:
+    """Records of instances that no longer exist although we never saw them leave (killed, the
+    terminate hook lost or timed out). Their Node and etcd member are cleaned up like a leaving node's,
+    with no lifecycle action to complete; anything they held is released."""
+    steps = []
+    for node in view.nodes.values():
+        if node.instance_id in live_instances or node.phase in ("gone", "leaving", "draining"):
+            continue
+        if now - node.created_at < VANISHED_AFTER_SECONDS:
+            continue  # Auto Scaling's listing may not show a brand-new instance yet
+        fields = {"instance_id": node.instance_id, "role": node.role, "was": node.phase}
+        if node.phase in MAY_BE_IN_CLUSTER:
+            leaving = bump(node, now, phase="leaving", command_id=None, not_before=None, attempts=0)
+            steps.append(
+                Step(
+                    writes=(leaving,),
+                    notes=(
+                        Note(
+                            "warning",
+                            "instance vanished without a terminate action; cleaning up its Node",
+                            fields,
+                        ),
+                    ),
+                )
+            )
+            continue
+        writes: list = [bump(node, now, phase="gone", command_id=None)]
+        cluster = view.cluster
+        if cluster.init_owner == node.instance_id and cluster.phase == "initializing":
+            writes.append(bump(cluster, phase="uninitialized", init_owner=None, init_claimed_at=None))
+        elif cluster.lease_owner == node.instance_id:
+            writes.append(bump(cluster, lease_owner=None, lease_expires_at=None))
+        steps.append(
+            Step(writes=tuple(writes), notes=(Note("warning", "instance vanished before joining", fields),))
+        )
+    return Plan(tuple(steps))
 
 
 def dispatch_leaving(view: ClusterView, config: ClusterConfig, now: float) -> tuple[Plan, ClusterView]:
@@ -318,7 +358,7 @@ def _no_helper(view: ClusterView, node: NodeRecord, now: float) -> Step:
         )
     return Step(
         writes=tuple(writes),
-        actions=(_complete(gone),),
+        actions=_complete(gone),
         notes=tuple(notes),
         metrics=(("TerminationsWithoutCleanup", 1),),
     )
@@ -328,7 +368,7 @@ def _no_document(node: NodeRecord, now: float) -> Step:
     gone = bump(node, now, phase="gone", command_id=None)
     return Step(
         writes=(gone,),
-        actions=(_complete(gone),),
+        actions=_complete(gone),
         notes=(
             Note(
                 "error",
@@ -340,13 +380,14 @@ def _no_document(node: NodeRecord, now: float) -> Step:
     )
 
 
-def _complete(node: NodeRecord) -> CompleteLifecycle:
-    return CompleteLifecycle(
-        node.instance_id,
-        node.asg_name or "",
-        node.terminate_hook_name or "",
-        node.terminate_token,
-        "CONTINUE",
+def _complete(node: NodeRecord) -> tuple[CompleteLifecycle, ...]:
+    """Complete the terminate action, if there is one (an instance that vanished has none)."""
+    if node.terminate_hook_name is None:
+        return ()
+    return (
+        CompleteLifecycle(
+            node.instance_id, node.asg_name or "", node.terminate_hook_name, node.terminate_token, "CONTINUE"
+        ),
     )
 
 
