@@ -27,6 +27,9 @@ from kcluster.core.models import (
 UNSENT_STEP_SECONDS = 120.0
 # Ask SSM directly about a command still in flight this long after it was sent (its event may be lost).
 STATUS_CHECK_AFTER_SECONDS = 180.0
+# At most this many direct status checks per tick, oldest first, so a tick stays bounded in time
+# however many events were lost; the next tick takes the rest.
+MAX_STATUS_CHECKS_PER_TICK = 100
 # A node still "launching" this long after its launch event: its Provisioned event may be lost.
 PROVISIONED_GRACE_SECONDS = 300.0
 
@@ -115,19 +118,19 @@ def unsent_steps(view: ClusterView, now: float) -> Plan:
 
 def commands_to_check(view: ClusterView, now: float) -> list[tuple[str, str]]:
     """(command id, instance id) pairs whose status event is overdue: ask SSM directly."""
-    overdue = []
-    for node in view.nodes.values():
+    overdue: dict[tuple[str, str], None] = {}  # ordered and without duplicates
+    in_flight = sorted(view.nodes.values(), key=lambda n: (n.step_started_at or 0, n.instance_id))
+    for node in in_flight:
         if node.phase not in IN_FLIGHT_PHASES | {"draining"} or node.command_id is None:
             continue
         command = view.commands.get(node.command_id)
         if now - (node.step_started_at or now) < STATUS_CHECK_AFTER_SECONDS:
             continue
-        targets = command.targets if command else (node.instance_id,)
-        for target in targets:
-            pair = (node.command_id, target)
-            if pair not in overdue:
-                overdue.append(pair)
-    return overdue
+        # A join runs on the node itself; refresh-join and drain-remove run on a helper control plane.
+        runs_on_node = command is None or node.instance_id in command.targets
+        for target in (node.instance_id,) if runs_on_node else command.targets:
+            overdue[(node.command_id, target)] = None
+    return list(overdue)[:MAX_STATUS_CHECKS_PER_TICK]
 
 
 def unannounced_provisioning(view: ClusterView, now: float) -> list[str]:
