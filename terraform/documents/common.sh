@@ -46,6 +46,9 @@ declare -A KC_PATTERNS=(
   [CniManifestUrl]='^https://[A-Za-z0-9./_-]{1,400}\.ya?ml$'
   [TokenTtl]='^[1-9][0-9]{0,3}[mh]$'
   [UploadCertificates]='^(true|false)$'
+  [InstanceId]='^i-[0-9a-f]{8,17}$'
+  [RemoveEtcdMember]='^(true|false)$'
+  [DrainTimeout]='^[1-9][0-9]{0,4}s$'
 )
 
 # Shapes of join material read back from SSM, checked before it goes into a kubeadm config file.
@@ -303,4 +306,135 @@ kc_join() {
   KC_CHANGED=true
   systemctl enable kubelet
   kc_succeed true "node_name=${KC_NODE_NAME}"
+}
+
+# ----- scale-in: the API as the cluster admin, etcd membership, live instances -----
+
+kc_kubectl() {
+  kubectl --kubeconfig "$KC_ADMIN_CONF" "$@"
+}
+
+kc_require_api() {
+  if [[ ! -f "$KC_ADMIN_CONF" ]] || ! kc_api_answers "$KC_ADMIN_CONF"; then
+    kc_fail control-plane-unhealthy "no answering control plane on this node"
+  fi
+}
+
+# kc_live_instances [ROLE]: "instance-id<TAB>private-ip<TAB>private-dns" lines, one per pending or
+# running instance of the cluster (of ROLE when given).
+kc_live_instances() {
+  local filters=("Name=tag:kcluster:cluster,Values=${SSM_ClusterName}"
+    "Name=instance-state-name,Values=pending,running")
+  if [[ -n "${1:-}" ]]; then
+    filters+=("Name=tag:kcluster:role,Values=$1")
+  fi
+  aws ec2 describe-instances --region "$KC_REGION" --filters "${filters[@]}" \
+    --query 'Reservations[].Instances[].[InstanceId,PrivateIpAddress,PrivateDnsName]' --output text
+}
+
+KC_ETCD_PKI="${KC_KUBE_DIR}/pki/etcd"
+# Seconds between `member remove` attempts while etcd answers "unhealthy cluster": it refuses a
+# membership change until its peers have been connected for a few seconds after the previous one.
+KC_ETCD_RETRY_DELAYS=(1 2 4 8 8)
+
+# etcdctl v3 against the local member with kubeadm's certificates, unless ETCDCTL_* say otherwise
+# (environment only: etcdctl refuses a flag that shadows an ETCDCTL_* variable).
+kc_etcdctl() {
+  ETCDCTL_API=3 \
+    ETCDCTL_ENDPOINTS="${ETCDCTL_ENDPOINTS:-https://127.0.0.1:2379}" \
+    ETCDCTL_CACERT="${ETCDCTL_CACERT:-${KC_ETCD_PKI}/ca.crt}" \
+    ETCDCTL_CERT="${ETCDCTL_CERT:-${KC_ETCD_PKI}/healthcheck-client.crt}" \
+    ETCDCTL_KEY="${ETCDCTL_KEY:-${KC_ETCD_PKI}/healthcheck-client.key}" \
+    etcdctl "$@"
+}
+
+# etcd prints 64-bit ids as JSON numbers; jq 1.6 reads numbers as doubles and would round them, so
+# they become strings before jq sees them (and go to etcdctl as hex via printf '%x').
+kc_etcd_ids_as_strings() {
+  sed -E 's/"(ID|cluster_id|member_id|leader)": *([0-9]+)/"\1":"\2"/g'
+}
+
+# kc_etcd_snapshot: KC_ETCD_STATE, a JSON array with one object per member:
+#   {id: "<decimal>", name, client_urls: [...], peer_hosts: [...], healthy: bool}
+# A member is healthy when one of its client URLs answers `endpoint health`; an unstarted member (no
+# client URLs) never is.
+kc_etcd_snapshot() {
+  local members health
+  if ! members="$(kc_etcdctl member list -w json | kc_etcd_ids_as_strings)" || [[ -z "$members" ]]; then
+    kc_fail etcd-unreachable "etcdctl member list failed against the local etcd member"
+  fi
+  # exits 1 when any member is unhealthy; its JSON still has every member's answer
+  health="$(kc_etcdctl endpoint health --cluster -w json)" || true
+  [[ "$health" == \[* ]] || health='[]'
+  # shellcheck disable=SC2016 # jq variables, not shell ones
+  KC_ETCD_STATE="$(jq -c --argjson health "$health" '
+    [.members[] | {
+      id: .ID,
+      name: (.name // ""),
+      client_urls: (.clientURLs // []),
+      peer_hosts: [(.peerURLs // [])[] | sub("^[a-z]+://"; "") | sub(":[0-9]+$"; "")
+        | ltrimstr("[") | rtrimstr("]")]
+    } | .healthy = (.client_urls as $urls
+        | any($health[]; .health == true and (.endpoint as $e | any($urls[]; . == $e)))) ]' <<<"$members")"
+}
+
+# kc_etcd_find_member NAME IP: the decimal id of the member named NAME or whose peer URL host is IP.
+kc_etcd_find_member() {
+  # shellcheck disable=SC2016 # jq variables, not shell ones
+  jq -r --arg name "$1" --arg ip "$2" 'first(.[]
+    | select(($name != "" and .name == $name) or ($ip != "" and any(.peer_hosts[]; . == $ip))))
+    | .id' <<<"$KC_ETCD_STATE"
+}
+
+# kc_etcd_move_leader_off ID: when member ID leads, hand leadership to a healthy other member first.
+# move-leader must reach the current leader, so it goes to the leaving member's own client URLs.
+kc_etcd_move_leader_off() {
+  local id="$1" status leader target urls
+  status="$(kc_etcdctl endpoint status --cluster -w json)" || true
+  [[ "$status" == \[* ]] || status='[]'
+  leader="$(kc_etcd_ids_as_strings <<<"$status" | jq -r 'first(.[].Status.leader) // ""')"
+  [[ "$leader" == "$id" ]] || return 0
+  # shellcheck disable=SC2016 # jq variables, not shell ones
+  target="$(jq -r --arg id "$id" 'first(.[] | select(.id != $id and .healthy)) | .id' <<<"$KC_ETCD_STATE")"
+  # shellcheck disable=SC2016 # jq variables, not shell ones
+  urls="$(jq -r --arg id "$id" '.[] | select(.id == $id) | .client_urls | join(",")' <<<"$KC_ETCD_STATE")"
+  kc_log "etcd member $(printf '%x' "$id") leads: moving leadership to $(printf '%x' "$target")"
+  if ! ETCDCTL_ENDPOINTS="$urls" kc_etcdctl move-leader "$(printf '%x' "$target")"; then
+    kc_fail etcd-move-leader-failed "could not move etcd leadership off the leaving member"
+  fi
+}
+
+# kc_etcd_remove_member ID: remove the member with decimal id ID from KC_ETCD_STATE's cluster.
+# Quorum guard: with N members and H healthy, the N-1 left must keep floor((N-1)/2)+1 healthy, else
+# refuse (quorum-risk, exit 4, nothing removed). Leadership moves away first; `member remove` is
+# retried while etcd answers "unhealthy cluster". Returns 1 when etcd no longer knows the member.
+kc_etcd_remove_member() {
+  local id="$1" total healthy leaving_healthy
+  # shellcheck disable=SC2016 # jq variables, not shell ones
+  read -r total healthy leaving_healthy < <(jq -r --arg id "$id" \
+    '[length, (map(select(.healthy)) | length), (map(select(.id == $id and .healthy)) | length)] | @tsv' \
+    <<<"$KC_ETCD_STATE")
+  local remaining_healthy=$((healthy - leaving_healthy)) needed=$(((total - 1) / 2 + 1))
+  if ((remaining_healthy < needed)); then
+    kc_fail quorum-risk "removing etcd member $(printf '%x' "$id") would leave ${remaining_healthy} healthy of $((total - 1)) members, below the quorum of ${needed}; ${healthy} of ${total} members are healthy now" 4
+  fi
+  if ((leaving_healthy == 1)); then
+    kc_etcd_move_leader_off "$id"
+  fi
+  local delay output
+  for delay in "${KC_ETCD_RETRY_DELAYS[@]}" last; do
+    if output="$(kc_etcdctl member remove "$(printf '%x' "$id")" 2>&1)"; then
+      kc_log "$output"
+      return 0
+    fi
+    if [[ "$output" == *"member not found"* ]]; then
+      kc_log "etcd member $(printf '%x' "$id") is already gone"
+      return 1
+    fi
+    if [[ "$output" != *"unhealthy cluster"* || "$delay" == last ]]; then
+      kc_fail etcd-remove-failed "etcdctl member remove failed: $(tail -n 1 <<<"$output")"
+    fi
+    kc_log "etcd refused the membership change (unhealthy cluster); retrying in ${delay}s"
+    sleep "$delay"
+  done
 }

@@ -1,4 +1,8 @@
-"""Fixtures for the node scripts: moto's SSM, a hand-moved clock, one KubeModel and a NodeFleet."""
+"""Fixtures for the node scripts: moto's SSM and EC2, a hand-moved clock, one KubeModel and a NodeFleet.
+
+Every sandbox instance is also a moto EC2 instance (same id, private IP and DNS name, cluster and role
+tags), so `aws ec2 describe-instances` in the scripts sees the same fleet.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
+from typing import Any
 
 import boto3
 import pytest
@@ -53,17 +58,28 @@ class Nodes:
     fleet: NodeFleet
     model: KubeModel
     clock: ManualClock
+    ec2: Any
+    subnet_id: str
     outputs: list[str] = field(default_factory=list)
     count: int = 0
 
     def add(self, role: str, *, provisioned: bool = True) -> str:
         self.count += 1
-        instance_id = f"i-0{self.count:016x}"
+        tags = [{"Key": "kcluster:cluster", "Value": CLUSTER}, {"Key": "kcluster:role", "Value": role}]
+        (instance,) = self.ec2.run_instances(
+            ImageId="ami-12c6146b",
+            MinCount=1,
+            MaxCount=1,
+            SubnetId=self.subnet_id,
+            PrivateIpAddress=f"10.0.1.{self.count}",
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+        )["Instances"]
+        instance_id = instance["InstanceId"]
         self.fleet.add_instance(
             instance_id,
             availability_zone=AZ,
-            private_ip=f"10.0.1.{self.count}",
-            private_dns=f"ip-10-0-1-{self.count}.ec2.internal",
+            private_ip=instance["PrivateIpAddress"],
+            private_dns=instance["PrivateDnsName"],
             region=REGION,
             cluster=CLUSTER,
             role=role,
@@ -72,20 +88,37 @@ class Nodes:
             self.fleet.mark_provisioned(instance_id)
         return instance_id
 
-    def run(self, instance_id: str, key: str, **overrides: str) -> Run:
+    def terminate(self, instance_id: str) -> None:
+        """The instance is gone for good: EC2 terminates it and its kubelet and etcd stop answering."""
+        self.ec2.terminate_instances(InstanceIds=[instance_id])
+        self.fleet.remove_instance(instance_id)
+
+    def run(self, instance_id: str, key: str, *, path_first: Path | None = None, **overrides: str) -> Run:
         params = default_parameters(key) | overrides
         env = {f"SSM_{name}": value for name, value in params.items()}
-        result = self.fleet.run_script(instance_id, script_text(key), env)
-        self.outputs += [result.stdout, result.stderr]
+        result = self.run_env(instance_id, key, env, path_first=path_first)
         lines = result.stdout.splitlines()
         assert len(lines) == 1, f"expected one result line, got {result.stdout!r}; stderr {result.stderr}"
         return Run(result, json.loads(lines[0]))
+
+    def run_env(
+        self, instance_id: str, key: str, env: dict[str, str], *, path_first: Path | None = None
+    ) -> ScriptResult:
+        result = self.fleet.run_script(instance_id, script_text(key), env, path_first=path_first)
+        self.outputs += [result.stdout, result.stderr]
+        return result
 
 
 def default_parameters(key: str) -> dict[str, str]:
     common = {"ClusterName": CLUSTER}
     if key == "refresh-join":
         return common | {"TokenTtl": "15m", "UploadCertificates": "true"}
+    if key == "drain-remove":
+        return common | {
+            "InstanceId": "i-0123456789abcdef0",
+            "RemoveEtcdMember": "false",
+            "DrainTimeout": "60s",
+        }
     common |= {"KubernetesVersion": KUBERNETES_VERSION, "ControlPlaneEndpoint": ENDPOINT}
     if key == "init":
         common |= {"PodCidr": "10.244.0.0/16", "ServiceCidr": "10.96.0.0/12", "CniManifestUrl": CNI_URL}
@@ -105,10 +138,19 @@ def ssm(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
 def nodes(ssm: object, tmp_path: Path) -> Iterator[Nodes]:
     clock = ManualClock()
     model = KubeModel(clock.now, Random(7))
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.1.0/24", AvailabilityZone=AZ)["Subnet"][
+        "SubnetId"
+    ]
     fleet = NodeFleet(
-        tmp_path / "fleet", model, lambda region: boto3.client("ssm", region_name=region), clock.now
+        tmp_path / "fleet",
+        model,
+        lambda region: boto3.client("ssm", region_name=region),
+        clock.now,
+        ec2_client_factory=lambda region: boto3.client("ec2", region_name=region),
     )
     try:
-        yield Nodes(fleet, model, clock)
+        yield Nodes(fleet, model, clock, ec2, subnet_id)
     finally:
         fleet.close()

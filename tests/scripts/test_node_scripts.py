@@ -106,6 +106,7 @@ def test_refresh_join_publishes_fresh_material_each_run(nodes: Nodes, ssm) -> No
     assert run.output == {
         "ok": True, "step": "refresh-join", "changed": True, "node_name": "ip-10-0-1-1.ec2.internal",
         "token_ttl": "2h", "certificate_key_refreshed": False,
+        "stray_members_removed": 0, "stray_nodes_deleted": 0,
     }  # fmt: skip
     new_token = _parameter(ssm, "join/token")["Value"]
     assert new_token != token

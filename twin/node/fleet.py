@@ -1,8 +1,9 @@
 """Each instance's sandbox, and running an SSM document's script in it the way the SSM agent does.
 
 A sandbox is a directory standing for the instance's root filesystem (the scripts prefix absolute paths
-with $KCLUSTER_ROOT). The fake kubeadm/kubectl/systemctl/cloud-init/aws on its PATH talk to one
-KubeModel through the fleet's Unix socket; `aws ssm` goes to (moto's) SSM through the client factory.
+with $KCLUSTER_ROOT). The fake kubeadm/kubectl/etcdctl/systemctl/cloud-init/aws/sleep on its PATH
+talk to one KubeModel through the fleet's Unix socket; `aws ssm` and `aws ec2 describe-instances`
+go to (moto's) SSM and EC2 through the client factories.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import boto3
 
 from twin.node.model import KubeModel
 from twin.node.server import NodeServer
@@ -44,7 +47,8 @@ class ScriptRun:
 
 
 class NodeFleet:
-    """The instances' sandboxes. `ssm_client_factory(region_name)` returns a boto3 SSM client."""
+    """The instances' sandboxes. `ssm_client_factory(region_name)` returns a boto3 SSM client;
+    `ec2_client_factory(region_name)` an EC2 one (default: boto3's, i.e. moto's inside mock_aws)."""
 
     def __init__(
         self,
@@ -52,13 +56,18 @@ class NodeFleet:
         model: KubeModel,
         ssm_client_factory: Callable[[str], Any],
         now: Callable[[], float],
+        *,
+        ec2_client_factory: Callable[[str], Any] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.model = model
         self._now = now
         self._ssm_client_factory = ssm_client_factory
-        self._clients: dict[str, Any] = {}
+        self._ec2_client_factory = ec2_client_factory or (
+            lambda region: boto3.client("ec2", region_name=region)
+        )
+        self._clients: dict[tuple[str, str], Any] = {}
         self._clients_lock = threading.Lock()
         self.runs: list[ScriptRun] = []
         self._sandboxes: dict[str, Path] = {}
@@ -67,13 +76,19 @@ class NodeFleet:
         if len(str(socket_path)) > _MAX_SOCKET_PATH:
             self._socket_dir = tempfile.mkdtemp(prefix="kc-node-")
             socket_path = Path(self._socket_dir) / "node.sock"
-        self.server = NodeServer(socket_path, NodeTools(model, self._ssm_client))
+        self.server = NodeServer(socket_path, NodeTools(model, self._ssm_client, self._ec2_client))
+
+    def _client(self, service: str, region: str, factory: Callable[[str], Any]) -> Any:
+        with self._clients_lock:
+            if (service, region) not in self._clients:
+                self._clients[service, region] = factory(region)
+            return self._clients[service, region]
 
     def _ssm_client(self, region: str) -> Any:
-        with self._clients_lock:
-            if region not in self._clients:
-                self._clients[region] = self._ssm_client_factory(region)
-            return self._clients[region]
+        return self._client("ssm", region, self._ssm_client_factory)
+
+    def _ec2_client(self, region: str) -> Any:
+        return self._client("ec2", region, self._ec2_client_factory)
 
     def sandbox(self, instance_id: str) -> Path:
         return self._sandboxes[instance_id]
@@ -110,16 +125,22 @@ class NodeFleet:
         marker = self.sandbox(instance_id) / PROVISIONED_MARKER
         marker.write_text(f"{self._now():.0f}\n")
 
-    def run_script(self, instance_id: str, script: str, env: dict[str, str]) -> ScriptResult:
-        """Run `script` as the SSM agent would: saved as _script.sh in the sandbox, `bash _script.sh`."""
+    def run_script(
+        self, instance_id: str, script: str, env: dict[str, str], *, path_first: Path | None = None
+    ) -> ScriptResult:
+        """Run `script` as the SSM agent would: saved as _script.sh in the sandbox, `bash _script.sh`.
+
+        `path_first`: a directory searched before the fake tools (tests put a real etcdctl there).
+        """
         root = self.sandbox(instance_id)
         if not self.model.host(instance_id).alive:
             raise ValueError(f"instance {instance_id} has been removed")
         script_path = root / "_script.sh"
         script_path.write_text(script)
+        search = [str(path_first)] if path_first else []
         environment = {
             **env,
-            "PATH": f"{FAKE_BIN_DIR}:/usr/bin:/bin",
+            "PATH": ":".join([*search, str(FAKE_BIN_DIR), "/usr/bin", "/bin"]),
             "HOME": str(root / "root"),
             "TMPDIR": str(root / "tmp"),
             "LANG": "C.UTF-8",

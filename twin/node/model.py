@@ -11,11 +11,20 @@ pin the CA by its public-key hash; a control-plane join adds an etcd member and 
 started members (etcd's IsReadyToAddVotingMember) and is refused with "etcdserver: unhealthy cluster"
 right after another membership change; `kubeadm reset` removes the local member only while etcd has
 quorum; Nodes are Ready once their kubelet runs and a CNI manifest was applied.
+
+Scale-in (drain-remove): Nodes can be cordoned, drained and deleted; pods are minimal (a node, an
+optional PodDisruptionBudget, DaemonSet-managed or not, emptyDir or not) and an eviction that would
+take a PDB below minAvailable is refused, so a drain times out the way kubectl's does. etcd members
+carry etcd's 64-bit ids, a leader (the first member until moved or removed; re-elected among healthy
+members while there is quorum) and answer etcdctl's member list / endpoint health / endpoint status /
+move-leader / member remove with the real etcdctl 3.4 JSON shapes and refusals. A script's `sleep`
+counts as time etcd had to settle (the virtual clock does not move during one script run).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import string
 import threading
@@ -37,6 +46,14 @@ KUBEADM_API_VERSION = "kubeadm.k8s.io/v1beta4"
 INSTANCE_ID_LABEL = "kcluster.io/instance-id"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380
+ETCD_VERSION = "3.5.21"
+# etcdctl's exit statuses (etcdctl/ctlv3/command/error.go).
+ETCDCTL_EXIT_ERROR = 1
+ETCDCTL_EXIT_BAD_ARGS = 128
+POD_NAMESPACE = "default"
+
 _TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 _DURATION_PART = re.compile(r"([0-9]+)(h|m|s)")
 
@@ -57,6 +74,7 @@ class NodeView:
     labels: dict[str, str]
     ready: bool
     control_plane: bool
+    unschedulable: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,16 @@ class EtcdMember:
     peer_url: str
     instance_id: str
     healthy: bool
+    member_id: int = 0
+
+
+@dataclass(frozen=True)
+class PodView:
+    name: str
+    node: str | None  # None: pending, no schedulable node
+    pdb: str | None
+    daemonset: bool
+    emptydir: bool
 
 
 @dataclass(frozen=True)
@@ -102,6 +130,8 @@ class _Node:
     provider_id: str
     labels: dict[str, str]
     control_plane: bool
+    internal_ip: str = ""
+    unschedulable: bool = False
 
 
 @dataclass
@@ -110,6 +140,17 @@ class _Member:
     peer_url: str
     instance_id: str
     added_at: float
+    member_id: int = 0
+    client_url: str = ""  # empty: added but never started (no name, no client URLs yet)
+
+
+@dataclass
+class _Pod:
+    name: str
+    node: str | None
+    pdb: str | None
+    daemonset: bool
+    emptydir: bool
 
 
 @dataclass
@@ -128,7 +169,9 @@ class _Epoch:
     members: dict[str, _Member] = field(default_factory=dict)  # by instance id
     nodes: dict[str, _Node] = field(default_factory=dict)  # by node name
     last_membership_change: float = float("-inf")
-    # PodDisruptionBudgets (a later issue) belong here, next to the Nodes they protect.
+    cluster_id: int = 0
+    leader: str | None = None  # instance id of the leader's member
+    raft_term: int = 1
 
 
 def parse_duration(text: str) -> float:
@@ -140,6 +183,40 @@ def parse_duration(text: str) -> float:
         raise KubeError(f'invalid argument "{text}" for "--ttl" flag: time: invalid duration "{text}"')
     seconds = sum(int(amount) * {"h": 3600, "m": 60, "s": 1}[unit] for amount, unit in parts)
     return float("inf") if seconds == 0 else float(seconds)
+
+
+def _etcd_id(seed: str) -> int:
+    """A 64-bit member/cluster id as etcd makes them (a hash), stable for a seed."""
+    return int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big") or 1
+
+
+def _parse_member_id(text: str) -> int:
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise KubeError(
+            f'Error: bad member ID arg (strconv.ParseUint: parsing "{text}": invalid syntax), '
+            "expecting ID in Hex",
+            ETCDCTL_EXIT_BAD_ARGS,
+        ) from None
+
+
+def _member_json(member: _Member) -> dict:
+    answer: dict = {"ID": member.member_id}
+    if member.client_url:
+        answer["name"] = member.name
+    answer["peerURLs"] = [member.peer_url]
+    if member.client_url:
+        answer["clientURLs"] = [member.client_url]
+    return answer
+
+
+def _drain_error(node: str, reasons: str) -> str:
+    return (
+        f'error: unable to drain node "{node}" due to error: {reasons}, continuing command...\n'
+        f"There are pending nodes to be drained:\n {node}\n"
+        f"error: {reasons}"
+    )
 
 
 def _documents(config_text: str) -> dict[str, dict]:
@@ -190,6 +267,8 @@ class KubeModel:
         self._current: _Epoch | None = None
         self._init_counts: dict[int, int] = {}
         self._secrets: set[str] = set()
+        self._pods: dict[str, _Pod] = {}
+        self._pdbs: dict[str, int] = {}  # PodDisruptionBudget name -> minAvailable
         self.history: list[HistoryEntry] = []
 
     # ----- read API (invariants) -----
@@ -213,9 +292,29 @@ class KubeModel:
             if self._current is None:
                 return []
             return [
-                EtcdMember(m.name, m.peer_url, m.instance_id, self._member_healthy(m))
+                EtcdMember(m.name, m.peer_url, m.instance_id, self._member_healthy(m), m.member_id)
                 for m in self._current.members.values()
             ]
+
+    def etcd_leader(self) -> EtcdMember | None:
+        """The member etcd would name leader now (None without quorum)."""
+        with self._lock:
+            if self._current is None:
+                return None
+            leader = self._elect(self._current)
+            return next((m for m in self.etcd_members() if m.instance_id == leader), None)
+
+    def pods(self) -> list[PodView]:
+        with self._lock:
+            return [PodView(p.name, p.node, p.pdb, p.daemonset, p.emptydir) for p in self._pods.values()]
+
+    def operation_counts(self) -> dict[str, int]:
+        """How often each history operation happened (node-drained, node-deleted, etcd-member-removed...)."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for entry in self.history:
+                counts[entry.operation] = counts.get(entry.operation, 0) + 1
+            return counts
 
     def issued_secrets(self) -> set[str]:
         with self._lock:
@@ -283,6 +382,7 @@ class KubeModel:
                     pod_subnet=networking.get("podSubnet", ""),
                     service_subnet=networking.get("serviceSubnet", ""),
                     kubernetes_version=str(cluster.get("kubernetesVersion", "")),
+                    cluster_id=_etcd_id(f"cluster/{number}/{endpoint}"),
                 )
                 self._epochs[number] = epoch
                 self._current = epoch
@@ -369,8 +469,7 @@ class KubeModel:
             epoch = self._epochs.get(host.epoch) if host.epoch else None
             removed_member = False
             if epoch and instance_id in epoch.members and self._has_quorum(epoch):
-                del epoch.members[instance_id]
-                epoch.last_membership_change = self._now()
+                self._drop_member(epoch, instance_id)
                 removed_member = True
             host.kubelet_running = False
             host.epoch = None
@@ -462,7 +561,338 @@ class KubeModel:
             self._record("label-node", node.instance_id, node=name, labels=dict(labels))
             return f"node/{name} labeled\n"
 
+    # ----- pods and PodDisruptionBudgets (tests and scenarios set them up) -----
+
+    def add_pod(
+        self,
+        node_name: str,
+        name: str,
+        *,
+        pdb: str | None = None,
+        daemonset: bool = False,
+        emptydir: bool = False,
+    ) -> None:
+        with self._lock:
+            if self._current is None or node_name not in self._current.nodes:
+                raise KubeError(f'nodes "{node_name}" not found')
+            self._pods[name] = _Pod(name, node_name, pdb, daemonset, emptydir)
+
+    def set_pdb(self, name: str, min_available: int) -> None:
+        with self._lock:
+            self._pdbs[name] = min_available
+
+    # ----- scale-in through kubectl -----
+
+    def cordon(self, kubeconfig_text: str, name: str) -> str:
+        with self._lock:
+            node = self._api_node(kubeconfig_text, name)
+            if node.unschedulable:
+                return f"node/{name} already cordoned\n"
+            node.unschedulable = True
+            self._record("node-cordoned", node.instance_id, node=name)
+            return f"node/{name} cordoned\n"
+
+    def drain(
+        self,
+        kubeconfig_text: str,
+        name: str,
+        *,
+        ignore_daemonsets: bool,
+        delete_emptydir_data: bool,
+        timeout: str,
+    ) -> str:
+        """kubectl drain: cordon, then evict every pod but DaemonSet-managed ones, honouring PDBs.
+
+        An eviction a PDB refuses is retried by kubectl until --timeout; the model answers at once with
+        kubectl's timeout error (the twin's latency model accounts for the time), cordon kept.
+        """
+        with self._lock:
+            stdout = self.cordon(kubeconfig_text, name)
+            node = self._api_node(kubeconfig_text, name)
+            on_node = [pod for pod in self._pods.values() if pod.node == name]
+            daemonset_pods = [f"kube-system/{p.name}" for p in on_node if p.daemonset]
+            emptydir_pods = [f"{POD_NAMESPACE}/{p.name}" for p in on_node if p.emptydir and not p.daemonset]
+            problems = []
+            if daemonset_pods and not ignore_daemonsets:
+                problems.append(
+                    "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): "
+                    + ", ".join(daemonset_pods)
+                )
+            if emptydir_pods and not delete_emptydir_data:
+                problems.append(
+                    "cannot delete Pods with local storage (use --delete-emptydir-data to override): "
+                    + ", ".join(emptydir_pods)
+                )
+            if problems:
+                self._record("node-drain-refused", node.instance_id, node=name)
+                raise KubeError(_drain_error(name, ", ".join(problems)))
+            stderr_warning = ""
+            if daemonset_pods:
+                stderr_warning = f"Warning: ignoring DaemonSet-managed Pods: {', '.join(daemonset_pods)}\n"
+            blocked = []
+            for pod in [p for p in on_node if not p.daemonset]:
+                if self._eviction_allowed(pod):
+                    stdout += f"evicting pod {POD_NAMESPACE}/{pod.name}\npod/{pod.name} evicted\n"
+                    self._reschedule(pod, leaving=name)
+                else:
+                    blocked.append(pod)
+            if blocked:
+                self._record("node-drain-timed-out", node.instance_id, node=name, timeout=timeout)
+                reasons = "; ".join(
+                    f'error when evicting pods/"{pod.name}" -n "{POD_NAMESPACE}": global timeout reached: '
+                    f"{timeout}"
+                    for pod in blocked
+                )
+                retries = "".join(
+                    f'error when evicting pods/"{pod.name}" -n "{POD_NAMESPACE}" (will retry after 5s): '
+                    "Cannot evict pod as it would violate the pod's disruption budget.\n"
+                    for pod in blocked
+                )
+                raise KubeError(stderr_warning + retries + _drain_error(name, reasons))
+            self._record("node-drained", node.instance_id, node=name)
+            return stdout + f"node/{name} drained\n"
+
+    def delete_node(self, kubeconfig_text: str, name: str, *, ignore_not_found: bool) -> str:
+        with self._lock:
+            epoch = self._api_epoch(kubeconfig_text)
+            node = epoch.nodes.pop(name, None)
+            if node is None:
+                if ignore_not_found:
+                    return ""
+                raise KubeError(f'Error from server (NotFound): nodes "{name}" not found')
+            # The pod garbage collector removes the node's pods; controllers recreate theirs elsewhere.
+            for pod in [p for p in self._pods.values() if p.node == name]:
+                if pod.daemonset:
+                    del self._pods[pod.name]
+                else:
+                    self._reschedule(pod, leaving=name)
+            self._record("node-deleted", node.instance_id, node=name)
+            return f'node "{name}" deleted\n'
+
+    # ----- etcd through etcdctl (the calling instance's local member serves 127.0.0.1) -----
+
+    def etcd_member_list(self, instance_id: str, endpoints: list[str]) -> dict:
+        with self._lock:
+            epoch, serving = self._etcd_serving(instance_id, endpoints)
+            return {
+                "header": self._etcd_header(epoch, serving),
+                "members": [_member_json(m) for m in epoch.members.values()],
+            }
+
+    def etcd_endpoint_health(self, instance_id: str, endpoints: list[str]) -> list[dict]:
+        """`endpoint health --cluster`: one answer per member with client URLs (unstarted ones have none)."""
+        with self._lock:
+            epoch, _ = self._etcd_serving(instance_id, endpoints)
+            quorum = self._has_quorum(epoch)
+            answers = []
+            for member in epoch.members.values():
+                if not member.client_url:
+                    continue
+                if self._member_healthy(member) and quorum:
+                    answers.append({"endpoint": member.client_url, "health": True, "took": "2.315ms"})
+                else:
+                    answers.append(
+                        {
+                            "endpoint": member.client_url,
+                            "health": False,
+                            "took": "5.000914377s",
+                            "error": "context deadline exceeded",
+                        }
+                    )
+            return answers
+
+    def etcd_endpoint_status(self, instance_id: str, endpoints: list[str]) -> tuple[list[dict], list[str]]:
+        """`endpoint status --cluster`: statuses of reachable members, and the client URLs that failed."""
+        with self._lock:
+            epoch, _ = self._etcd_serving(instance_id, endpoints)
+            leader = self._elect(epoch)
+            leader_id = epoch.members[leader].member_id if leader else 0
+            statuses, failed = [], []
+            for member in epoch.members.values():
+                if not member.client_url:
+                    continue
+                if not self._member_healthy(member):
+                    failed.append(member.client_url)
+                    continue
+                index = 8 + 3 * len(epoch.members) + epoch.raft_term
+                statuses.append(
+                    {
+                        "Endpoint": member.client_url,
+                        "Status": {
+                            "header": {
+                                "cluster_id": epoch.cluster_id,
+                                "member_id": member.member_id,
+                                "revision": 1,
+                                "raft_term": epoch.raft_term,
+                            },
+                            "version": ETCD_VERSION,
+                            "dbSize": 20480,
+                            "leader": leader_id,
+                            "raftIndex": index,
+                            "raftTerm": epoch.raft_term,
+                            "raftAppliedIndex": index,
+                            "dbSizeInUse": 16384,
+                        },
+                    }
+                )
+            return statuses, failed
+
+    def etcd_move_leader(self, instance_id: str, endpoints: list[str], target_hex: str) -> str:
+        with self._lock:
+            epoch = self._etcd_epoch(instance_id)
+            target_id = _parse_member_id(target_hex)
+            leader = self._elect(epoch)
+            reachable = [self._member_at(epoch, instance_id, url) for url in endpoints]
+            if leader is None or leader not in [m.instance_id for m in reachable if m is not None]:
+                raise KubeError(
+                    f"Error: no leader endpoint given at [{' '.join(endpoints)}]", ETCDCTL_EXIT_BAD_ARGS
+                )
+            target = next((m for m in epoch.members.values() if m.member_id == target_id), None)
+            if target is None or not self._member_healthy(target) or target.instance_id == leader:
+                raise KubeError("Error: etcdserver: bad leader transferee", ETCDCTL_EXIT_ERROR)
+            previous = epoch.members[leader]
+            epoch.leader = target.instance_id
+            epoch.raft_term += 1
+            self._record("etcd-leader-moved", target.instance_id, previous=previous.name, leader=target.name)
+            return f"Leadership transferred from {previous.member_id:x} to {target.member_id:x}\n"
+
+    def etcd_member_remove(self, instance_id: str, endpoints: list[str], member_hex: str) -> str:
+        """etcd's mayRemoveMember with --strict-reconfig-check (the default), then the removal."""
+        with self._lock:
+            epoch, _ = self._etcd_serving(instance_id, endpoints)
+            member_id = _parse_member_id(member_hex)
+            if not self._has_quorum(epoch):
+                raise KubeError("Error: context deadline exceeded", ETCDCTL_EXIT_ERROR)
+            member = next((m for m in epoch.members.values() if m.member_id == member_id), None)
+            if member is None:
+                raise KubeError("Error: etcdserver: member not found", ETCDCTL_EXIT_ERROR)
+            if self._member_healthy(member):
+                others = [m for m in epoch.members.values() if m is not member]
+                started_after = sum(bool(m.client_url) for m in others)
+                if started_after < len(others) // 2 + 1:
+                    raise KubeError(
+                        "Error: etcdserver: re-configuration failed due to not enough started members",
+                        ETCDCTL_EXIT_ERROR,
+                    )
+                active = sum(self._member_healthy(m) for m in epoch.members.values())
+                if active - 1 < 1 + (len(epoch.members) - 1) // 2:
+                    raise KubeError("Error: etcdserver: unhealthy cluster", ETCDCTL_EXIT_ERROR)
+            if self._now() - epoch.last_membership_change < MEMBERSHIP_SETTLE_SECONDS:
+                # peers connected less than etcd's HealthInterval ago do not count as active yet
+                raise KubeError("Error: etcdserver: unhealthy cluster", ETCDCTL_EXIT_ERROR)
+            self._drop_member(epoch, member.instance_id)
+            self._record("etcd-member-removed", member.instance_id, name=member.name)
+            return f"Member {member_id:x} removed from cluster {epoch.cluster_id:x}\n"
+
+    def add_unstarted_etcd_member(self, peer_url: str) -> int:
+        """`etcdctl member add` whose etcd never started (a join that died half-way).
+
+        Such a member has no name and no client URLs, and counts towards the quorum size.
+        """
+        with self._lock:
+            epoch = self._current
+            if epoch is None:
+                raise KubeError("no cluster")
+            key = f"unstarted:{peer_url}"
+            epoch.members[key] = _Member(
+                name="",
+                peer_url=peer_url,
+                instance_id=key,
+                added_at=self._now(),
+                member_id=_etcd_id(f"{epoch.number}/{peer_url}/{self._now()}"),
+            )
+            epoch.last_membership_change = self._now()
+            self._record("etcd-member-added-unstarted", None, peer_url=peer_url)
+            return epoch.members[key].member_id
+
+    def script_slept(self, instance_id: str, seconds: float) -> None:
+        """A script's `sleep`: time etcd had to settle after a membership change."""
+        with self._lock:
+            if self._current is not None:
+                self._current.last_membership_change -= seconds
+            self._record("script-slept", instance_id, seconds=seconds)
+
     # ----- internals -----
+
+    def _api_node(self, kubeconfig_text: str, name: str) -> _Node:
+        epoch = self._api_epoch(kubeconfig_text)
+        node = epoch.nodes.get(name)
+        if node is None:
+            raise KubeError(f'Error from server (NotFound): nodes "{name}" not found')
+        return node
+
+    def _pod_healthy(self, pod: _Pod) -> bool:
+        if pod.node is None or self._current is None or pod.node not in self._current.nodes:
+            return False
+        return self._node_ready(self._current, self._current.nodes[pod.node])
+
+    def _eviction_allowed(self, pod: _Pod) -> bool:
+        """The eviction API: allowed unless it takes the pod's PDB below minAvailable healthy pods."""
+        if pod.pdb is None or pod.pdb not in self._pdbs or not self._pod_healthy(pod):
+            return True
+        healthy = sum(self._pod_healthy(p) for p in self._pods.values() if p.pdb == pod.pdb)
+        return healthy - 1 >= self._pdbs[pod.pdb]
+
+    def _reschedule(self, pod: _Pod, *, leaving: str) -> None:
+        """The pod's controller recreates it on a schedulable Ready worker, else it stays Pending."""
+        epoch = self._current
+        candidates = sorted(
+            node.name
+            for node in (epoch.nodes.values() if epoch else [])
+            if node.name != leaving
+            and not node.unschedulable
+            and not node.control_plane
+            and self._node_ready(epoch, node)
+        )
+        pod.node = candidates[0] if candidates else None
+
+    def _etcd_epoch(self, instance_id: str) -> _Epoch:
+        host = self._live_host(instance_id)
+        epoch = self._epochs.get(host.epoch) if host.epoch else None
+        if epoch is None or epoch is not self._current:
+            raise KubeError("Error: dial tcp 127.0.0.1:2379: connect: connection refused", ETCDCTL_EXIT_ERROR)
+        return epoch
+
+    def _member_at(self, epoch: _Epoch, instance_id: str, url: str) -> _Member | None:
+        """The member a client URL reaches, if it answers (127.0.0.1 is the calling instance)."""
+        host = url.split("://", 1)[-1].rsplit(":", 1)[0]
+        for member in epoch.members.values():
+            member_host = self._hosts.get(member.instance_id)
+            if member_host is None or not member.client_url:
+                continue
+            local = host in ("127.0.0.1", "localhost") and member.instance_id == instance_id
+            if (local or member_host.private_ip == host) and self._member_healthy(member):
+                return member
+        return None
+
+    def _etcd_serving(self, instance_id: str, endpoints: list[str]) -> tuple[_Epoch, _Member]:
+        epoch = self._etcd_epoch(instance_id)
+        for url in endpoints:
+            member = self._member_at(epoch, instance_id, url)
+            if member is not None:
+                return epoch, member
+        raise KubeError("Error: context deadline exceeded", ETCDCTL_EXIT_ERROR)
+
+    def _etcd_header(self, epoch: _Epoch, serving: _Member) -> dict:
+        return {"cluster_id": epoch.cluster_id, "member_id": serving.member_id, "raft_term": epoch.raft_term}
+
+    def _elect(self, epoch: _Epoch) -> str | None:
+        """The leader's instance id: kept while healthy; else the first healthy member, with quorum."""
+        if not self._has_quorum(epoch):
+            return None
+        current = epoch.members.get(epoch.leader) if epoch.leader else None
+        if current is None or not self._member_healthy(current):
+            elected = next((m for m in epoch.members.values() if self._member_healthy(m)), None)
+            epoch.leader = elected.instance_id if elected else None
+            epoch.raft_term += 1
+        return epoch.leader
+
+    def _drop_member(self, epoch: _Epoch, instance_id: str) -> None:
+        del epoch.members[instance_id]
+        epoch.last_membership_change = self._now()
+        if epoch.leader == instance_id:
+            epoch.leader = None
+            self._elect(epoch)
 
     def _record(self, operation: str, instance_id: str | None, **detail: object) -> None:
         self.history.append(HistoryEntry(self._now(), operation, instance_id, detail))
@@ -513,7 +943,7 @@ class KubeModel:
 
     def _member_healthy(self, member: _Member) -> bool:
         host = self._hosts.get(member.instance_id)
-        return host is not None and host.alive
+        return host is not None and host.alive and bool(member.client_url)
 
     def _has_quorum(self, epoch: _Epoch) -> bool:
         healthy = sum(self._member_healthy(m) for m in epoch.members.values())
@@ -531,13 +961,18 @@ class KubeModel:
             )
 
     def _add_member(self, epoch: _Epoch, host: Host, node_name: str) -> None:
+        peer_url = f"https://{host.private_ip}:{ETCD_PEER_PORT}"
         epoch.members[host.instance_id] = _Member(
             name=node_name,
-            peer_url=f"https://{host.private_ip}:2380",
+            peer_url=peer_url,
             instance_id=host.instance_id,
             added_at=self._now(),
+            member_id=_etcd_id(f"{epoch.number}/{peer_url}/{self._now()}"),
+            client_url=f"https://{host.private_ip}:{ETCD_CLIENT_PORT}",
         )
         epoch.last_membership_change = self._now()
+        if epoch.leader is None:
+            epoch.leader = host.instance_id
 
     def _live_control_plane(self, epoch: _Epoch) -> _Member | None:
         if not self._has_quorum(epoch):
@@ -591,6 +1026,7 @@ class KubeModel:
             provider_id=kubelet_args.get("provider-id", ""),
             labels=labels,
             control_plane=control_plane,
+            internal_ip=host.private_ip,
         )
         host.epoch = epoch.number
         host.kubelet_running = True
@@ -608,6 +1044,7 @@ class KubeModel:
             labels=dict(node.labels),
             ready=self._node_ready(epoch, node),
             control_plane=node.control_plane,
+            unschedulable=node.unschedulable,
         )
 
     def _node_object(self, epoch: _Epoch, node: _Node) -> dict:
@@ -616,15 +1053,20 @@ class KubeModel:
             "apiVersion": "v1",
             "kind": "Node",
             "metadata": {"name": node.name, "labels": dict(node.labels)},
-            "spec": {"providerID": node.provider_id},
+            "spec": {"providerID": node.provider_id}
+            | ({"unschedulable": True} if node.unschedulable else {}),
             "status": {
+                "addresses": [
+                    {"type": "InternalIP", "address": node.internal_ip},
+                    {"type": "Hostname", "address": node.name},
+                ],
                 "conditions": [
                     {
                         "type": "Ready",
                         "status": "True" if ready else "False",
                         "reason": "KubeletReady" if ready else "KubeletNotReady",
                     }
-                ]
+                ],
             },
         }
 
@@ -662,6 +1104,13 @@ class KubeModel:
 
     def _write_control_plane_files(self, epoch: _Epoch, host: Host) -> None:
         self._write_node_files(epoch, host)
+        # kubeadm's etcd PKI; the twin's etcd CA is the cluster CA (etcdctl only checks the files exist)
+        etcd_pki = host.root / "etc/kubernetes/pki/etcd"
+        etcd_pki.mkdir(parents=True, exist_ok=True)
+        (etcd_pki / "ca.crt").write_text(epoch.ca.cert_pem)
+        (etcd_pki / "healthcheck-client.crt").write_text(epoch.ca.cert_pem)
+        (etcd_pki / "healthcheck-client.key").write_text(f"etcd healthcheck client of epoch {epoch.number}\n")
+        (etcd_pki / "healthcheck-client.key").chmod(0o600)
         admin = host.root / "etc/kubernetes/admin.conf"
         admin.write_text(
             self._kubeconfig(epoch, "kubernetes-admin", {"client-key-data": epoch.admin_client_key})

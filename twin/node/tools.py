@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import jmespath
 from botocore.exceptions import ClientError
 
 from twin.node.model import KubeError, KubeModel
@@ -79,16 +80,46 @@ def split_args(
     return positionals, options
 
 
+def aws_text(value: Any) -> str:
+    """The AWS CLI's --output text rendering of a --query result."""
+    if value is None:
+        return "None\n"
+    if not isinstance(value, list):
+        return f"{value}\n"
+    if all(not isinstance(item, list) for item in value):
+        return "\t".join("None" if item is None else str(item) for item in value) + ("\n" if value else "")
+    return "".join(aws_text(item) for item in value)
+
+
+def _aws_filters(raw: list[str]) -> list[dict]:
+    """--filters Name=x,Values=a,b (shorthand syntax) as the API's Filters."""
+    filters = []
+    for item in raw:
+        name, separator, values = item.partition(",Values=")
+        if not name.startswith("Name=") or not separator:
+            raise UsageError(f"only Name=...,Values=... filters are modelled: {item}")
+        filters.append({"Name": name[len("Name=") :], "Values": values.split(",")})
+    return filters
+
+
 class NodeTools:
-    def __init__(self, model: KubeModel, ssm_client: Callable[[str], Any]) -> None:
+    def __init__(
+        self,
+        model: KubeModel,
+        ssm_client: Callable[[str], Any],
+        ec2_client: Callable[[str], Any] | None = None,
+    ) -> None:
         self._model = model
         self._ssm_client = ssm_client
+        self._ec2_client = ec2_client
         self._handlers = {
             "kubeadm": self._kubeadm,
             "kubectl": self._kubectl,
             "systemctl": self._systemctl,
             "cloud-init": self._cloud_init,
             "aws": self._aws,
+            "etcdctl": self._etcdctl,
+            "sleep": self._sleep,
         }
 
     def handle(self, call: ToolCall) -> ToolResult:
@@ -151,8 +182,10 @@ class NodeTools:
     def _kubectl(self, call: ToolCall) -> ToolResult:
         positionals, options = split_args(
             call.argv,
-            value_flags={"--kubeconfig", "--raw", "-o", "--output", "-f", "--filename"},
-            bool_flags={"--overwrite"},
+            value_flags={"--kubeconfig", "--raw", "-o", "--output", "-f", "--filename"}
+            | {"-l", "--selector", "--timeout"},
+            bool_flags={"--overwrite", "--ignore-daemonsets", "--delete-emptydir-data", "--force"}
+            | {"--ignore-not-found"},
         )
         kubeconfig_path = options.get("--kubeconfig") or call.env.get("KUBECONFIG")
         if not kubeconfig_path or kubeconfig_path not in call.files:
@@ -175,7 +208,39 @@ class NodeTools:
             if options.get("-o", options.get("--output")) != "json":
                 raise UsageError("only -o json output is modelled")
             name = positionals[2] if len(positionals) == 3 else None
-            return ToolResult(0, json.dumps(self._model.get_nodes(kubeconfig, name), indent=2) + "\n")
+            answer = self._model.get_nodes(kubeconfig, name)
+            selector = options.get("-l", options.get("--selector"))
+            if selector is not None:
+                if name is not None:
+                    raise UsageError("a name and a selector together are not modelled")
+                wanted = dict(pair.split("=", 1) for pair in selector.split(",") if "=" in pair)
+                if len(wanted) != len(selector.split(",")):
+                    raise UsageError("only key=value label selectors are modelled")
+                answer["items"] = [
+                    item
+                    for item in answer["items"]
+                    if all(item["metadata"]["labels"].get(k) == v for k, v in wanted.items())
+                ]
+            return ToolResult(0, json.dumps(answer, indent=2) + "\n")
+        if verb == ["cordon"] and len(positionals) == 2:
+            return ToolResult(0, self._model.cordon(kubeconfig, positionals[1]))
+        if verb == ["drain"] and len(positionals) == 2:
+            if not options.get("--force"):
+                raise UsageError("drain without --force is not modelled (pods are all controller-managed)")
+            timeout = options.get("--timeout")
+            if timeout is None:
+                raise UsageError("drain without --timeout waits forever; not modelled")
+            stdout = self._model.drain(
+                kubeconfig,
+                positionals[1],
+                ignore_daemonsets=bool(options.get("--ignore-daemonsets")),
+                delete_emptydir_data=bool(options.get("--delete-emptydir-data")),
+                timeout=timeout,
+            )
+            return ToolResult(0, stdout)
+        if verb == ["delete"] and positionals[1:2] in (["node"], ["nodes"]) and len(positionals) == 3:
+            ignore = bool(options.get("--ignore-not-found"))
+            return ToolResult(0, self._model.delete_node(kubeconfig, positionals[2], ignore_not_found=ignore))
         if verb == ["apply"] and len(positionals) == 1:
             source = options.get("-f", options.get("--filename"))
             if not source or not source.startswith("https://"):
@@ -194,6 +259,59 @@ class NodeTools:
             overwrite = bool(options.get("--overwrite"))
             return ToolResult(0, self._model.label_node(kubeconfig, positionals[2], labels, overwrite))
         raise UsageError("subcommand not modelled")
+
+    # ----- etcdctl (v3 API, etcd 3.4 output shapes) -----
+
+    def _etcdctl(self, call: ToolCall) -> ToolResult:
+        if call.env.get("ETCDCTL_API", "3") != "3":
+            raise UsageError("only ETCDCTL_API=3 is modelled")
+        positionals, options = split_args(
+            call.argv, value_flags={"-w", "--write-out", "--endpoints"}, bool_flags={"--cluster", "--hex"}
+        )
+        for variable in ("ETCDCTL_CACERT", "ETCDCTL_CERT", "ETCDCTL_KEY"):
+            path = call.env.get(variable)
+            if not path:
+                raise UsageError(f"{variable} is not set: the twin's etcd serves TLS only")
+            if path not in call.files:
+                return ToolResult(1, stderr=f"Error: open {path}: no such file or directory\n")
+        raw_endpoints = options.get("--endpoints") or call.env.get("ETCDCTL_ENDPOINTS") or "127.0.0.1:2379"
+        endpoints = raw_endpoints.split(",")
+        output = options.get("-w", options.get("--write-out", "simple"))
+        instance = call.instance_id
+        command = positionals[:2]
+        if command == ["member", "list"] and len(positionals) == 2:
+            if output != "json":
+                raise UsageError("only member list -w json is modelled")
+            return ToolResult(
+                0, json.dumps(self._model.etcd_member_list(instance, endpoints), separators=(",", ":")) + "\n"
+            )
+        if command == ["endpoint", "health"] and options.get("--cluster") and output == "json":
+            answers = self._model.etcd_endpoint_health(instance, endpoints)
+            healthy = all(answer["health"] for answer in answers)
+            stderr = "" if healthy else "Error: unhealthy cluster\n"
+            return ToolResult(0 if healthy else 1, json.dumps(answers, separators=(",", ":")) + "\n", stderr)
+        if command == ["endpoint", "status"] and options.get("--cluster") and output == "json":
+            statuses, failed = self._model.etcd_endpoint_status(instance, endpoints)
+            stderr = "".join(
+                f"Failed to get the status of endpoint {url} (context deadline exceeded)\n" for url in failed
+            )
+            return ToolResult(1 if failed else 0, json.dumps(statuses, separators=(",", ":")) + "\n", stderr)
+        if positionals[:1] == ["move-leader"] and len(positionals) == 2:
+            return ToolResult(0, self._model.etcd_move_leader(instance, endpoints, positionals[1]))
+        if command == ["member", "remove"] and len(positionals) == 3:
+            return ToolResult(0, self._model.etcd_member_remove(instance, endpoints, positionals[2]))
+        raise UsageError("subcommand not modelled")
+
+    # ----- sleep (instant; the model counts it as time etcd had to settle) -----
+
+    def _sleep(self, call: ToolCall) -> ToolResult:
+        positionals, _ = split_args(call.argv)
+        try:
+            (seconds,) = (float(text) for text in positionals)
+        except ValueError:
+            raise UsageError("only `sleep SECONDS` is modelled") from None
+        self._model.script_slept(call.instance_id, seconds)
+        return ToolResult(0)
 
     # ----- systemctl -----
 
@@ -239,6 +357,8 @@ class NodeTools:
     # ----- aws -----
 
     def _aws(self, call: ToolCall) -> ToolResult:
+        if call.argv[:2] == ["ec2", "describe-instances"]:
+            return self._describe_instances(call)
         positionals, options = split_args(
             call.argv,
             value_flags={"--region", "--name", "--type", "--value", "--tier", "--query", "--output"},
@@ -263,6 +383,46 @@ class NodeTools:
             stderr = f"\nAn error occurred ({code}) when calling the {op_name} operation: {message}\n"
             return ToolResult(EXIT_AWS_SERVICE_ERROR, stderr=stderr)
         raise UsageError(f"aws ssm {operation} is not modelled")
+
+    def _describe_instances(self, call: ToolCall) -> ToolResult:
+        list_flags = {"--instance-ids", "--filters"}
+        lists: dict[str, list[str]] = {}
+        rest: list[str] = []
+        current: str | None = None
+        for arg in call.argv[2:]:
+            if arg in list_flags:
+                current = arg
+                lists[arg] = []
+            elif current is not None and not arg.startswith("--"):
+                lists[current].append(arg)
+            else:
+                current = None
+                rest.append(arg)
+        positionals, options = split_args(rest, value_flags={"--region", "--query", "--output"})
+        if positionals:
+            raise UsageError(f"unexpected arguments {positionals}")
+        region = options.get("--region") or call.env.get("AWS_REGION") or call.env.get("AWS_DEFAULT_REGION")
+        if not region:
+            return ToolResult(EXIT_AWS_CONFIG_ERROR, stderr="\nYou must specify a region.\n")
+        if self._ec2_client is None:
+            raise UsageError("this fleet has no EC2 client")
+        request: dict[str, Any] = {}
+        if "--instance-ids" in lists:
+            request["InstanceIds"] = lists["--instance-ids"]
+        if "--filters" in lists:
+            request["Filters"] = _aws_filters(lists["--filters"])
+        try:
+            response = self._ec2_client(region).describe_instances(**request)
+        except ClientError as error:
+            code = error.response["Error"].get("Code", "Unknown")
+            message = error.response["Error"].get("Message", "")
+            stderr = f"\nAn error occurred ({code}) when calling the DescribeInstances operation: {message}\n"
+            return ToolResult(EXIT_AWS_SERVICE_ERROR, stderr=stderr)
+        response.pop("ResponseMetadata", None)
+        result = jmespath.search(options["--query"], response) if "--query" in options else response
+        if options.get("--output", "json") == "text":
+            return ToolResult(0, aws_text(result))
+        return ToolResult(0, json.dumps(result, default=str, indent=4) + "\n")
 
     def _put_parameter(self, call: ToolCall, client: Any, options: dict[str, Any]) -> ToolResult:
         value = self._required(options, "--value")

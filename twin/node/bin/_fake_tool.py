@@ -13,7 +13,9 @@ import socket
 import sys
 
 FILE_FLAGS = ("--config", "--kubeconfig", "-f", "--filename")
-ENV_PREFIXES = ("KCLUSTER_", "KUBECONFIG", "AWS_DEFAULT_REGION", "AWS_REGION", "HOME")
+ENV_PREFIXES = ("KCLUSTER_", "KUBECONFIG", "AWS_DEFAULT_REGION", "AWS_REGION", "HOME", "ETCDCTL_")
+# etcdctl takes its certificate files from these variables.
+FILE_VARIABLES = ("KUBECONFIG", "ETCDCTL_CACERT", "ETCDCTL_CERT", "ETCDCTL_KEY")
 
 
 def named_paths(argv):
@@ -24,8 +26,9 @@ def named_paths(argv):
             yield arg
         elif "=" in arg and arg.split("=", 1)[0] in FILE_FLAGS:
             yield arg.split("=", 1)[1]
-    if os.environ.get("KUBECONFIG"):
-        yield os.environ["KUBECONFIG"]
+    for variable in FILE_VARIABLES:
+        if os.environ.get(variable):
+            yield os.environ[variable]
 
 
 def file_contents(argv):
