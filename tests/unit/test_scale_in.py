@@ -228,3 +228,18 @@ def test_vanished_init_owner_releases_the_claim(harness):
     harness.apply(scale_in.vanished(harness.view, {other}, harness.now))
     assert harness.phase(owner) == "gone"
     assert harness.view.cluster.phase == "uninitialized"
+
+
+def test_a_failing_helper_is_avoided_for_the_next_command(harness):
+    first, second = joined_cluster(harness, control_planes=2)
+    harness.launch("i-000000cc", "worker")
+    (refresh,) = harness.sends(harness.dispatch())
+    helper = refresh.targets[0]
+    harness.finish(harness.send(refresh), helper, "Failed", {"ok": False, "error": "control-plane-unhealthy"})
+    assert harness.view.cluster.suspect_helpers == (helper,)
+    harness.now += 1_000
+    (again,) = harness.sends(harness.dispatch())
+    other = second if helper == first else first
+    assert again.targets == (other,)
+    harness.finish(harness.send(again), other, result={"ok": True})
+    assert harness.view.cluster.suspect_helpers == (helper,)  # only a success of its own clears it

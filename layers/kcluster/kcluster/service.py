@@ -6,6 +6,7 @@ built once per cold start by ``build_service`` and shared.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -203,7 +204,7 @@ class Service:
             self.deps.store.write(step.writes)
             self._view = self._load().with_records(list(step.writes))
             for note in step.notes:
-                getattr(self.logger, note.level)(note.message, extra=note.fields)
+                getattr(self.logger, note.level)(note.message, extra=_log_safe(note.fields))
             for name, value in step.metrics:
                 self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
             for action in step.actions:
@@ -276,6 +277,14 @@ class Service:
             unit=MetricUnit.Count,
             value=sum(1 for n in view.nodes.values() if n.phase == "joined"),
         )
+
+
+# The standard library refuses a log record whose extra fields overwrite its own attributes.
+_RESERVED_LOG_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def _log_safe(fields: dict) -> dict:
+    return {(f"{key}_" if key in _RESERVED_LOG_FIELDS else key): value for key, value in fields.items()}
 
 
 # --- wiring, once per cold start ---------------------------------------------------------------

@@ -65,6 +65,7 @@ class StateStore:
                 for key in ("pk", "sk", "expires_at"):
                     item.pop(key, None)
                 if kind == "cluster":
+                    item["suspect_helpers"] = tuple(item.get("suspect_helpers", ()))
                     cluster = ClusterState(**item)
                 elif kind == "node":
                     nodes[item["instance_id"]] = NodeRecord(**item)

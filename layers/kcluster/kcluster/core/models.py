@@ -44,6 +44,8 @@ class ClusterState:
     # The control-plane join/removal lease: at most one control-plane membership change at a time.
     lease_owner: str | None = None
     lease_expires_at: float | None = None
+    # Control planes whose last helper command failed; others are preferred (core/helpers.py).
+    suspect_helpers: tuple[str, ...] = ()
     version: int = 0
 
     def lease_free(self, now: float) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from kcluster.config import ClusterConfig
 from kcluster.core.models import (
     IN_FLIGHT_PHASES,
+    LEAVING_PHASES,
     SETTLED_PHASES,
     WAITING_PHASES,
     ClusterView,
@@ -62,27 +63,24 @@ def discover_launches(
 
 
 def heartbeats(view: ClusterView, config: ClusterConfig, now: float) -> Plan:
-    """Keep the launch lifecycle action of every node we are still working on alive. Nodes that are
-    settled get none, so no heartbeat outlives the work."""
+    """Keep alive the lifecycle action of every node we are still working on: the launch action while
+    it joins, the terminate action while it leaves. Settled nodes get none, so no heartbeat outlives
+    the work (the orphaned heartbeat loops NTH users hit)."""
     interval = config.timeouts.heartbeat_interval_seconds
     steps = []
     for node in view.nodes.values():
-        if node.hook_name is None or node.phase in SETTLED_PHASES:
+        if node.phase in LEAVING_PHASES and node.terminate_hook_name:
+            hook, token = node.terminate_hook_name, node.terminate_token
+        elif node.hook_name is not None and node.phase not in SETTLED_PHASES | LEAVING_PHASES:
+            hook, token = node.hook_name, node.lifecycle_token
+        else:
             continue
         last = node.last_heartbeat_at or node.lifecycle_started_at or node.created_at
         if now - last < interval:
             continue
         updated = bump(node, now, last_heartbeat_at=now)
-        steps.append(
-            Step(
-                writes=(updated,),
-                actions=(
-                    RecordHeartbeat(
-                        node.instance_id, node.asg_name or "", node.hook_name, node.lifecycle_token
-                    ),
-                ),
-            )
-        )
+        heartbeat = RecordHeartbeat(node.instance_id, node.asg_name or "", hook, token)
+        steps.append(Step(writes=(updated,), actions=(heartbeat,)))
     return Plan(tuple(steps))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from kcluster import contract
 from kcluster.config import ClusterConfig
+from kcluster.core import helpers
 from kcluster.core.models import (
     IN_FLIGHT_PHASES,
     LEAVING_PHASES,
@@ -116,8 +117,16 @@ def on_drain_finished(
 ) -> Plan:
     result = event.result or {}
     fields = {"instance_id": node.instance_id, "role": node.role, "node_name": result.get("node_name")}
-    release = _release_lease(view, node)
-    if event.status == "Success" and result.get("ok", False):
+    succeeded = event.status == "Success" and result.get("ok", False)
+    error = "" if succeeded else str(result.get("error") or event.status)
+    # A quorum refusal is the cluster's state, not the helper's fault.
+    release = helpers.cluster_after(
+        view,
+        release_lease_of=[node.instance_id],
+        helper=event.instance_id,
+        helper_ok=succeeded or error == "quorum-risk",
+    )
+    if succeeded:
         metrics = [
             ("TerminationsCompleted", 1),
             ("Drains", 1 if result.get("drained") else 0),
@@ -152,7 +161,6 @@ def on_drain_finished(
                 ),
             )
         )
-    error = str(result.get("error") or event.status)
     waited = now - (node.terminate_started_at or now)
     if error == "quorum-risk" and waited < config.timeouts.quorum_wait_seconds:
         retry = bump(
@@ -172,7 +180,7 @@ def on_drain_finished(
                             "error",
                             "etcd member not removed: quorum at risk while another member is unhealthy; "
                             "holding the instance and retrying",
-                            {**fields, "message": result.get("message")},
+                            {**fields, "detail": result.get("message")},
                         ),
                     ),
                     metrics=(("QuorumRiskRefusals", 1),),
@@ -279,8 +287,8 @@ def dispatch_leaving(view: ClusterView, config: ClusterConfig, now: float) -> tu
     steps: list[Step] = []
     cluster = view.cluster
     for node in leaving:
-        helpers = [cp for cp in view.joined_control_planes() if cp.instance_id != node.instance_id]
-        if not helpers:
+        helper = helpers.choose_helper(view, exclude=node.instance_id)
+        if helper is None:
             steps.append(_no_helper(view, node, now))
             continue
         if config.documents.drain_remove is None:
@@ -306,7 +314,7 @@ def dispatch_leaving(view: ClusterView, config: ClusterConfig, now: float) -> tu
         writes.append(draining)
         send = SendCommand(
             contract.DOC_DRAIN_REMOVE,
-            (helpers[0].instance_id,),
+            (helper,),
             {
                 "ClusterName": config.cluster_name,
                 "InstanceId": node.instance_id,
@@ -389,12 +397,6 @@ def _complete(node: NodeRecord) -> tuple[CompleteLifecycle, ...]:
             node.instance_id, node.asg_name or "", node.terminate_hook_name, node.terminate_token, "CONTINUE"
         ),
     )
-
-
-def _release_lease(view: ClusterView, node: NodeRecord) -> tuple:
-    if view.cluster.lease_owner == node.instance_id:
-        return (bump(view.cluster, lease_owner=None, lease_expires_at=None),)
-    return ()
 
 
 def _summary(result: dict) -> dict:

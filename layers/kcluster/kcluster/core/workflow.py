@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from kcluster import contract
 from kcluster.config import ClusterConfig
-from kcluster.core import scale_in
+from kcluster.core import helpers, scale_in
 from kcluster.core.models import (
     IN_FLIGHT_PHASES,
     ClusterView,
@@ -160,7 +160,12 @@ def _on_refresh_finished(
             )
             for n in beneficiaries
         ]
-        writes += _release_lease(view, beneficiaries)
+        writes += helpers.cluster_after(
+            view,
+            release_lease_of=[n.instance_id for n in beneficiaries],
+            helper=event.instance_id,
+            helper_ok=False,
+        )
         return Plan(
             (
                 Step(
@@ -178,7 +183,8 @@ def _on_refresh_finished(
         )
     control_planes = [n for n in beneficiaries if n.is_control_plane]
     workers = [n for n in beneficiaries if not n.is_control_plane]
-    steps = []
+    trusted = helpers.cluster_after(view, helper=event.instance_id, helper_ok=True)
+    steps = [Step(writes=trusted)] if trusted else []
     for node in control_planes:
         steps.append(_start_step(node, contract.DOC_JOIN_CONTROL_PLANE, (node.instance_id,), config, now))
     for start in range(0, len(workers), config.worker_batch_size):
@@ -357,10 +363,9 @@ def _dispatch_joins(view: ClusterView, config: ClusterConfig, now: float) -> Pla
         )
     if cluster.phase != "ready":
         return Plan()  # an init is in flight; everyone else waits for it
-    helpers = view.joined_control_planes()
-    if not helpers:
+    helper = helpers.choose_helper(view)
+    if helper is None:
         return Plan()
-    helper = helpers[0].instance_id
     steps = []
     control_planes = [n for n in waiting if n.is_control_plane]
     if control_planes and cluster.lease_free(now):
