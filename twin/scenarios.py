@@ -38,8 +38,22 @@ def scale_out(twin: Twin, control_planes: int, workers: int) -> None:
     _settle(twin, "scale-out")
 
 
+def scale_in(twin: Twin, control_planes: int, workers: int) -> None:
+    """Scale out, then at once: workers down to 2 and one control plane terminated by hand (the ASG
+    replaces it). Every leaving node is drained and removed before EC2 takes it."""
+    scale_out(twin, control_planes, workers)
+    twin.set_desired(contract.ROLE_WORKER, min(2, workers))
+    control_planes_now = [
+        i["instance_id"] for i in twin.instances() if i["role"] == contract.ROLE_CONTROL_PLANE
+    ]
+    # Not the first (the init owner): any control plane may go, and the others must carry on.
+    twin.terminate(control_planes_now[len(control_planes_now) // 2], decrement=False)
+    _settle(twin, "scale-in")
+
+
 SCENARIOS: dict[str, Callable[[Twin, int, int], None]] = {
     "scale-out": scale_out,
+    "scale-in": scale_in,
 }
 
 
@@ -64,3 +78,6 @@ def run(
     except BaseException:
         twin.close()
         raise
+
+
+from twin import chaos  # noqa: E402, F401 - registers the "chaos" scenario (twin/chaos.py)

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from kcluster import contract
 from kcluster.core import workflow
-from kcluster.core.models import CompleteLifecycle, LifecycleLaunch, NodeProvisioned, SendCommand
+from kcluster.core.models import (
+    CompleteLifecycle,
+    LifecycleLaunch,
+    LifecycleTerminate,
+    NodeProvisioned,
+    SendCommand,
+)
 
-from .conftest import Harness, make_config
+from .conftest import CP_ASG, Harness, make_config
 
 
 def start_cluster(h: Harness, first: str = "i-0000000a") -> None:
@@ -191,17 +197,69 @@ def test_not_provisioned_does_not_spend_an_attempt(harness):
     assert (node.phase, node.attempts, node.not_before) == ("waiting", 0, harness.now + 30)
 
 
-def test_failed_init_releases_the_claim_for_another_control_plane(harness):
+def test_init_refused_before_kubeadm_ran_releases_the_claim_for_another_control_plane(harness):
     for iid in ("i-00000001", "i-00000002"):
         harness.launch(iid, "control-plane")
     (init,) = harness.sends(harness.dispatch())
     failed_owner = init.targets[0]
-    harness.finish(harness.send(init), failed_owner, "Failed", {"ok": False, "error": "kubeadm-failed"})
+    # WHEN the script refuses before running kubeadm (nothing was started on the owner)
+    harness.finish(harness.send(init), failed_owner, "Failed", {"ok": False, "error": "version-mismatch"})
+    # THEN the claim is free and the other control plane inits, in a new epoch
     assert harness.view.cluster.phase == "uninitialized"
     assert harness.view.cluster.init_owner is None
     (retry,) = harness.sends(harness.dispatch())
     assert retry.document == contract.DOC_INIT
     assert retry.targets != (failed_owner,)
+    assert harness.view.cluster.epoch == 2
+
+
+def test_init_that_may_have_started_a_control_plane_is_retried_by_its_owner_only(harness):
+    # GIVEN two control planes, one of which owns the init claim
+    for iid in ("i-00000001", "i-00000002"):
+        harness.launch(iid, "control-plane")
+    (init,) = harness.sends(harness.dispatch())
+    owner = init.targets[0]
+    # WHEN init reports a failure after kubeadm may have run (the CNI apply failed; or a timeout, no line)
+    harness.finish(harness.send(init), owner, "Failed", {"ok": False, "error": "cni-failed"})
+    # THEN the owner keeps the claim (a second init elsewhere would start a second cluster) ...
+    cluster = harness.view.cluster
+    assert (cluster.phase, cluster.init_owner, cluster.epoch) == ("initializing", owner, 1)
+    assert harness.sends(harness.dispatch()) == []  # ... nothing before the backoff ...
+    harness.now += workflow.FAILURE_BACKOFF_SECONDS
+    (again,) = harness.sends(harness.dispatch())  # ... then init again, on the owner, same epoch
+    assert (again.document, again.targets) == (contract.DOC_INIT, (owner,))
+    harness.finish(harness.send(again), owner, "TimedOut", None)
+    assert harness.view.cluster.init_owner == owner
+    assert harness.view.nodes[owner].attempts == 2
+
+
+def test_an_owner_that_cannot_init_is_abandoned_and_its_claim_freed_when_its_instance_leaves(harness):
+    for iid in ("i-00000001", "i-00000002"):
+        harness.launch(iid, "control-plane")
+    owner = None
+    for _ in range(harness.config.max_attempts):
+        harness.now += 1_000
+        (init,) = harness.sends(harness.dispatch())
+        owner = owner or init.targets[0]
+        assert init.targets == (owner,)
+        actions = harness.finish(
+            harness.send(init), owner, "Failed", {"ok": False, "error": "kubeadm-failed"}
+        )
+    # THEN the owner is abandoned (the ASG terminates it) and still holds the claim meanwhile
+    assert [(a.instance_id, a.result) for a in actions if isinstance(a, CompleteLifecycle)] == [
+        (owner, "ABANDON")
+    ]
+    assert harness.phase(owner) == "abandoned"
+    assert harness.view.cluster.init_owner == owner
+    assert harness.sends(harness.dispatch()) == []
+    # WHEN its terminate lifecycle action arrives
+    actions = harness.event(LifecycleTerminate(owner, CP_ASG, "control-plane", "kcluster-terminate", "t-1"))
+    assert [(a.instance_id, a.result) for a in actions if isinstance(a, CompleteLifecycle)] == [
+        (owner, "CONTINUE")
+    ]
+    # THEN the claim is free and the other control plane inits a new epoch
+    (init,) = harness.sends(harness.dispatch())
+    assert init.document == contract.DOC_INIT and init.targets != (owner,)
     assert harness.view.cluster.epoch == 2
 
 

@@ -144,6 +144,26 @@ def test_last_control_plane_leaving_marks_the_cluster_uninitialized(harness):
     assert init.document == contract.DOC_INIT and harness.view.cluster.epoch == 2
 
 
+def test_the_only_joined_control_plane_waits_for_a_control_plane_join_in_flight(harness):
+    # Regression (chaos seed 22): a control plane whose join was in flight was not counted, so the
+    # leaving one was declared the last, the cluster re-initialized, and the joiner's member orphaned.
+    (first,) = joined_cluster(harness, control_planes=1)
+    harness.launch("i-000000bb", "control-plane")
+    (refresh,) = harness.sends(harness.dispatch())
+    (join,) = harness.sends(harness.finish(harness.send(refresh), first, result={"ok": True}))
+    join_id = harness.send(join)
+    # WHEN the only joined control plane is terminated while the other one's join runs
+    terminate(harness, first, "control-plane")
+    # THEN nothing is decided for it yet: no completion, the cluster stays ready
+    assert harness.dispatch() == []
+    assert harness.phase(first) == "leaving" and harness.view.cluster.phase == "ready"
+    # WHEN the join succeeds, the new control plane removes the leaving one under the lease
+    harness.finish(join_id, "i-000000bb")
+    (drain,) = harness.sends(harness.dispatch())
+    assert drain.targets == ("i-000000bb",)
+    assert drain.parameters["InstanceId"] == first and drain.parameters["RemoveEtcdMember"] == "true"
+
+
 def test_terminate_during_init_cancels_it_and_releases_the_claim(harness):
     harness.launch("i-00000001", "control-plane")
     harness.launch("i-00000002", "control-plane")
@@ -243,3 +263,25 @@ def test_a_failing_helper_is_avoided_for_the_next_command(harness):
     assert again.targets == (other,)
     harness.finish(harness.send(again), other, result={"ok": True})
     assert harness.view.cluster.suspect_helpers == (helper,)  # only a success of its own clears it
+
+
+def test_a_terminate_event_arriving_after_the_reconciler_found_the_action_only_adds_its_token(harness):
+    # Regression: the reconciler saw the worker in Terminating:Wait before the event came (no token),
+    # started the drain; the event then completed the action at once, mid-drain.
+    cp, worker = joined_cluster(harness, control_planes=1, workers=1)
+    harness.event(LifecycleTerminate(worker, WORKER_ASG, "worker", "kcluster-terminate", None))
+    assert harness.view.nodes[worker].terminate_token is None
+    (drain,) = harness.sends(harness.dispatch())
+    harness.send(drain)
+    # WHEN the terminate event itself arrives, mid-drain
+    actions = terminate(harness, worker, token="term-real")
+    # THEN the drain goes on, and the action is completed with the event's token once it is done
+    assert actions == [] and harness.phase(worker) == "draining"
+    assert harness.view.nodes[worker].terminate_token == "term-real"
+    assert terminate(harness, worker, token="term-real") == []
+    done = harness.finish(
+        harness.view.nodes[worker].command_id, cp, result={"ok": True, "node_deleted": True}
+    )
+    assert [(a.instance_id, a.token) for a in done if isinstance(a, CompleteLifecycle)] == [
+        (worker, "term-real")
+    ]

@@ -30,6 +30,7 @@ import importlib.util
 import io
 import itertools
 import json
+import logging
 import os
 import sys
 import threading
@@ -148,6 +149,18 @@ def _ensure_stdout_tee() -> None:
             sys.stdout = _tee
 
 
+def _route_service_logger_to_tee(service: str | None) -> None:
+    """Powertools configures the stdlib logger named after the service once per process, on the stream
+    stdout was then, and every later Logger() of that service reuses it. In Lambda each function's
+    process starts with its own stdout; here the process may have configured it earlier (another test
+    importing a handler under a capturing test framework), so point its stream handlers at the tee."""
+    if not service or _tee is None:
+        return
+    for handler in logging.getLogger(service).handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream not in (sys.stderr, sys.__stderr__):
+            handler.setStream(_tee)
+
+
 @contextlib.contextmanager
 def _invocation_scope(runtime: FunctionRuntime, function: str, request_id: str) -> Iterator[None]:
     previous = getattr(_scope, "current", None)
@@ -249,6 +262,7 @@ class FunctionRuntime:
         finally:
             sys.path.remove(str(spec.code_path))
             concurrency.apply_environment(base_environment)
+        _route_service_logger_to_tee(self.environment(spec.logical_id).get("POWERTOOLS_SERVICE_NAME"))
         return module
 
     # ----- invocation

@@ -103,6 +103,14 @@ class Service:
         instances = self.deps.lifecycle.instances(asg_names)
         live = {instance.instance_id for instance in instances}
         self._decide(lambda v: scale_in.vanished(v, live, self.deps.now()))
+        unfinished, terminates = reconcile.unfinished_lifecycle(self._load(), instances, self.config)
+        self._decide(lambda v: unfinished)
+        for terminate in terminates:
+            self.logger.warning(
+                "terminating instance with no terminate event seen",
+                extra={"instance_id": terminate.instance_id},
+            )
+            self._decide_event(terminate)
         for launch in reconcile.discover_launches(self._load(), instances, self.config):
             self.logger.info(
                 "discovered a waiting instance with no record", extra={"instance_id": launch.instance_id}

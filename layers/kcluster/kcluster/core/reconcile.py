@@ -15,7 +15,9 @@ from kcluster.core.models import (
     SETTLED_PHASES,
     WAITING_PHASES,
     ClusterView,
+    CompleteLifecycle,
     LifecycleLaunch,
+    LifecycleTerminate,
     Note,
     Plan,
     RecordHeartbeat,
@@ -95,9 +97,9 @@ def unsent_steps(view: ClusterView, now: float) -> Plan:
         back = "leaving" if node.phase == "draining" else "waiting"
         writes: list = [bump(node, now, phase=back, last_error="step never sent")]
         cluster = view.cluster
-        if node.phase == "initializing" and cluster.init_owner == node.instance_id:
-            writes.append(bump(cluster, phase="uninitialized", init_owner=None, init_claimed_at=None))
-        elif cluster.lease_owner == node.instance_id:
+        # An init owner keeps its claim: the send may have happened, and init may be running. It is
+        # back to waiting, and dispatch sends init to it again (the script is idempotent).
+        if cluster.lease_owner == node.instance_id:
             writes.append(bump(cluster, lease_owner=None, lease_expires_at=None))
         steps.append(
             Step(
@@ -161,3 +163,49 @@ def expired_lease(view: ClusterView, now: float) -> Plan:
             ),
         )
     )
+
+
+def unfinished_lifecycle(
+    view: ClusterView, instances: list[AsgInstance], config: ClusterConfig
+) -> tuple[Plan, list[LifecycleTerminate]]:
+    """Lifecycle actions Auto Scaling still waits on although our records are past them: the function
+    died (or was throttled) between writing the record and completing the action, or the terminate
+    event never arrived. Completing by instance id is idempotent; a terminate we never saw is decided
+    like any other."""
+    actions: list = []
+    terminates: list[LifecycleTerminate] = []
+    hooks = config.lifecycle_hooks
+    for instance in instances:
+        role = config.role_of(instance.asg_name)
+        node = view.nodes.get(instance.instance_id)
+        if role is None:
+            continue
+        if (
+            instance.lifecycle_state == "Pending:Wait"
+            and node is not None
+            and node.phase in ("joined", "abandoned")
+        ):
+            result = "CONTINUE" if node.phase == "joined" else "ABANDON"
+            actions.append(
+                CompleteLifecycle(instance.instance_id, instance.asg_name, hooks.launch, None, result)
+            )
+        elif instance.lifecycle_state == "Terminating:Wait":
+            if node is not None and node.phase == "gone":
+                actions.append(
+                    CompleteLifecycle(
+                        instance.instance_id, instance.asg_name, hooks.terminate, None, "CONTINUE"
+                    )
+                )
+            elif node is None or node.terminate_hook_name is None:
+                terminates.append(
+                    LifecycleTerminate(instance.instance_id, instance.asg_name, role, hooks.terminate, None)
+                )
+    notes = tuple(
+        Note(
+            "warning",
+            "completing a lifecycle action our records are already past",
+            {"instance_id": a.instance_id},
+        )
+        for a in actions
+    )
+    return Plan((Step(actions=tuple(actions), notes=notes),) if actions else ()), terminates

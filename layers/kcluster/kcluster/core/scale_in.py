@@ -52,6 +52,14 @@ def on_terminate(view: ClusterView, event: LifecycleTerminate, config: ClusterCo
         return Plan()  # duplicate delivery
     if node is not None and node.phase == "gone":
         return Plan()  # late duplicate of an action already completed
+    if node is not None and node.phase in LEAVING_PHASES and node.terminate_hook_name:
+        # The same terminate action, already being handled: the reconciler found it waiting before its
+        # event arrived (no token then). An instance has one lifecycle action at a time, so this is
+        # not a new one: keep the work going, and keep the token if we had none.
+        if node.terminate_token is not None or event.token is None:
+            return Plan()
+        adopted = bump(node, now, terminate_token=event.token)
+        return Plan((Step(writes=(adopted,)),))
     if node is None:
         node = NodeRecord(
             instance_id=event.instance_id, role=event.role, asg_name=event.asg_name, created_at=now
@@ -92,7 +100,9 @@ def _complete_at_once(
     writes: list = [gone]
     actions: list = []
     cluster = view.cluster
-    if before.phase == "initializing" and cluster.init_owner == before.instance_id:
+    if cluster.phase == "initializing" and cluster.init_owner == before.instance_id:
+        # The owner of an unfinished init leaves (in flight, between retries, or abandoned): whatever it
+        # started goes with its instance, so another control plane may init.
         writes.append(bump(cluster, phase="uninitialized", init_owner=None, init_claimed_at=None))
     elif cluster.lease_owner == before.instance_id:
         writes.append(bump(cluster, lease_owner=None, lease_expires_at=None))
@@ -288,6 +298,10 @@ def dispatch_leaving(view: ClusterView, config: ClusterConfig, now: float) -> tu
     cluster = view.cluster
     for node in leaving:
         helper = helpers.choose_helper(view, exclude=node.instance_id)
+        if helper is None and _control_plane_joining(view, exclude=node.instance_id):
+            # Its join may already have added an etcd member: wait for the outcome (the terminate
+            # action is heartbeated meanwhile) instead of declaring this the last control plane.
+            continue
         if helper is None:
             steps.append(_no_helper(view, node, now))
             continue
@@ -330,6 +344,13 @@ def dispatch_leaving(view: ClusterView, config: ClusterConfig, now: float) -> tu
     for step in plan.steps:
         after = after.with_records(list(step.writes))
     return plan, after
+
+
+def _control_plane_joining(view: ClusterView, exclude: str) -> bool:
+    return any(
+        n.is_control_plane and n.phase in IN_FLIGHT_PHASES and n.instance_id != exclude
+        for n in view.nodes.values()
+    )
 
 
 def _no_helper(view: ClusterView, node: NodeRecord, now: float) -> Step:

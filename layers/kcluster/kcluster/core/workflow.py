@@ -22,6 +22,7 @@ from kcluster.config import ClusterConfig
 from kcluster.core import helpers, scale_in
 from kcluster.core.models import (
     IN_FLIGHT_PHASES,
+    ClusterState,
     ClusterView,
     CommandFinished,
     CommandRecord,
@@ -44,6 +45,13 @@ NOT_READY_BACKOFF_SECONDS = 30.0
 FAILURE_BACKOFF_SECONDS = 20.0
 # Results that say "try again later" without spending one of the node's attempts.
 RETRYABLE_ERRORS = frozenset({"not-provisioned"})
+# init failures the script reports before `kubeadm init` ran: the owner runs no control plane, so the
+# claim may go to another control plane. Any other failure (kubeadm or a later step failed, a timeout,
+# no result line at all) may have left a working control plane behind (init succeeded, then the CNI or
+# publishing the join material failed): a second init elsewhere would start a second cluster. The
+# owner keeps the claim and retries (the script is idempotent); once its attempts are spent it is
+# abandoned, and the claim is released when its instance leaves (core/scale_in.py).
+INIT_NOT_STARTED_ERRORS = frozenset({"invalid-parameter", "not-provisioned", "version-mismatch"})
 
 
 def on_event(view: ClusterView, event: Event, config: ClusterConfig, now: float) -> Plan:
@@ -229,8 +237,8 @@ def _on_step_failed(
     attempts = node.attempts if retryable else node.attempts + 1
     writes: list = []
     if node.step == contract.DOC_INIT:
-        # Release the claim so the next control plane (or this one, after backoff) can init.
-        writes.append(bump(view.cluster, phase="uninitialized", init_owner=None, init_claimed_at=None))
+        if error in INIT_NOT_STARTED_ERRORS:
+            writes.append(_release_init_claim(view))
     elif node.is_control_plane:
         writes += _release_lease(view, [node])
     fields = {**_fields(node), "error": error, "attempts": attempts}
@@ -307,7 +315,8 @@ def on_send_failed(view: ClusterView, send: SendCommand, error_code: str, now: f
             )
             continue
         if node.step == contract.DOC_INIT:
-            writes.append(bump(view.cluster, phase="uninitialized", init_owner=None, init_claimed_at=None))
+            # Refused before it ran: nothing was started, another control plane may init.
+            writes.append(_release_init_claim(view))
         writes.append(
             bump(
                 node, now, phase="waiting", not_before=now + NOT_READY_BACKOFF_SECONDS, last_error=error_code
@@ -361,8 +370,16 @@ def _dispatch_joins(view: ClusterView, config: ClusterConfig, now: float) -> Pla
                 ),
             )
         )
+    if cluster.phase == "initializing":
+        # Everyone else waits for the init; its owner, back to waiting after a failure, retries it.
+        owner = view.nodes.get(cluster.init_owner or "")
+        if owner is None or not owner.eligible(now):
+            return Plan()
+        retry = _start_step(owner, contract.DOC_INIT, (owner.instance_id,), config, now)
+        note = Note("info", "init retried by its claim owner", {**_fields(owner), "attempts": owner.attempts})
+        return Plan((replace(retry, notes=(note,)),))
     if cluster.phase != "ready":
-        return Plan()  # an init is in flight; everyone else waits for it
+        return Plan()
     helper = helpers.choose_helper(view)
     if helper is None:
         return Plan()
@@ -474,6 +491,10 @@ def _refresh_step(
         _timeout(contract.DOC_REFRESH_JOIN, config),
     )
     return Step(writes=writes, actions=(send,))
+
+
+def _release_init_claim(view: ClusterView) -> ClusterState:
+    return bump(view.cluster, phase="uninitialized", init_owner=None, init_claimed_at=None)
 
 
 def _release_lease(view: ClusterView, nodes: list[NodeRecord]) -> list:
