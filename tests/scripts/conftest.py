@@ -113,6 +113,8 @@ def default_parameters(key: str) -> dict[str, str]:
     common = {"ClusterName": CLUSTER}
     if key == "refresh-join":
         return common | {"TokenTtl": "15m", "UploadCertificates": "true"}
+    if key == "health":
+        return common
     if key == "drain-remove":
         return common | {
             "InstanceId": "i-0123456789abcdef0",

@@ -19,17 +19,27 @@ carry etcd's 64-bit ids, a leader (the first member until moved or removed; re-e
 members while there is quorum) and answer etcdctl's member list / endpoint health / endpoint status /
 move-leader / member remove with the real etcdctl 3.4 JSON shapes and refusals. A script's `sleep`
 counts as time etcd had to settle (the virtual clock does not move during one script run).
+
+Health (the health document): every Node carries a Ready condition as the API serves it: "True" (kubelet
+posting, CNI applied), "False" (kubelet posting NotReady: no CNI yet), "Unknown" (kubelet stopped
+posting: kubelet stopped or instance gone; the node lifecycle controller's grace period is folded into
+the twin's latencies), with lastTransitionTime = the virtual time of the last status change. Faults for
+the scenarios: `stop_kubelet` (the instance stays), `stop_apiserver` (the kube-apiserver static pod on
+one control plane: kubectl and kubeadm there see the API down; the twin routes a control plane's admin
+kubeconfig to its own API server) and `stop_etcd` (its etcd member stops answering), each with a start.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
 import string
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
 
@@ -53,6 +63,7 @@ ETCD_VERSION = "3.5.21"
 ETCDCTL_EXIT_ERROR = 1
 ETCDCTL_EXIT_BAD_ARGS = 128
 POD_NAMESPACE = "default"
+READY_TRUE, READY_FALSE, READY_UNKNOWN = "True", "False", "Unknown"
 
 _TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 _DURATION_PART = re.compile(r"([0-9]+)(h|m|s)")
@@ -75,6 +86,8 @@ class NodeView:
     ready: bool
     control_plane: bool
     unschedulable: bool = False
+    ready_status: str = READY_UNKNOWN  # the Ready condition's status: "True", "False" or "Unknown"
+    ready_transition: float = 0.0  # its lastTransitionTime (virtual epoch seconds)
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,8 @@ class Host:
     alive: bool = True
     kubelet_running: bool = False
     kubelet_enabled: bool = False
+    apiserver_running: bool = True  # the kube-apiserver static pod (control planes only)
+    etcd_running: bool = True  # the etcd static pod (control planes only)
     epoch: int | None = None
 
 
@@ -132,6 +147,8 @@ class _Node:
     control_plane: bool
     internal_ip: str = ""
     unschedulable: bool = False
+    ready_status: str = READY_UNKNOWN
+    ready_transition: float = 0.0
 
 
 @dataclass
@@ -183,6 +200,11 @@ def parse_duration(text: str) -> float:
         raise KubeError(f'invalid argument "{text}" for "--ttl" flag: time: invalid duration "{text}"')
     seconds = sum(int(amount) * {"h": 3600, "m": 60, "s": 1}[unit] for amount, unit in parts)
     return float("inf") if seconds == 0 else float(seconds)
+
+
+def rfc3339(seconds: float) -> str:
+    """A Kubernetes metav1.Time: RFC 3339 in UTC, whole seconds."""
+    return datetime.fromtimestamp(math.floor(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _etcd_id(seed: str) -> int:
@@ -285,6 +307,7 @@ class KubeModel:
         with self._lock:
             if self._current is None:
                 return []
+            self._sync_ready_conditions()
             return [self._node_view(self._current, node) for node in self._current.nodes.values()]
 
     def etcd_members(self) -> list[EtcdMember]:
@@ -349,6 +372,43 @@ class KubeModel:
     def set_kubeadm_version(self, instance_id: str, version: str) -> None:
         with self._lock:
             self.host(instance_id).kubeadm_version = version
+
+    # ----- faults (scenarios and tests): the instance stays, one of its components stops -----
+
+    def stop_kubelet(self, instance_id: str) -> None:
+        """kubelet stops (crash, OOM, a bad config): its Node goes Ready=Unknown; static pods keep running."""
+        with self._lock:
+            self._live_host(instance_id).kubelet_running = False
+            self._record("kubelet-stopped", instance_id)
+
+    def stop_apiserver(self, instance_id: str) -> None:
+        """The control plane's kube-apiserver dies: /readyz there fails, kubectl and kubeadm there see the
+        API down; other control planes still serve it."""
+        with self._lock:
+            self._control_plane_host(instance_id).apiserver_running = False
+            self._record("apiserver-stopped", instance_id)
+
+    def start_apiserver(self, instance_id: str) -> None:
+        with self._lock:
+            self._control_plane_host(instance_id).apiserver_running = True
+            self._record("apiserver-started", instance_id)
+
+    def stop_etcd(self, instance_id: str) -> None:
+        """The control plane's etcd member stops answering (its client URL refuses: it is unhealthy)."""
+        with self._lock:
+            self._control_plane_host(instance_id).etcd_running = False
+            self._record("etcd-stopped", instance_id)
+
+    def start_etcd(self, instance_id: str) -> None:
+        with self._lock:
+            self._control_plane_host(instance_id).etcd_running = True
+            self._record("etcd-started", instance_id)
+
+    def apiserver_running(self, instance_id: str) -> bool:
+        """Whether this instance's own kube-apiserver answers (false on workers and stopped ones)."""
+        with self._lock:
+            host = self.host(instance_id)
+            return host.alive and host.apiserver_running and self._is_control_plane(host)
 
     # ----- kubeadm -----
 
@@ -517,10 +577,19 @@ class KubeModel:
 
     # ----- API server (kubectl) -----
 
-    def api_ready(self, kubeconfig_text: str) -> bool:
+    def api_ready(self, kubeconfig_text: str, instance_id: str | None = None) -> bool:
+        """GET /readyz with this kubeconfig; from `instance_id`, its own API server must be up too."""
         with self._lock:
+            if instance_id is not None and self.local_apiserver_down(instance_id):
+                return False
             epoch = self._epoch_of_kubeconfig(kubeconfig_text)
             return epoch is not None and epoch is self._current and self._api_answers(epoch)
+
+    def local_apiserver_down(self, instance_id: str) -> bool:
+        """A control plane whose own API server is stopped: its admin kubeconfig reaches no API server."""
+        with self._lock:
+            host = self._hosts.get(instance_id)
+            return host is not None and not host.apiserver_running
 
     def apply_manifest(self, kubeconfig_text: str, url: str) -> str:
         with self._lock:
@@ -535,6 +604,7 @@ class KubeModel:
     def get_nodes(self, kubeconfig_text: str, name: str | None = None) -> dict:
         with self._lock:
             epoch = self._api_epoch(kubeconfig_text)
+            self._sync_ready_conditions()
             nodes = [n for n in epoch.nodes.values() if name is None or n.name == name]
             if name is not None and not nodes:
                 raise KubeError(f'Error from server (NotFound): nodes "{name}" not found')
@@ -895,7 +965,38 @@ class KubeModel:
             self._elect(epoch)
 
     def _record(self, operation: str, instance_id: str | None, **detail: object) -> None:
+        # every change of state is recorded: the moment a Node's Ready condition transitions
+        self._sync_ready_conditions()
         self.history.append(HistoryEntry(self._now(), operation, instance_id, detail))
+
+    def _ready_status(self, epoch: _Epoch, node: _Node) -> str:
+        host = self._hosts.get(node.host_id)
+        if host is None or host.epoch != epoch.number or not host.alive or not host.kubelet_running:
+            return READY_UNKNOWN
+        return READY_TRUE if epoch.cni_manifests else READY_FALSE
+
+    def _sync_ready_conditions(self) -> None:
+        """Move each Node's Ready condition to what its kubelet would post now, stamping the transition.
+
+        Also called on reads, so a state changed behind the model's back (a test flipping a Host field)
+        transitions no later than the first observation."""
+        if self._current is None:
+            return
+        for node in self._current.nodes.values():
+            status = self._ready_status(self._current, node)
+            if status != node.ready_status:
+                node.ready_status = status
+                node.ready_transition = self._now()
+
+    def _control_plane_host(self, instance_id: str) -> Host:
+        host = self._live_host(instance_id)
+        if not self._is_control_plane(host):
+            raise KubeError(f"instance {instance_id} runs no control plane", exit_code=70)
+        return host
+
+    def _is_control_plane(self, host: Host) -> bool:
+        epoch = self._epochs.get(host.epoch) if host.epoch else None
+        return epoch is not None and host.instance_id in epoch.members
 
     def _secret(self, value: str) -> str:
         self._secrets.add(value)
@@ -943,7 +1044,7 @@ class KubeModel:
 
     def _member_healthy(self, member: _Member) -> bool:
         host = self._hosts.get(member.instance_id)
-        return host is not None and host.alive and bool(member.client_url)
+        return host is not None and host.alive and host.etcd_running and bool(member.client_url)
 
     def _has_quorum(self, epoch: _Epoch) -> bool:
         healthy = sum(self._member_healthy(m) for m in epoch.members.values())
@@ -980,7 +1081,13 @@ class KubeModel:
         return next((m for m in epoch.members.values() if self._member_healthy(m)), None)
 
     def _api_answers(self, epoch: _Epoch) -> bool:
-        return bool(epoch.members) and self._live_control_plane(epoch) is not None
+        """Some API server runs, and etcd, its storage, has quorum."""
+        if not epoch.members or self._live_control_plane(epoch) is None:
+            return False
+        return any(
+            self._member_healthy(member) and self._hosts[member.instance_id].apiserver_running
+            for member in epoch.members.values()
+        )
 
     def _require_api(self, epoch: _Epoch) -> None:
         if not self._api_answers(epoch):
@@ -1005,6 +1112,11 @@ class KubeModel:
     def _admin_epoch_on(self, instance_id: str) -> _Epoch:
         """Commands kubeadm runs with the node's /etc/kubernetes/admin.conf."""
         host = self._live_host(instance_id)
+        if not host.apiserver_running:
+            raise KubeError(
+                f"The connection to the server {host.private_ip}:6443 was refused - "
+                "did you specify the right host or port?"
+            )
         admin = host.root / "etc/kubernetes/admin.conf"
         if not admin.exists():
             raise KubeError(
@@ -1030,6 +1142,9 @@ class KubeModel:
         )
         host.epoch = epoch.number
         host.kubelet_running = True
+        node = epoch.nodes[name]
+        node.ready_status = self._ready_status(epoch, node)
+        node.ready_transition = self._now()
 
     def _node_ready(self, epoch: _Epoch, node: _Node) -> bool:
         host = self._hosts.get(node.host_id)
@@ -1045,10 +1160,11 @@ class KubeModel:
             ready=self._node_ready(epoch, node),
             control_plane=node.control_plane,
             unschedulable=node.unschedulable,
+            ready_status=node.ready_status,
+            ready_transition=node.ready_transition,
         )
 
     def _node_object(self, epoch: _Epoch, node: _Node) -> dict:
-        ready = self._node_ready(epoch, node)
         return {
             "apiVersion": "v1",
             "kind": "Node",
@@ -1060,14 +1176,29 @@ class KubeModel:
                     {"type": "InternalIP", "address": node.internal_ip},
                     {"type": "Hostname", "address": node.name},
                 ],
-                "conditions": [
-                    {
-                        "type": "Ready",
-                        "status": "True" if ready else "False",
-                        "reason": "KubeletReady" if ready else "KubeletNotReady",
-                    }
-                ],
+                "conditions": [self._ready_condition(node)],
             },
+        }
+
+    def _ready_condition(self, node: _Node) -> dict:
+        """The Ready condition as the API serves it (the node lifecycle controller's wording for Unknown)."""
+        posting = node.ready_status != READY_UNKNOWN
+        reason, message = {
+            READY_TRUE: ("KubeletReady", "kubelet is posting ready status"),
+            READY_FALSE: (
+                "KubeletNotReady",
+                "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+                "message:Network plugin returns error: cni plugin not initialized",
+            ),
+            READY_UNKNOWN: ("NodeStatusUnknown", "Kubelet stopped posting node status."),
+        }[node.ready_status]
+        return {
+            "type": "Ready",
+            "status": node.ready_status,
+            "lastHeartbeatTime": rfc3339(self._now() if posting else node.ready_transition),
+            "lastTransitionTime": rfc3339(node.ready_transition),
+            "reason": reason,
+            "message": message,
         }
 
     def _kubeconfig(self, epoch: _Epoch, user: str, credentials: dict[str, str]) -> str:
@@ -1103,6 +1234,7 @@ class KubeModel:
         (kube / "kubelet.conf").write_text(self._kubeconfig(epoch, "system:node", credentials))
 
     def _write_control_plane_files(self, epoch: _Epoch, host: Host) -> None:
+        host.apiserver_running = host.etcd_running = True
         self._write_node_files(epoch, host)
         # kubeadm's etcd PKI; the twin's etcd CA is the cluster CA (etcdctl only checks the files exist)
         etcd_pki = host.root / "etc/kubernetes/pki/etcd"

@@ -183,7 +183,7 @@ class NodeTools:
         positionals, options = split_args(
             call.argv,
             value_flags={"--kubeconfig", "--raw", "-o", "--output", "-f", "--filename"}
-            | {"-l", "--selector", "--timeout"},
+            | {"-l", "--selector", "--timeout", "--request-timeout"},
             bool_flags={"--overwrite", "--ignore-daemonsets", "--delete-emptydir-data", "--force"}
             | {"--ignore-not-found"},
         )
@@ -199,11 +199,16 @@ class NodeTools:
         if verb == ["get"] and "--raw" in options:
             if options["--raw"] != "/readyz" or len(positionals) != 1:
                 raise UsageError("only get --raw /readyz is modelled")
-            if not self._model.api_ready(kubeconfig):
+            if not self._model.api_ready(kubeconfig, call.instance_id):
                 return ToolResult(
                     1, stderr="Unable to connect to the server: dial tcp: connect: connection refused\n"
                 )
             return ToolResult(0, "ok")
+        if self._model.local_apiserver_down(call.instance_id):
+            return ToolResult(
+                1,
+                stderr="The connection to the server was refused - did you specify the right host or port?\n",
+            )
         if verb == ["get"] and positionals[1:2] in (["nodes"], ["node"]) and len(positionals) <= 3:
             if options.get("-o", options.get("--output")) != "json":
                 raise UsageError("only -o json output is modelled")
@@ -412,7 +417,9 @@ class NodeTools:
         if "--filters" in lists:
             request["Filters"] = _aws_filters(lists["--filters"])
         try:
-            response = self._ec2_client(region).describe_instances(**request)
+            # The AWS CLI follows NextToken itself and prints one merged answer.
+            paginator = self._ec2_client(region).get_paginator("describe_instances")
+            response = paginator.paginate(**request).build_full_result()
         except ClientError as error:
             code = error.response["Error"].get("Code", "Unknown")
             message = error.response["Error"].get("Message", "")
