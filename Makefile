@@ -14,6 +14,7 @@ SAM_PYENV := PYENV_VERSION=3.11.7:3.13.0
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 BENCH_WORKERS ?= 1000
+SEEDS ?= 100
 
 .PHONY: demo test lint unit sam-build sysdeps tools bench clean
 
@@ -72,6 +73,10 @@ sam-build: $(SAM)
 # Long runs stay out of `make test`: a 1,000-worker scale-out on the twin.
 bench: $(PY) sysdeps
 	$(VENV)/bin/kcluster simulate --control-planes 3 --workers $(BENCH_WORKERS) --seed 1 --summary
+
+# The chaos scenario over many seeds: a summary table; fails with the seeds to replay on any violation.
+chaos: $(PY) sysdeps
+	$(VENV)/bin/kcluster chaos --seeds $(SEEDS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache

@@ -1,23 +1,28 @@
 """`kcluster`: run kcluster on the local twin.
 
     kcluster simulate [--scenario NAME] [--control-planes N] [--workers N] [--seed S] [--json | --summary]
+    kcluster chaos --seeds N [--first-seed S] [--control-planes N] [--workers N] [--json]
 
-Without --json it prints a readable timeline and a `kubectl get nodes`-style table; with --json one
-JSON document (nodes, counters, API calls, invariants). The exit status is 1 when an invariant fails.
+Without --json `simulate` prints a readable timeline and a `kubectl get nodes`-style table; with --json
+one JSON document (nodes, counters, API calls, invariants; "faults" for the chaos scenario). `chaos`
+runs the chaos scenario over N seeds and prints a summary table (faults injected by kind, invariant
+violations by name) and the command replaying each failing seed. The exit status is 1 when an
+invariant fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
 
-from twin import scenarios
+from twin import chaos, scenarios
 
 # Timeline kinds worth showing a person; the full record stays in --json's counters and the logs.
-_SHOWN_KINDS = ("operator", "asg", "ssm")
+_SHOWN_KINDS = ("operator", "asg", "ssm", "fault")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,10 +36,21 @@ def main(argv: list[str] | None = None) -> int:
     output = simulate.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON document")
     output.add_argument("--summary", action="store_true", help="print only counters, invariants and timings")
+    many = commands.add_parser("chaos", help="run the chaos scenario over many seeds and sum up")
+    many.add_argument("--seeds", type=_count(1, 100_000), required=True, help="how many seeds to run")
+    many.add_argument("--first-seed", type=int, default=1)
+    many.add_argument("--control-planes", type=_count(1, 9), default=chaos.CHAOS_CONTROL_PLANES)
+    many.add_argument("--workers", type=_count(0, 2000), default=chaos.CHAOS_WORKERS)
+    many.add_argument(
+        "--processes", type=_count(1, 64), default=os.cpu_count() or 1, help="seeds run in parallel"
+    )
+    many.add_argument("--json", action="store_true", help="print the summary as one JSON document")
     args = parser.parse_args(argv)
 
     # Powertools warns on every invocation that adds no metric; that is noise here.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
+    if args.command == "chaos":
+        return _chaos(args)
     started = time.perf_counter()
     result = scenarios.run(
         args.scenario, control_planes=args.control_planes, workers=args.workers, seed=args.seed
@@ -42,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - started
     try:
         report = result.report
+        if args.scenario == "chaos":
+            chaos.with_faults(report, result.twin)
         if args.json:
             sys.stdout.write(json.dumps(report, indent=2) + "\n")
         else:
@@ -52,6 +70,56 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         result.twin.close()
     return 0 if all(inv["ok"] for inv in report["invariants"].values()) else 1
+
+
+def _chaos(args: argparse.Namespace) -> int:
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+
+    def progress(outcome: chaos.SeedOutcome) -> None:
+        if not args.json:
+            verdict = "ok" if not outcome.violations else "FAIL " + ", ".join(outcome.violations)
+            print(f"  seed {outcome.seed:>6}: {verdict} ({outcome.wall_seconds:.1f} s)", flush=True)
+
+    summary = chaos.run_many(
+        seeds,
+        control_planes=args.control_planes,
+        workers=args.workers,
+        processes=min(args.processes, args.seeds),
+        progress=progress,
+    )
+    if args.json:
+        sys.stdout.write(json.dumps(summary.as_dict(), indent=2) + "\n")
+    else:
+        print(format_chaos_summary(summary))
+    return 1 if summary.failed_seeds else 0
+
+
+def format_chaos_summary(summary: chaos.ChaosSummary) -> str:
+    seeds = summary.seeds
+    lines = [
+        f"chaos: {len(seeds)} seeds ({min(seeds)}..{max(seeds)}), {summary.control_planes} control planes "
+        f"+ {summary.workers} workers, {summary.wall_seconds:.0f} s wall clock",
+        "",
+        f"  {'FAULT INJECTED':<34}{'COUNT':>8}",
+    ]
+    lines += [f"  {kind:<34}{count:>8}" for kind, count in summary.faults.items()]
+    lines += ["", f"  {'INVARIANT VIOLATED':<34}{'SEEDS':>8}"]
+    violations = summary.violations
+    names = summary.checked + sorted(name for name in violations if name not in summary.checked)
+    lines += [f"  {name:<34}{len(violations.get(name, [])):>8}" for name in names]
+    lines.append("")
+    if not summary.failed_seeds:
+        lines.append(f"every invariant held for all {len(seeds)} seeds")
+    else:
+        lines.append(f"FAILED: {len(summary.failed_seeds)} of {len(seeds)} seeds; replay with:")
+        for outcome in summary.outcomes:
+            if outcome.violations:
+                lines.append(
+                    f"  kcluster simulate --scenario chaos --seed {outcome.seed} "
+                    f"--control-planes {summary.control_planes} --workers {summary.workers}"
+                    f"   # {', '.join(outcome.violations)}"
+                )
+    return "\n".join(lines)
 
 
 def _count(low: int, high: int):

@@ -33,7 +33,9 @@ class QuorumWatch:
 
     def sample(self, twin: Twin) -> None:
         members = twin.model.etcd_members()
-        if not members:
+        # A cluster whose every member's instance is gone (the operator removed its last control
+        # plane) has not lost quorum: it is gone, and the next control plane starts a new epoch.
+        if not members or not any(twin.model.host(m.instance_id).alive for m in members):
             return
         healthy = sum(1 for m in members if m.healthy)
         if healthy < len(members) // 2 + 1 and not self._caused_by_crash(twin):
@@ -96,7 +98,7 @@ def _counters(twin: Twin) -> dict[str, int]:
         "worker_joins": history["worker_joins"],
         "lifecycle_continue": outcomes["CONTINUE"],
         "lifecycle_abandon": outcomes["ABANDON"],
-        "drains": history["drain"],
+        "drains": history["node-drained"] + history["node-drain-timed-out"],
         "nodes_deleted": history["node-deleted"],
         "etcd_members_removed": history["etcd-member-removed"],
     }
@@ -119,6 +121,8 @@ def _invariants(twin: Twin, quorum: QuorumWatch | None) -> dict[str, Invariant]:
             else f"quorum lost at virtual t={quorum.lost_at[0] - twin.start_time:.0f}s",
         ),
         "no_lifecycle_timeout": _no_lifecycle_timeout(twin),
+        "converged": _converged(twin),
+        "no_duplicate_effect": _no_duplicate_effect(twin),
     }
 
 
@@ -231,3 +235,39 @@ def _no_lifecycle_timeout(twin: Twin) -> Invariant:
         )
     )
     return Invariant(ok, detail)
+
+
+def _converged(twin: Twin) -> Invariant:
+    """The world settled (and stayed settled for the quiet period) before the run's limit."""
+    ok = twin.settled_at is not None and twin.settled()
+    detail = (
+        f"settled at virtual t={twin.settled_at - twin.start_time:.0f}s"
+        if ok
+        else f"not settled at virtual t={twin.clock.now() - twin.start_time:.0f}s: "
+        f"{len(twin.lifecycle.pending_actions())} lifecycle actions pending, "
+        f"{sum(1 for i in twin.instances() if i['lifecycle_state'] != 'InService')} instances not InService"
+    )
+    return Invariant(ok, detail)
+
+
+def _no_duplicate_effect(twin: Twin) -> Invariant:
+    """Each effect at most once: an instance inits or joins once, one init per epoch, a Node deleted,
+    an etcd member removed and a lifecycle action completed once."""
+    effects: Counter[str] = Counter()
+    for entry in twin.model.history:
+        if entry.operation in ("kubeadm-init", "kubeadm-join"):
+            effects[f"{entry.instance_id} joined"] += 1
+            if entry.operation == "kubeadm-init":
+                effects[f"kubeadm init in epoch {entry.detail.get('epoch')}"] += 1
+        elif entry.operation == "node-deleted":
+            effects[f"Node {entry.detail.get('node')} of {entry.instance_id} deleted"] += 1
+        elif entry.operation == "etcd-member-removed":
+            effects[f"etcd member {entry.detail.get('name')} of {entry.instance_id} removed"] += 1
+    for outcome in twin.lifecycle.outcomes:
+        if outcome.how == "completed":
+            effects[f"{outcome.instance_id} {outcome.hook_name} completed"] += 1
+    duplicated = sorted(f"{effect} x{count}" for effect, count in effects.items() if count > 1)
+    return Invariant(
+        not duplicated,
+        f"{sum(effects.values())} effects, none twice" if not duplicated else f"twice: {duplicated}",
+    )

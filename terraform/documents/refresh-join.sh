@@ -24,16 +24,32 @@ remove_strays() {
     return 0
   fi
   nodes_json="$(kc_kubectl get nodes -o json)"
+  local -a strays=()
   while IFS=$'\t' read -r name label; do
     [[ -n "$label" ]] || continue
     if ! cut -f1 <<<"$live" | grep -qxF "$label"; then
-      kc_log "deleting Node ${name}: instance ${label} is gone"
-      kc_kubectl delete node "$name" --ignore-not-found
-      stray_nodes_deleted=$((stray_nodes_deleted + 1))
-      KC_CHANGED=true
+      strays+=("${name}"$'\t'"${label}")
     fi
   done < <(jq -r '.items[] | [.metadata.name, (.metadata.labels["kcluster.io/instance-id"] // "")] | @tsv' \
     <<<"$nodes_json")
+  # Many "gone" instances at once means the EC2 answer is wrong, not the cluster: delete nothing
+  # (the reconciler removes the Nodes of instances it saw leave, one by one).
+  local total max_strays
+  total="$(jq '.items | length' <<<"$nodes_json")"
+  max_strays=$((total / 10 > 3 ? total / 10 : 3))
+  if ((${#strays[@]} > max_strays)); then
+    kc_log "refusing to delete ${#strays[@]} of ${total} Nodes as strays (at most ${max_strays} at once)"
+    strays=()
+  fi
+  local stray
+  for stray in "${strays[@]}"; do
+    name="${stray%%$'\t'*}"
+    label="${stray#*$'\t'}"
+    kc_log "deleting Node ${name}: instance ${label} is gone"
+    kc_kubectl delete node "$name" --ignore-not-found
+    stray_nodes_deleted=$((stray_nodes_deleted + 1))
+    KC_CHANGED=true
+  done
   local ips names attempts=0
   ips="$(cut -f2 <<<"$live_control_planes" | jq -R . | jq -sc .)"
   names="$(cut -f3 <<<"$live_control_planes" | jq -R . | jq -sc .)"
