@@ -15,8 +15,11 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 BENCH_WORKERS ?= 1000
 SEEDS ?= 100
+# make test: test files spread over this many processes; the chaos seeds (their own process pool) after.
+TEST_PROCESSES ?= auto
+TEST_CHAOS_SEEDS ?= 50
 
-.PHONY: demo test lint unit sam-build sysdeps tools bench clean
+.PHONY: demo test lint unit sam-build sysdeps tools bench chaos clean
 
 $(PY): requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +50,9 @@ sysdeps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# A cluster scaling out (3 + 5), in (workers -2, a control plane replaced) and healing (a dead kubelet).
 demo: $(PY) sysdeps
-	$(VENV)/bin/kcluster simulate --control-planes 3 --workers 5 --seed 7
+	$(VENV)/bin/kcluster simulate --scenario demo --control-planes 3 --workers 5 --seed 7
 
 lint: $(PY)
 	$(VENV)/bin/ruff check .
@@ -60,7 +64,8 @@ unit: $(PY)
 test: $(PY) sysdeps tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	CHECKOV=$(CURDIR)/$(CHECKOV) $(PY) -m pytest tests
+	CHECKOV=$(CURDIR)/$(CHECKOV) $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "not chaos" tests
+	KCLUSTER_CHAOS_SEEDS=$(TEST_CHAOS_SEEDS) $(PY) -m pytest -m chaos tests
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint --template template.yaml
 	$(MAKE) sam-build

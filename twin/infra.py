@@ -8,6 +8,7 @@ spec with what terraform/ declares (ASG and hook settings, tags, documents, conf
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +19,12 @@ from kcluster import contract
 from kcluster.config import ClusterConfig, CniConfig, Timeouts
 
 DOCUMENTS_JSON = "terraform/documents/documents.json"
-CANONICAL_OWNER = "099720109477"
+# terraform/main.tf reads the AMI id from Canonical's public parameter (data "aws_ssm_parameter").
+UBUNTU_AMI_PARAMETER = (
+    "/aws/service/canonical/ubuntu/server/24.04/stable/current/{architecture}/hvm/ebs-gp3/ami-id"
+)
 API_PORT = 6443
+_ACCOUNT = "123456789012"  # moto's default account
 
 
 @dataclass(frozen=True)
@@ -111,8 +116,7 @@ class InfraSpec:
     documents: tuple[str, ...]
     # ClusterConfig settings that are not derived from the resources (endpoint, groups, documents).
     config: dict[str, Any]
-    ami_owner: str = CANONICAL_OWNER
-    ami_name_pattern: str = "ubuntu/images/hvm-ssd*/ubuntu-*-server-*"
+    architecture: str = "arm64"
     user_data: str = ""
 
     @property
@@ -245,7 +249,7 @@ class Deployment:
     config: ClusterConfig | None = None
 
 
-def cluster_config(spec: InfraSpec, load_balancer_dns: str) -> ClusterConfig:
+def cluster_config(spec: InfraSpec, load_balancer_dns: str, target_group_arn: str) -> ClusterConfig:
     """The /kcluster/<c>/config value, validated by the product's own model."""
     documents = {key.replace("-", "_"): spec.document_name(key) for key in spec.documents}
     return ClusterConfig.model_validate(
@@ -255,6 +259,7 @@ def cluster_config(spec: InfraSpec, load_balancer_dns: str) -> ClusterConfig:
             "control_plane_endpoint": f"{load_balancer_dns}:{spec.nlb.port}",
             "node_groups": [{"asg_name": g.asg_name, "role": g.role} for g in spec.node_groups],
             "documents": documents,
+            "api_target_group_arn": target_group_arn,
         }
     )
 
@@ -361,13 +366,15 @@ def deploy(
             Tags=cluster_tags,
         )
         out.document_names[key] = name
-    out.config = cluster_config(spec, out.load_balancer_dns)
+    out.config = cluster_config(spec, out.load_balancer_dns, out.target_group_arn)
     out.config_parameter = contract.config_parameter_name(spec.cluster_name)
     ssm.put_parameter(
         Name=out.config_parameter, Value=out.config.model_dump_json(), Type="String", Tags=cluster_tags
     )
 
-    image_id = _image(ec2, spec)
+    image_id = ssm.get_parameter(Name=UBUNTU_AMI_PARAMETER.format(architecture=spec.architecture))[
+        "Parameter"
+    ]["Value"]
     for group in spec.node_groups:
         out.launch_template_ids[group.asg_name] = ec2.create_launch_template(
             LaunchTemplateName=group.launch_template_name,
@@ -443,11 +450,34 @@ def _permission(rule: SecurityRuleSpec, group_ids: dict[str, str]) -> dict[str, 
     return permission
 
 
-def _image(ec2: Any, spec: InfraSpec) -> str:
-    """Most recent image matching the pattern, like Terraform's aws_ami data source."""
-    images = ec2.describe_images(
-        Owners=[spec.ami_owner], Filters=[{"Name": "name", "Values": [spec.ami_name_pattern]}]
-    )["Images"]
-    if not images:
-        raise LookupError(f"no AMI owned by {spec.ami_owner} matches {spec.ami_name_pattern}")
-    return max(images, key=lambda image: image.get("CreationDate", ""))["ImageId"]
+def publish_public_ubuntu_ami(region: str, architecture: str = "arm64") -> str:
+    """What AWS and Canonical provide in every account: an Ubuntu 24.04 image and the public parameter
+    naming it. moto knows neither (its bundled catalogue, which the twin does not load, has no such
+    parameter), and the parameter path is reserved to AWS, so it goes into moto's SSM backend directly.
+    The image is registered in the twin's account (Canonical's owner id cannot be set through the API)."""
+    from moto.ssm.models import Parameter, ssm_backends
+
+    image_id = boto3.client("ec2", region_name=region).register_image(
+        Name=f"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{architecture}-server-20260101",
+        Architecture="arm64" if architecture == "arm64" else "x86_64",
+        RootDeviceName="/dev/sda1",
+        BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8, "VolumeType": "gp3"}}],
+        VirtualizationType="hvm",
+    )["ImageId"]
+    backend = ssm_backends[_ACCOUNT][region]
+    name = UBUNTU_AMI_PARAMETER.format(architecture=architecture)
+    backend._parameters[name].append(
+        Parameter(
+            account_id=_ACCOUNT,
+            name=name,
+            value=image_id,
+            parameter_type="String",
+            description=None,
+            allowed_pattern=None,
+            keyid=None,
+            last_modified_date=time.time(),
+            version=1,
+            data_type="aws:ec2:image",
+        )
+    )
+    return image_id

@@ -14,6 +14,8 @@ import pytest
 
 from twin import chaos
 
+pytestmark = pytest.mark.chaos
+
 SEEDS = range(1, int(os.environ.get("KCLUSTER_CHAOS_SEEDS", "50")) + 1)
 PROCESSES = int(os.environ.get("KCLUSTER_CHAOS_PROCESSES", str(os.cpu_count() or 1)))
 # Every invariant a chaos report must carry, the two chaos-specific ones included.

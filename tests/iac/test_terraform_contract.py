@@ -140,10 +140,18 @@ def test_documents_are_exactly_what_the_twin_runs(evaluator: TerraformEvaluator,
             assert parameter["interpolationType"] == "ENV_VAR", name
 
 
+# The target group's ARN exists only after apply: this one stands in for it.
+TARGET_GROUP_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/kc-demo/0123456789abcdef"
+
+
 def _config(evaluator: TerraformEvaluator) -> dict:
     parameter = evaluator.resource("aws_ssm_parameter", "config")
     assert parameter.attribute("name") == contract.config_parameter_name(CLUSTER)
-    return json.loads(parameter.attribute("value"))
+    config = json.loads(parameter.attribute("value"))
+    assert config["api_target_group_arn"] == computed_placeholder(
+        "aws_lb_target_group", "control_plane", "arn"
+    )
+    return {**config, "api_target_group_arn": TARGET_GROUP_ARN}
 
 
 def test_config_parameter_validates_with_cluster_config(evaluator: TerraformEvaluator):
@@ -162,7 +170,16 @@ def test_config_defaults_are_cluster_config_defaults(evaluator: TerraformEvaluat
     # What Terraform writes with every variable at its default equals what ClusterConfig assumes when a
     # key is left out: one set of defaults, not two.
     minimal = ClusterConfig.model_validate(
-        {key: written[key] for key in ("cluster_name", "control_plane_endpoint", "node_groups", "documents")}
+        {
+            key: written[key]
+            for key in (
+                "cluster_name",
+                "control_plane_endpoint",
+                "node_groups",
+                "documents",
+                "api_target_group_arn",
+            )
+        }
     )
     assert ClusterConfig.model_validate(written) == minimal
     # Every field is written explicitly, recursively.
@@ -199,7 +216,7 @@ def test_config_follows_the_variables():
 def test_config_matches_the_twin(evaluator: TerraformEvaluator, twin_spec):
     from twin.infra import cluster_config
 
-    twin_config = cluster_config(twin_spec, "x.example").model_dump(mode="json")
+    twin_config = cluster_config(twin_spec, "x.example", TARGET_GROUP_ARN).model_dump(mode="json")
     written = _config(evaluator)
     # The endpoint is the NLB's DNS name, which only exists after apply (moto's in the twin).
     twin_config.pop("control_plane_endpoint", None)
@@ -207,3 +224,11 @@ def test_config_matches_the_twin(evaluator: TerraformEvaluator, twin_spec):
     assert ClusterConfig.model_validate({**written, "control_plane_endpoint": "x.example:6443"}) == (
         ClusterConfig.model_validate({**twin_config, "control_plane_endpoint": "x.example:6443"})
     )
+
+
+def test_the_ami_comes_from_the_same_public_parameter(evaluator: TerraformEvaluator, twin_spec):
+    from twin import infra
+
+    (ami,) = evaluator.resource("aws_ssm_parameter", "ubuntu_ami", data=True)
+    assert evaluator.variable("architecture") == twin_spec.architecture
+    assert ami.attribute("name") == infra.UBUNTU_AMI_PARAMETER.format(architecture=twin_spec.architecture)

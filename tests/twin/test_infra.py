@@ -14,7 +14,7 @@ from kcluster.config import ClusterConfig
 from tests.twin.conftest import REGION
 from twin.aws import lifecycle
 from twin.documents import document_content, load_documents
-from twin.infra import default_spec, deploy
+from twin.infra import UBUNTU_AMI_PARAMETER, default_spec, deploy, publish_public_ubuntu_ami
 
 
 @pytest.fixture
@@ -22,6 +22,7 @@ def deployed(twin: SimpleNamespace) -> Iterator[SimpleNamespace]:
     twin.lifecycle = lifecycle.LifecycleEmulation(twin)
     undo = lifecycle.install(twin)
     twin.spec = default_spec("demo")
+    twin.image_id = publish_public_ubuntu_ami(REGION, twin.spec.architecture)
     twin.deployment = deploy(twin.spec, twin)
     try:
         yield twin
@@ -119,3 +120,15 @@ def test_scaling_a_deployed_group_launches_tagged_instances_into_pending_wait(de
             assert tags[contract.TAG_CLUSTER] == "demo" and tags[contract.TAG_ROLE] == "worker"
     roles = {facts["role"] for facts in deployed.fleet.instances.values()}
     assert roles == {"worker"}
+
+
+def test_launch_templates_use_the_image_the_public_parameter_names(deployed):
+    ssm = boto3.client("ssm", region_name=REGION)
+    name = UBUNTU_AMI_PARAMETER.format(architecture=deployed.spec.architecture)
+    assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == deployed.image_id
+    ec2 = boto3.client("ec2", region_name=REGION)
+    for template_id in deployed.deployment.launch_template_ids.values():
+        (version,) = ec2.describe_launch_template_versions(LaunchTemplateId=template_id)[
+            "LaunchTemplateVersions"
+        ]
+        assert version["LaunchTemplateData"]["ImageId"] == deployed.image_id

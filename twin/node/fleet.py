@@ -8,6 +8,7 @@ go to (moto's) SSM and EC2 through the client factories.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -108,6 +109,23 @@ class NodeFleet:
         for directory in ("tmp", "root", "etc", "var/lib/kcluster"):
             (root / directory).mkdir(parents=True, exist_ok=True)
         self._sandboxes[instance_id] = root
+        # What cloud-init caches at boot and `cloud-init query` reads (the fake reads it the same way).
+        instance_data = root / "run/cloud-init/instance-data.json"
+        instance_data.parent.mkdir(parents=True, exist_ok=True)
+        instance_data.write_text(
+            json.dumps(
+                {
+                    "v1": {
+                        "cloud_name": "aws",
+                        "instance_id": instance_id,
+                        "availability_zone": availability_zone,
+                        "region": region,
+                        "local_hostname": private_dns,
+                        "local_ipv4": private_ip,
+                    }
+                }
+            )
+        )
         self.model.add_host(
             self.model.new_host(
                 instance_id,

@@ -1,13 +1,15 @@
 """The node tools' server: a threaded Unix-socket server in the twin process.
 
-One connection per tool call: the fake binary sends one JSON request and closes its side; the server
-answers with {"exit_code", "stdout", "stderr"} and closes. Concurrent script runs are served by
+One connection per tool call: the fake binary sends one request and closes its side; the server answers
+with {"exit_code", "stdout", "stderr"} and closes. Both are dicts in `marshal` format (the fake tool runs
+on this interpreter and imports nothing it need not, see bin/_fake_tool.py); the socket lives in a
+private directory of the twin, so only its own tools reach it. Concurrent script runs are served by
 concurrent threads; KubeModel does its own locking.
 """
 
 from __future__ import annotations
 
-import json
+import marshal
 import socketserver
 import threading
 import traceback
@@ -24,7 +26,7 @@ class _Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         raw = self.rfile.read()
         try:
-            request = json.loads(raw)
+            request = marshal.loads(raw)  # noqa: S302 - our own tools on a private socket
             call = ToolCall(
                 tool=request["tool"],
                 argv=list(request["argv"]),
@@ -40,7 +42,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 "stdout": "",
                 "stderr": "kcluster twin: " + traceback.format_exc(),
             }
-        self.wfile.write(json.dumps(reply).encode())
+        self.wfile.write(marshal.dumps(reply))
 
 
 class _Server(socketserver.ThreadingUnixStreamServer):

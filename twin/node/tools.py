@@ -116,7 +116,6 @@ class NodeTools:
             "kubeadm": self._kubeadm,
             "kubectl": self._kubectl,
             "systemctl": self._systemctl,
-            "cloud-init": self._cloud_init,
             "aws": self._aws,
             "etcdctl": self._etcdctl,
             "sleep": self._sleep,
@@ -339,25 +338,6 @@ class NodeTools:
             self._model.kubelet_restart(instance)
             return ToolResult(0)
         raise UsageError(f"systemctl {action} is not modelled")
-
-    # ----- cloud-init -----
-
-    def _cloud_init(self, call: ToolCall) -> ToolResult:
-        positionals, _ = split_args(call.argv)
-        host = self._model.host(call.instance_id)
-        answers = {
-            "v1.instance_id": host.instance_id,
-            "v1.availability_zone": host.availability_zone,
-            "v1.region": host.region,
-            "v1.local_hostname": host.private_dns,
-            "v1.local_ipv4": host.private_ip,
-            "v1.cloud_name": "aws",
-        }
-        if len(positionals) != 2 or positionals[0] != "query" or positionals[1] not in answers:
-            raise UsageError(
-                "only `cloud-init query v1.<instance_id|availability_zone|region|local_hostname>`"
-            )
-        return ToolResult(0, answers[positionals[1]] + "\n")
 
     # ----- aws -----
 

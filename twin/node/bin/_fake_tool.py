@@ -1,15 +1,18 @@
-"""A node tool (kubeadm, kubectl, systemctl, cloud-init, aws) in a twin sandbox.
+"""A node tool (kubeadm, kubectl, systemctl, aws, etcdctl, sleep) in a twin sandbox.
 
-Started by the shell wrappers next to it as `python -I -S _fake_tool.py <tool> <args...>`: stdlib
-only, so it starts fast. It sends the call (argv, a few environment variables, the working directory,
-stdin when a tool reads "-", and the contents of the files the arguments name) to the twin's node
-server on the Unix socket $KCLUSTER_TWIN_SOCKET, then prints the reply's stdout and stderr and exits
-with its status.
+Started by the shell wrappers next to it as `python -I -S _fake_tool.py <tool> <args...>`. It sends the
+call (argv, a few environment variables, the working directory, stdin when a tool reads "-", and the
+contents of the files the arguments name) to the twin's node server on the Unix socket
+$KCLUSTER_TWIN_SOCKET, then prints the reply's stdout and stderr and exits with its status.
+
+Scripts call these tools dozens of times per run, so start-up is what costs: only built-in modules are
+imported (`_socket`, `marshal`; `socket` and `json` would double the start-up time). Request and reply
+travel in `marshal` format, which both ends read with the same interpreter (KCLUSTER_TWIN_PYTHON).
 """
 
-import json
+import _socket
+import marshal
 import os
-import socket
 import sys
 
 FILE_FLAGS = ("--config", "--kubeconfig", "-f", "--filename")
@@ -58,14 +61,17 @@ def main():
         "stdin": sys.stdin.read() if "-" in argv else "",
         "files": file_contents(argv),
     }
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+    connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
         connection.connect(socket_path)
-        connection.sendall(json.dumps(request).encode())
-        connection.shutdown(socket.SHUT_WR)
+        connection.sendall(marshal.dumps(request))
+        connection.shutdown(_socket.SHUT_WR)
         chunks = []
         while chunk := connection.recv(65536):
             chunks.append(chunk)
-    reply = json.loads(b"".join(chunks))
+    finally:
+        connection.close()
+    reply = marshal.loads(b"".join(chunks))  # noqa: S302 - the twin's own reply on a private socket
     sys.stdout.write(reply["stdout"])
     sys.stderr.write(reply["stderr"])
     return reply["exit_code"]
