@@ -33,6 +33,16 @@ output "endpoint_target_group_arn" {
   value       = aws_lb_target_group.control_plane.arn
 }
 
+output "api_target_group_arn_suffix" {
+  description = "ARN suffix of the control-plane target group: the ApiTargetGroupArnSuffix parameter of `sam deploy` (the API server health alarm's TargetGroup dimension)."
+  value       = aws_lb_target_group.control_plane.arn_suffix
+}
+
+output "api_load_balancer_arn_suffix" {
+  description = "ARN suffix of the control-plane NLB: the ApiLoadBalancerArnSuffix parameter of `sam deploy` (the API server health alarm's LoadBalancer dimension)."
+  value       = aws_lb.control_plane.arn_suffix
+}
+
 output "document_names" {
   description = "SSM Command document names by document key."
   value       = { for key, document in aws_ssm_document.node : key => document.name }

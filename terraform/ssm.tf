@@ -28,6 +28,8 @@ locals {
     join_token_ttl    = var.join_token_ttl
     max_attempts      = var.max_attempts
     worker_batch_size = var.worker_batch_size
+    # The remediator asks the NLB which API servers fail their health check.
+    api_target_group_arn = aws_lb_target_group.control_plane.arn
   }
 }
 

@@ -19,10 +19,11 @@ import sys
 import time
 import warnings
 
+from kcluster import contract
 from twin import chaos, scenarios
 
 # Timeline kinds worth showing a person; the full record stays in --json's counters and the logs.
-_SHOWN_KINDS = ("operator", "asg", "ssm", "fault")
+_SHOWN_KINDS = ("operator", "asg", "ssm", "fault", "alarm", "elb")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,8 +141,16 @@ def _clock(seconds: float) -> str:
 def _print_timeline(twin) -> None:
     print("TIMELINE (virtual time since the first action)")
     for entry in twin.recorder.timeline:
-        if entry.kind in _SHOWN_KINDS:
-            print(f"  [{_clock(entry.at - twin.start_time)}] {entry.kind:<8} {entry.text}")
+        if entry.kind not in _SHOWN_KINDS:
+            continue
+        text = entry.text
+        if entry.kind == "ssm" and f"-{contract.DOC_HEALTH} " in text + " ":
+            continue  # the minute-by-minute health probe: its findings show as alarms
+        if entry.kind == "alarm":
+            if "INSUFFICIENT_DATA -> OK" in text:
+                continue  # every alarm's first evaluation: nothing happened
+            text = text.split(" (", 1)[0]  # the state change; its full reason is in the report's events
+        print(f"  [{_clock(entry.at - twin.start_time)}] {entry.kind:<8} {text}")
     print()
 
 

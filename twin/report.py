@@ -12,8 +12,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from moto.sns.models import sns_backends
+
 from kcluster import contract
-from twin.world import Twin
+from twin.world import ACCOUNT, Twin
 
 # Membership-changing documents: at most one of these may run at a time.
 _CONTROL_PLANE_OPS = ("join-control-plane",)
@@ -102,8 +104,27 @@ def _counters(twin: Twin) -> dict[str, int]:
         "nodes_deleted": history["node-deleted"],
         "etcd_members_removed": history["etcd-member-removed"],
     }
+    counters.update(_remediation_counters(twin))
     counters.update({k: v for k, v in sorted(twin.recorder.counters.items()) if not k.startswith("faults_")})
     return counters
+
+
+def _remediation_counters(twin: Twin) -> dict[str, int]:
+    """What the product decided (its own EMF metrics) and what reached people (the alerts topic)."""
+    decided: Counter[str] = Counter()
+    for document in twin.functions.metrics:
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                if metric["Name"] in ("Remediations", "RemediationsSuppressed"):
+                    values = document[metric["Name"]]
+                    decided[metric["Name"]] += int(sum(values) if isinstance(values, list) else values)
+    topic = twin.stack.physical_id("AlertsTopic")
+    sent = sns_backends[ACCOUNT][twin.stack.region].topics[topic].sent_notifications
+    return {
+        "remediations": decided["Remediations"],
+        "remediations_suppressed": decided["RemediationsSuppressed"],
+        "notifications": len(sent),
+    }
 
 
 def _invariants(twin: Twin, quorum: QuorumWatch | None) -> dict[str, Invariant]:
@@ -251,12 +272,13 @@ def _converged(twin: Twin) -> Invariant:
 
 
 def _no_duplicate_effect(twin: Twin) -> Invariant:
-    """Each effect at most once: an instance inits or joins once, one init per epoch, a Node deleted,
-    an etcd member removed and a lifecycle action completed once."""
+    """Each effect at most once: an instance inits or joins a cluster epoch once, one init per epoch, a
+    Node deleted, an etcd member removed and a lifecycle action completed once. (An instance joined to
+    a cluster that was re-initialized since joins the new epoch: another cluster, not a repeat.)"""
     effects: Counter[str] = Counter()
     for entry in twin.model.history:
         if entry.operation in ("kubeadm-init", "kubeadm-join"):
-            effects[f"{entry.instance_id} joined"] += 1
+            effects[f"{entry.instance_id} joined epoch {entry.detail.get('epoch')}"] += 1
             if entry.operation == "kubeadm-init":
                 effects[f"kubeadm init in epoch {entry.detail.get('epoch')}"] += 1
         elif entry.operation == "node-deleted":

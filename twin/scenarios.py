@@ -51,9 +51,76 @@ def scale_in(twin: Twin, control_planes: int, workers: int) -> None:
     _settle(twin, "scale-in")
 
 
+def remediation(twin: Twin, control_planes: int, workers: int) -> None:
+    """Scale out, then one worker's kubelet stops and one control plane's API server dies, both while
+    their instances stay healthy to EC2. The alarms fire, the remediator replaces both, one after the
+    other (through the hooks: drained, Node deleted, etcd member removed, a replacement joined)."""
+    scale_out(twin, control_planes, workers)
+    worker = _nth(twin, contract.ROLE_WORKER, 1)
+    control_plane = _nth(twin, contract.ROLE_CONTROL_PLANE, 1)
+    twin.recorder.note("operator", f"fault: kubelet stops on worker {worker}")
+    twin.model.stop_kubelet(worker)
+    twin.recorder.note("operator", f"fault: kube-apiserver dies on control plane {control_plane}")
+    twin.model.stop_apiserver(control_plane)
+    _run_until_gone(twin, {worker, control_plane}, "remediation")
+    _settle(twin, "remediation")
+
+
+def demo(twin: Twin, control_planes: int, workers: int) -> None:
+    """What `make demo` shows: a cluster scaling out, in and healing. Scale out; then the workers go
+    down by two and a control plane is terminated by hand (and replaced); then a worker's kubelet
+    stops and the remediator replaces it."""
+    scale_in_to = max(1, workers - 2)
+    scale_out(twin, control_planes, workers)
+    twin.set_desired(contract.ROLE_WORKER, scale_in_to)
+    twin.terminate(_nth(twin, contract.ROLE_CONTROL_PLANE, 1), decrement=False)
+    _settle(twin, "scale-in")
+    broken = _nth(twin, contract.ROLE_WORKER, 0)
+    twin.recorder.note("operator", f"fault: kubelet stops on worker {broken}")
+    twin.model.stop_kubelet(broken)
+    _run_until_gone(twin, {broken}, "demo")
+    _settle(twin, "demo")
+
+
+# How long the mass failure lasts: long enough for the alarm and several remediation decisions.
+MASS_FAILURE_SECONDS = 20 * 60
+
+
+def mass_failure(twin: Twin, control_planes: int, workers: int) -> None:
+    """Scale out, then half the workers (rounded up) go NotReady at once (a partition, not the nodes'
+    fault) for 20 minutes. Nothing may be replaced; people are told why; then the kubelets come back."""
+    scale_out(twin, control_planes, workers)
+    victims = [i["instance_id"] for i in twin.instances() if i["role"] == contract.ROLE_WORKER]
+    victims = victims[: (len(victims) + 1) // 2]
+    twin.recorder.note("operator", f"fault: kubelets stop on {len(victims)} workers at once")
+    for instance_id in victims:
+        twin.model.stop_kubelet(instance_id)
+    twin.scheduler.run_for(MASS_FAILURE_SECONDS)
+    twin.recorder.note("operator", "fault healed: the kubelets are back")
+    for instance_id in victims:
+        twin.model.start_kubelet(instance_id)
+    _settle(twin, "mass-failure")
+
+
+def _nth(twin: Twin, role: str, index: int) -> str:
+    of_role = [i["instance_id"] for i in twin.instances() if i["role"] == role]
+    return of_role[min(index, len(of_role) - 1)]
+
+
+def _run_until_gone(twin: Twin, instance_ids: set[str], what: str) -> None:
+    def replaced() -> bool:
+        return not instance_ids & {i["instance_id"] for i in twin.instances()} and twin.settled()
+
+    if not twin.scheduler.run_until(replaced, SETTLE_LIMIT_SECONDS):
+        raise ScenarioError(f"the broken instances were not replaced in {what} (seed {twin.seed})")
+
+
 SCENARIOS: dict[str, Callable[[Twin, int, int], None]] = {
     "scale-out": scale_out,
     "scale-in": scale_in,
+    "remediation": remediation,
+    "mass-failure": mass_failure,
+    "demo": demo,
 }
 
 

@@ -9,6 +9,7 @@ product code.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -24,13 +25,14 @@ from moto.moto_api._internal import mock_random
 
 from kcluster import contract
 from twin import infra, recorder
-from twin.aws import cfn, concurrency, lifecycle, runcommand
+from twin.aws import alarms, cfn, concurrency, lifecycle, runcommand, targets
 from twin.aws.eventbus import EventBus
-from twin.aws.functions import FunctionRuntime
+from twin.aws.functions import FunctionRuntime, queue_depth
 from twin.clock import Scheduler, VirtualClock
 from twin.latency import LatencyModel
 from twin.node.fleet import NodeFleet
 from twin.node.model import KubeModel
+from twin.ticker import Ticker
 
 REPO = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
@@ -43,6 +45,9 @@ _ENVIRONMENT = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
     "MOTO_ALLOW_NONEXISTENT_REGION": "false",
+    # moto's catalogue of ~4,700 public AMIs costs seconds per twin; the twin publishes the one image
+    # the nodes use (infra.publish_public_ubuntu_ami), as AWS and Canonical do.
+    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
 }
 
 
@@ -91,12 +96,30 @@ class Twin:
         self._undo.append(runcommand.install(self))
 
         self.spec = infra.default_spec(cluster)
+        infra.publish_public_ubuntu_ami(REGION, self.spec.architecture)
         self.deployment = infra.deploy(self.spec, self)
-        translated = cfn.load_template(template or REPO / "template.yaml", {"ClusterName": cluster})
+        # `sam deploy --parameter-overrides`, with the Terraform outputs the README tells users to pass.
+        parameters = {
+            "ClusterName": cluster,
+            "ApiTargetGroupArnSuffix": targets.target_group_dimension(self.deployment.target_group_arn),
+            "ApiLoadBalancerArnSuffix": targets.load_balancer_dimension(self.deployment.load_balancer_arn),
+        }
+        translated = cfn.load_template(template or REPO / "template.yaml", parameters)
         self.stack = cfn.deploy_template(translated, f"kcluster-{cluster}", rng=self.rng)
         self.functions = FunctionRuntime(self, self.stack)
         self.bus = EventBus(self, self.stack)
         self.bus.schedule_rules()
+        # What AWS does on its own clock (NLB health checks, alarm evaluation) runs on the ticker as virtual
+        # time passes, never as scheduler calls: it adds no steps to the world (twin/ticker.py).
+        self.ticker = Ticker(self.clock, self.scheduler)
+        self._undo.append(self.ticker.install())
+        self.targets = targets.TargetHealthEmulation(self)
+        self.targets.watch(self.deployment.target_group_arn, self.targets.api_probe)
+        self._undo.append(targets.install(self))
+        self.alarms = alarms.AlarmEvaluator(self)
+        self._undo.append(alarms.install(self))
+        self.ticker.add(self.targets)
+        self.ticker.add(self.alarms)
         # From here on, the product's AWS calls are counted; the twin pauses counting for its own.
         self.recorder.recording = True
 
@@ -150,7 +173,8 @@ class Twin:
 
     def settled(self) -> bool:
         """No lifecycle action pending, every group at its desired size and InService, no command
-        running, no event waiting in the queue."""
+        running (the read-only `health` probe aside: it runs every minute, for ever), no event waiting
+        in the queue."""
         if self.lifecycle.pending_actions():
             return False
         for group in self.groups():
@@ -158,10 +182,13 @@ class Twin:
             if len(states) != (group.desired_capacity or 0) or any(s != "InService" for s in states):
                 return False
         if any(
-            not inv.terminal for cmd in self.runcommand.commands.values() for inv in cmd.invocations.values()
+            not inv.terminal
+            for cmd in self.runcommand.commands.values()
+            if cmd.key != contract.DOC_HEALTH
+            for inv in cmd.invocations.values()
         ):
             return False
-        return self.queue_depth() == 0
+        return self.queue_depth(ignore=_is_health_probe_event) == 0
 
     def groups(self) -> list[Any]:
         backend = autoscaling_backends[ACCOUNT][REGION]
@@ -187,21 +214,13 @@ class Twin:
                 )
         return sorted(found, key=lambda i: (i["role"] != contract.ROLE_CONTROL_PLANE, i["instance_id"]))
 
-    def queue_depth(self) -> int:
-        with self.operator():
-            sqs = boto3.client("sqs")
-            depth = 0
-            for resource in self.stack.resources.values():
-                if resource.type == "AWS::SQS::Queue" and "DeadLetter" not in resource.logical_id:
-                    attributes = sqs.get_queue_attributes(
-                        QueueUrl=resource.physical_id,
-                        AttributeNames=[
-                            "ApproximateNumberOfMessages",
-                            "ApproximateNumberOfMessagesNotVisible",
-                        ],
-                    )
-                    depth += sum(int(v) for v in attributes["Attributes"].values())
-            return depth
+    def queue_depth(self, ignore: Callable[[str], bool] | None = None) -> int:
+        """Messages in the stack's queues (dead-letter queues aside), in flight and delayed included."""
+        return sum(
+            queue_depth(resource.physical_id, ignore=ignore)
+            for resource in self.stack.resources.values()
+            if resource.type == "AWS::SQS::Queue" and "DeadLetter" not in resource.logical_id
+        )
 
     def state_items(self) -> list[dict]:
         with self.operator():
@@ -227,6 +246,17 @@ class Twin:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _is_health_probe_event(body: str) -> bool:
+    """A queued status event of the read-only health probe: monitoring, not work still to do."""
+    if f"-{contract.DOC_HEALTH}" not in body:
+        return False
+    try:
+        detail = json.loads(body).get("detail") or {}
+    except ValueError:
+        return False
+    return str(detail.get("document-name", "")).endswith(f"-{contract.DOC_HEALTH}")
 
 
 class _Paused:

@@ -242,6 +242,15 @@ kc_ca_cert_hash() {
   printf 'sha256:%s' "$digest"
 }
 
+# kc_joined_elsewhere: true when this node's cluster CA is not the one whose hash is published now.
+# Unknown (nothing published, no CA file) counts as not elsewhere: never reset on a guess.
+kc_joined_elsewhere() {
+  local published
+  [[ -f "$KC_CA_CERT" ]] || return 1
+  published="$(kc_get_param "$(kc_join_param_name ca-cert-hash)" 2>/dev/null)" || return 1
+  [[ "$published" =~ $KC_CA_HASH_SHAPE && "$(kc_ca_cert_hash)" != "$published" ]]
+}
+
 # kc_write_kubelet_args FILE INDENT: v1beta4 kubeletExtraArgs (a list of name/value pairs).
 kc_kubelet_extra_args_yaml() {
   local indent="$1"
@@ -261,12 +270,17 @@ kc_join() {
   kc_require_kubeadm_version
 
   if [[ -f "$KC_KUBELET_CONF" ]]; then
-    if kc_kubelet_active; then
+    if ! kc_kubelet_active; then
+      # A join that stopped half-way leaves kubelet.conf behind and makes kubeadm's preflight refuse.
+      kc_log "kubelet.conf exists but kubelet is not running: resetting before joining again"
+    elif kc_joined_elsewhere; then
+      # Joined to an earlier cluster of this name, whose control planes are gone (a new one was
+      # initialized since): "already joined" would be a lie.
+      kc_log "joined to a cluster whose CA is not the published one: resetting before joining again"
+    else
       kc_log "${KC_NODE_NAME} has already joined"
       kc_succeed false "node_name=${KC_NODE_NAME}"
     fi
-    # A join that stopped half-way leaves kubelet.conf behind and makes kubeadm's preflight refuse.
-    kc_log "kubelet.conf exists but kubelet is not running: resetting before joining again"
     kc_run_logged kubeadm-failed kubeadm-reset kubeadm reset --force
     KC_CHANGED=true
   fi

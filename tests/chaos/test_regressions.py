@@ -1,9 +1,10 @@
 """Product bugs the chaos scenario found, one named test each, with the seed that found it.
 
 Each seed test replays the chaos run that found the bug (`kcluster simulate --scenario chaos --seed S
---control-planes 2 --workers 2`) and asserts the invariant it broke. Where the fault can be placed
-exactly, a second test does so without the seed, so the regression stays pinned when a fix changes
-what a seed's run looks like.
+--control-planes 2 --workers 2`) and asserts the invariant it broke. A seed's run changes whenever the
+product's own traffic changes (a new probe, one call more or less shifts every later fault), so a seed
+test alone does not pin a bug for ever: where the fault can be placed exactly, a second test does so
+without the seed, here or in the test named next to the seed test.
 """
 
 from __future__ import annotations
@@ -128,3 +129,62 @@ def test_seed_15_removing_the_only_initialized_control_plane_keeps_quorum():
 def test_seed_22_a_control_plane_mid_join_is_counted_before_declaring_the_last_one_gone():
     report = chaos_report(22)
     assert "all_inservice_ready" not in failed(report), failed(report)
+
+
+# Bug F (seed 11): while the second control plane waited to join (its refresh-join timed out), the
+# operator scaled the control planes 2 -> 1 and the group chose the initialized one. The cluster was
+# re-initialized on the waiting one (by design: the last control plane left), but the worker joined to
+# the old cluster stayed InService with a kubelet talking to nothing (all_inservice_ready). Nodes still
+# joined when a new epoch initializes are now replaced (SetInstanceHealth Unhealthy), and a join script
+# no longer takes "kubelet active" as "joined to this cluster" (CA hash compared with the published one).
+
+
+def test_seed_11_workers_of_a_reinitialized_cluster_are_replaced():
+    # Pinned exactly by tests/unit/test_scale_in.py::
+    # test_nodes_left_joined_to_a_cluster_that_was_reinitialized_are_replaced and tests/scripts/
+    # test_node_scripts.py::test_a_node_of_a_cluster_that_was_replaced_by_a_new_init_resets_and_joins_the_new_one
+    report = chaos_report(11)
+    assert failed(report) == {}
+
+
+# Bug G (seed 55): the reconciler died between SendCommand(join-control-plane) and recording the
+# command id; two minutes later the step was taken for "never sent": the joiner went back to waiting and
+# released the lease while its join was done. When the other control plane was then terminated, it
+# looked like the last one: the cluster was declared gone and etcd (two members now) lost quorum. The
+# reconciler now asks SSM (ListCommands by instance, document and time) before re-driving a step.
+
+
+# Bug H (seed 55 again, once the health probe had shifted its faults): the joiner's join-control-plane
+# ran but was reported failed (its etcd member added all the same), so it went back to waiting; the only
+# other control plane, terminated by hand, then had no helper and was taken for the last one, and etcd
+# lost quorum. A control plane waiting to retry a join now holds the leaving one, and retries its join
+# through it (pinned by tests/unit/test_scale_in.py::
+# test_a_control_plane_whose_join_failed_retries_through_the_leaving_one_before_it_goes; bug G by
+# tests/unit/test_reconcile.py::test_a_step_sent_but_never_recorded_is_followed_not_redriven).
+
+
+def test_seed_55_a_step_sent_but_never_recorded_is_followed_not_redriven():
+    report = chaos_report(55)
+    assert "quorum_never_lost" not in failed(report), failed(report)
+
+
+# Seed 101 (not a product bug): a worker whose join in epoch 1 was reported failed although it ran
+# re-joined epoch 2 after a re-initialization (reset, then join). no_duplicate_effect counted "joined"
+# per instance; it now counts per instance and cluster epoch, as a second join of the same epoch would
+# still be a duplicate.
+
+
+def test_seed_101_a_join_into_a_new_epoch_is_not_a_duplicate_effect():
+    report = chaos_report(101)
+    assert failed(report) == {}
+
+
+# Bug I (seed 19): init ran (the cluster existed) but was reported failed; the claim was released and
+# the other control plane initialized a second cluster (single_init: split brain). An owner now keeps
+# the claim unless the script says kubeadm never ran (pinned by tests/e2e/test_scale_out.py::
+# test_an_init_that_failed_after_kubeadm_ran_is_never_repeated_elsewhere).
+
+
+def test_seed_19_an_init_reported_failed_after_it_ran_is_never_repeated_elsewhere():
+    report = chaos_report(19)
+    assert "single_init" not in failed(report), failed(report)

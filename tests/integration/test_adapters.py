@@ -153,3 +153,44 @@ def test_heartbeat_with_token(aws):
             {"AutoScalingGroupName": "g", "LifecycleHookName": "h", "LifecycleActionToken": TOKEN},
         )
         assert Lifecycle(client).heartbeat("g", "h", "i-00000001", TOKEN) is True
+
+
+def test_sent_since_asks_for_the_document_on_the_instance_after_a_time(aws):
+    client = boto3.client("ssm")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "list_commands",
+            {
+                "Commands": [
+                    {
+                        "CommandId": "c" * 36,
+                        "InstanceIds": ["i-00000001"],
+                        "Parameters": {"ClusterName": ["demo"], "InstanceId": ["i-00000009"]},
+                    }
+                ]
+            },
+            {
+                "InstanceId": "i-00000001",
+                "Filters": [
+                    {"key": "DocumentName", "value": "kcluster-demo-drain-remove"},
+                    {"key": "InvokedAfter", "value": "2026-01-01T00:00:00Z"},
+                ],
+            },
+        )
+        (found,) = Commands(client).sent_since("kcluster-demo-drain-remove", "i-00000001", 1767225600.5)
+    assert (found.command_id, found.instance_ids) == ("c" * 36, ("i-00000001",))
+    assert found.parameters == {"ClusterName": "demo", "InstanceId": "i-00000009"}
+
+
+def test_mark_unhealthy_skips_the_grace_period_and_reports_a_gone_instance(aws):
+    client = boto3.client("autoscaling")
+    with Stubber(client) as stub:
+        expected = {
+            "InstanceId": "i-00000001",
+            "HealthStatus": "Unhealthy",
+            "ShouldRespectGracePeriod": False,
+        }
+        stub.add_response("set_instance_health", {}, expected)
+        stub.add_client_error("set_instance_health", "ValidationError", "not found", expected_params=expected)
+        assert Lifecycle(client).mark_unhealthy("i-00000001") is True
+        assert Lifecycle(client).mark_unhealthy("i-00000001") is False

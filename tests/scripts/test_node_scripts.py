@@ -259,3 +259,23 @@ def test_secret_temp_files_are_removed(nodes: Nodes) -> None:
     nodes.run(second, "join-control-plane")
     for instance_id in (first, second):
         assert list((nodes.fleet.sandbox(instance_id) / "tmp").iterdir()) == []
+
+
+def test_a_node_of_a_cluster_that_was_replaced_by_a_new_init_resets_and_joins_the_new_one(
+    nodes: Nodes,
+) -> None:
+    # GIVEN a worker joined to a cluster whose only control plane is gone, and a new cluster initialized
+    first, worker = nodes.add(CONTROL_PLANE), nodes.add(WORKER)
+    assert nodes.run(first, "init").output["ok"]
+    assert nodes.run(worker, "join-worker").output["changed"]
+    nodes.model.remove_host(first)
+    second = nodes.add(CONTROL_PLANE)
+    assert nodes.run(second, "init").output["changed"]
+    assert nodes.model.current_epoch() == 2
+    # WHEN join-worker runs on it again
+    run = nodes.run(worker, "join-worker")
+    # THEN "already joined" is not taken at its word: the worker is reset and joins the new cluster
+    assert (run.output["ok"], run.output["changed"]) == (True, True), run.result.stderr
+    assert {view.instance_id: view.ready for view in nodes.model.nodes()} == {second: True, worker: True}
+    # and a run after that is the usual no-op
+    assert nodes.run(worker, "join-worker").output["changed"] is False

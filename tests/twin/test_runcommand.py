@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import boto3
@@ -257,3 +258,28 @@ def test_cancel_command(ssm):
     result = ssm.client.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
     assert result["Status"] == "Cancelled"
     assert ssm.fleet.runs == []
+
+
+def test_list_commands_filters_by_document_and_time_as_ssm_does(ssm):
+    (instance,) = registered(ssm, 1)
+    command_id = send(ssm, [instance])
+    requested = ssm.runcommand.commands[command_id].requested_at
+
+    def listed(*filters: tuple[str, str]) -> list[str]:
+        pages = ssm.client.get_paginator("list_commands").paginate(
+            InstanceId=instance, Filters=[{"key": key, "value": value} for key, value in filters]
+        )
+        return [c["CommandId"] for page in pages for c in page["Commands"]]
+
+    def iso(moment: float) -> str:
+        return datetime.fromtimestamp(moment, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    assert listed(("DocumentName", DOCUMENT)) == [command_id]
+    assert listed(("DocumentName", "another-document")) == []
+    assert listed(("DocumentName", DOCUMENT), ("InvokedAfter", iso(requested - 1))) == [command_id]
+    assert listed(("InvokedAfter", iso(requested + 60))) == []
+    assert listed(("InvokedBefore", iso(requested + 60))) == [command_id]
+    assert (
+        error_code(ssm.client.list_commands, Filters=[{"key": "Colour", "value": "red"}])
+        == "InvalidFilterKey"
+    )

@@ -13,8 +13,10 @@ from kcluster.core.models import (
     ClusterState,
     ClusterView,
     CommandFinished,
+    HealthSnapshot,
     LifecycleLaunch,
     NodeProvisioned,
+    NodeRecord,
     Plan,
     SendCommand,
 )
@@ -33,7 +35,7 @@ def make_config(**overrides) -> ClusterConfig:
         ],
         "documents": {
             key: f"kcluster-demo-{key.replace('_', '-')}"
-            for key in ("init", "join_control_plane", "join_worker", "refresh_join", "drain_remove")
+            for key in ("init", "join_control_plane", "join_worker", "refresh_join", "drain_remove", "health")
         },
     }
     values.update(overrides)
@@ -58,6 +60,10 @@ class Harness:
     def apply(self, plan: Plan) -> list[Action]:
         new_actions: list[Action] = []
         for step in plan.steps:
+            for record in step.writes:
+                # The store's conditional write: each record exactly one version past the stored one.
+                stored = _stored(self.view, record)
+                assert record.version == (stored.version if stored else 0) + 1, (record, stored)
             self.view = self.view.with_records(list(step.writes))
             new_actions += step.actions
         self.actions += new_actions
@@ -97,3 +103,13 @@ class Harness:
 @pytest.fixture
 def harness(config) -> Harness:
     return Harness(config)
+
+
+def _stored(view: ClusterView, record):
+    if isinstance(record, ClusterState):
+        return view.cluster
+    if isinstance(record, NodeRecord):
+        return view.nodes.get(record.instance_id)
+    if isinstance(record, HealthSnapshot):
+        return view.health
+    return view.commands.get(record.command_id)

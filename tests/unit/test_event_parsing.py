@@ -13,6 +13,7 @@ from kcluster.events import (
     LaunchLifecycleEvent,
     NodeProvisionedEvent,
     TerminateLifecycleEvent,
+    parse_alarm_event,
     parse_event,
 )
 
@@ -67,3 +68,35 @@ def test_events_that_do_not_fit_are_rejected_with_a_reason(mutate):
 def test_scheduled_event_is_not_a_reactor_event():
     with pytest.raises(EventRejected, match="unknown detail-type"):
         parse_event((EVENTS / "reconciler-schedule.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [
+        ("remediator-alarm-single-metric.json", "single-metric"),
+        ("remediator-alarm-metric-math.json", "metric-math"),
+        ("remediator-alarm-composite.json", "composite"),
+    ],
+)
+def test_every_alarm_shape_parses(name, shape):
+    event = parse_alarm_event(json.loads((EVENTS / name).read_text()))
+    assert event.detail.shape == shape
+    assert event.detail.alarmName.startswith("kcluster-demo-remediate-")
+    assert (event.detail.state.value, event.detail.previousState.value) == ("ALARM", "OK")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda e: e.update({"source": "aws.events"}),
+        lambda e: e["detail"]["state"].update({"value": "BROKEN"}),
+        lambda e: e["detail"].pop("alarmName"),
+        lambda e: e["detail"].pop("previousState"),
+    ],
+    ids=["wrong-source", "unknown-state", "no-alarm-name", "no-previous-state"],
+)
+def test_alarm_events_that_do_not_fit_are_refused(change):
+    event = json.loads((EVENTS / "remediator-alarm-single-metric.json").read_text())
+    change(event)
+    with pytest.raises(EventRejected, match="not a CloudWatch alarm state change"):
+        parse_alarm_event(event)

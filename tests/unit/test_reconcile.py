@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from kcluster import contract
 from kcluster.core import reconcile
-from kcluster.core.models import RecordHeartbeat
+from kcluster.core.models import LifecycleTerminate, RecordHeartbeat
 from kcluster.core.reconcile import AsgInstance
 
 from .conftest import WORKER_ASG
+from .test_launch_workflow import start_cluster
 
 
 def test_waiting_instances_without_records_are_discovered(harness):
@@ -93,3 +95,46 @@ def test_expired_lease_of_a_holder_still_working_is_kept(harness):
     held = bump(harness.view.cluster, lease_owner="i-0000000b", lease_expires_at=harness.now)
     harness.view = harness.view.with_records([busy, held])
     assert reconcile.expired_lease(harness.view, harness.now + 1).empty
+
+
+def test_a_step_sent_but_never_recorded_is_followed_not_redriven(harness):
+    # Regression (chaos seed 55): the reconciler died between SendCommand and recording its id; the
+    # join was taken for unsent, its lease released, and its control plane for not yet joined.
+    start_cluster(harness)
+    harness.launch("i-0000000b", "control-plane")
+    (refresh,) = harness.sends(harness.dispatch())
+    (_join,) = harness.sends(harness.finish(harness.send(refresh), "i-0000000a", result={"ok": True}))
+    # (join-control-plane written as in flight; SendCommand happened; its id was never recorded)
+    harness.now += reconcile.UNSENT_STEP_SECONDS
+    (candidate,) = reconcile.unsent_candidates(harness.view, harness.now)
+    assert (candidate.instance_id, candidate.document, candidate.look_on) == (
+        "i-0000000b",
+        contract.DOC_JOIN_CONTROL_PLANE,
+        ("i-0000000b",),
+    )
+    listed = [reconcile.FoundCommand("cmd-join", ("i-0000000b",), {"ClusterName": "demo"})]
+    command = reconcile.sent_for(candidate, listed)
+    harness.apply(reconcile.unsent_steps(harness.view, harness.now, {"i-0000000b": command}))
+    # THEN the node follows that command: still joining, lease kept, and its result is understood
+    node = harness.view.nodes["i-0000000b"]
+    assert (node.phase, node.command_id) == ("joining", "cmd-join")
+    assert harness.view.cluster.lease_owner == "i-0000000b"
+    harness.finish("cmd-join", "i-0000000b")
+    assert harness.phase("i-0000000b") == "joined" and harness.view.cluster.lease_owner is None
+
+
+def test_drain_remove_is_looked_for_on_the_control_planes_by_its_instance_parameter(harness):
+    start_cluster(harness)
+    harness.launch("i-0000000c", "worker")
+    (refresh,) = harness.sends(harness.dispatch())
+    (join,) = harness.sends(harness.finish(harness.send(refresh), "i-0000000a", result={"ok": True}))
+    harness.finish(harness.send(join), "i-0000000c")
+    harness.event(LifecycleTerminate("i-0000000c", WORKER_ASG, "worker", "kcluster-terminate", "t"))
+    harness.dispatch()  # drain-remove written as in flight, its id never recorded
+    harness.now += reconcile.UNSENT_STEP_SECONDS
+    (candidate,) = reconcile.unsent_candidates(harness.view, harness.now)
+    assert candidate.look_on == ("i-0000000a",)
+    other = reconcile.FoundCommand("cmd-other", ("i-0000000a",), {"InstanceId": "i-000000ff"})
+    ours = reconcile.FoundCommand("cmd-ours", ("i-0000000a",), {"InstanceId": "i-0000000c"})
+    assert reconcile.sent_for(candidate, [other, ours]) == ours
+    assert reconcile.sent_for(candidate, [other]) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kcluster import contract
 from kcluster.core.models import CancelCommand, CompleteLifecycle, LifecycleTerminate, SendCommand
 
@@ -285,3 +287,63 @@ def test_a_terminate_event_arriving_after_the_reconciler_found_the_action_only_a
     assert [(a.instance_id, a.token) for a in done if isinstance(a, CompleteLifecycle)] == [
         (worker, "term-real")
     ]
+
+
+def test_nodes_left_joined_to_a_cluster_that_was_reinitialized_are_replaced(harness):
+    # Regression (chaos seed 11): the only initialized control plane left, a new cluster was
+    # initialized, and a worker of the old one stayed InService, joined to nothing.
+    cp, worker = joined_cluster(harness, control_planes=1, workers=1)
+    terminate(harness, cp, "control-plane")
+    harness.dispatch()  # the last control plane: completed, the cluster uninitialized
+    harness.launch("i-000000aa", "control-plane")
+    (init,) = harness.sends(harness.dispatch())
+    # WHEN the new cluster initializes
+    actions = harness.finish(harness.send(init), "i-000000aa")
+    # THEN the old cluster's worker is marked for replacement, and nothing else
+    assert [(a.instance_id, type(a).__name__) for a in actions if not isinstance(a, CompleteLifecycle)] == [
+        (worker, "ReplaceInstance")
+    ]
+    assert harness.phase(worker) == "replacing"
+    # its terminate action is completed at once: its Node is in no cluster that still exists
+    assert completes(terminate(harness, worker)) == [(worker, "kcluster-terminate", "CONTINUE")]
+    assert harness.sends(harness.dispatch()) == []
+
+
+def test_a_replacement_the_group_did_not_act_on_is_requested_again(harness):
+    from kcluster.core import reconcile
+    from kcluster.core.models import ReplaceInstance
+    from kcluster.core.reconcile import AsgInstance
+
+    cp, worker = joined_cluster(harness, control_planes=1, workers=1)
+    node = harness.view.nodes[worker]
+    harness.view = harness.view.with_records(
+        [replace(node, phase="replacing", replace_requested_at=harness.now)]
+    )
+    in_service = [AsgInstance(worker, WORKER_ASG, "InService"), AsgInstance(cp, CP_ASG, "InService")]
+    assert reconcile.stalled_replacements(harness.view, in_service, harness.now + 60).empty
+    later = harness.now + reconcile.REPLACE_RETRY_SECONDS
+    actions = harness.apply(reconcile.stalled_replacements(harness.view, in_service, later))
+    assert [a.instance_id for a in actions if isinstance(a, ReplaceInstance)] == [worker]
+    terminating = [AsgInstance(worker, WORKER_ASG, "Terminating:Wait")]
+    assert reconcile.stalled_replacements(harness.view, terminating, later + 600).empty
+
+
+def test_a_control_plane_whose_join_failed_retries_through_the_leaving_one_before_it_goes(harness):
+    # Regression (chaos seed 55): a join reported failed had added its etcd member all the same; the
+    # only other control plane, terminated by hand, was then taken for the last one and etcd lost quorum.
+    (first,) = joined_cluster(harness, control_planes=1)
+    harness.launch("i-000000bb", "control-plane")
+    (refresh,) = harness.sends(harness.dispatch())
+    (join,) = harness.sends(harness.finish(harness.send(refresh), first, result={"ok": True}))
+    join_id = harness.send(join)
+    terminate(harness, first, "control-plane")
+    harness.finish(join_id, "i-000000bb", "Failed", {"ok": False, "error": "kubeadm-failed"})
+    # THEN the leaving control plane is held, and the joiner's retry refreshes the join material on it
+    harness.now += 60
+    (retry_refresh,) = harness.sends(harness.dispatch())
+    assert (retry_refresh.document, retry_refresh.targets) == (contract.DOC_REFRESH_JOIN, (first,))
+    assert harness.phase(first) == "leaving" and harness.view.cluster.phase == "ready"
+    (retry,) = harness.sends(harness.finish(harness.send(retry_refresh), first, result={"ok": True}))
+    harness.finish(harness.send(retry), "i-000000bb")  # the join script finds itself joined already
+    (drain,) = harness.sends(harness.dispatch())
+    assert drain.targets == ("i-000000bb",) and drain.parameters["InstanceId"] == first

@@ -44,6 +44,7 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+from moto.sqs.models import sqs_backends
 
 from twin.aws import concurrency
 from twin.aws.cfn import EventSourceMappingSpec, FunctionSpec, Stack
@@ -456,27 +457,27 @@ class FunctionRuntime:
     def _poll_tick(self) -> None:
         self._poll_handle = None
         self.poll()
-        if self._queues_hold_messages():
+        wait = self._seconds_until_receivable()
+        if wait is not None:
+            # Lambda's pollers receive continuously; the twin polls once a second while a message can
+            # be received, and otherwise not before the first in-flight or delayed one becomes
+            # receivable again (a failed batch waits out the visibility timeout) -- the same deliveries
+            # at a fraction of the cost.
             self._poll_handle = self.twin.scheduler.after(
-                SQS_POLL_INTERVAL_SECONDS, "sqs-poll", self._poll_tick
+                max(SQS_POLL_INTERVAL_SECONDS, wait), "sqs-poll", self._poll_tick
             )
 
-    def _queues_hold_messages(self) -> bool:
-        names = [
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ]
-        with self._twin_internal():
-            for mapping in self.stack.event_source_mappings:
-                if not mapping.enabled:
-                    continue
-                attributes = self._sqs.get_queue_attributes(
-                    QueueUrl=self._queue_url(mapping.event_source_arn), AttributeNames=names
-                )["Attributes"]
-                if any(int(attributes.get(name, 0)) for name in names):
-                    return True
-        return False
+    def _seconds_until_receivable(self) -> float | None:
+        """Seconds until a mapped queue's first message can be received (0 if one can now); None when
+        every mapped queue is empty."""
+        soonest: float | None = None
+        for mapping in self.stack.event_source_mappings:
+            if not mapping.enabled:
+                continue
+            for message in _moto_queue(self._queue_url(mapping.event_source_arn))._messages:
+                at = max(message.visible_at, message.delayed_until) / 1000.0
+                soonest = at if soonest is None else min(soonest, at)
+        return None if soonest is None else max(0.0, soonest - time.time())
 
     def poll(self) -> int:
         """One poll of every enabled SQS mapping; returns how many messages were handed to functions."""
@@ -526,11 +527,7 @@ class FunctionRuntime:
 
     def _batching_window_closed(self, mapping: EventSourceMappingSpec, url: str) -> bool:
         """With a batching window the poller waits for a full batch or for the window to pass."""
-        visible = int(
-            self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
-                "Attributes"
-            ]["ApproximateNumberOfMessages"]
-        )
+        visible = queue_depth(url, in_flight=False)
         if visible == 0:
             self._batching_started.pop(mapping.uuid, None)
             return False
@@ -557,6 +554,25 @@ class FunctionRuntime:
                 QueueUrl=url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
+
+
+def _moto_queue(url: str) -> Any:
+    """moto's own queue object behind `url` (the twin reads its state without an API round trip)."""
+    account, name = url.rstrip("/").split("/")[-2:]
+    region = url.split("sqs.", 1)[1].split(".", 1)[0]
+    return sqs_backends[account][region].get_queue(name)
+
+
+def queue_depth(url: str, *, in_flight: bool = True, ignore: Callable[[str], bool] | None = None) -> int:
+    """Messages in the queue: receivable ones (ApproximateNumberOfMessages), plus with `in_flight` the
+    in-flight and delayed ones, as the three Approximate* attributes would add up; `ignore(body)` leaves
+    some out."""
+    return sum(
+        1
+        for message in _moto_queue(url)._messages
+        if (in_flight or (message.visible and not message.delayed))
+        and (ignore is None or not ignore(message.body))
+    )
 
 
 def _reported_failures(result: Any, batch_ids: set[str]) -> set[str] | None:

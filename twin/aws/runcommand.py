@@ -329,14 +329,20 @@ class RunCommandEmulation:
     def _commands_newest_first(self) -> list[Command]:
         return sorted(self.commands.values(), key=lambda c: c.requested_at, reverse=True)
 
-    def list_commands(self, command_id: str | None, instance_id: str | None) -> list[Command]:
+    def list_commands(
+        self, command_id: str | None, instance_id: str | None, filters: list[dict[str, str]] | None = None
+    ) -> list[Command]:
+        """ListCommands, with its CommandFilter keys DocumentName, InvokedAfter, InvokedBefore, Status
+        (several filters must all hold)."""
         if command_id and command_id not in self.commands:
             raise _error("InvalidCommandId", f"Invalid command id {command_id}")
+        checks = [_command_filter(entry) for entry in filters or []]
         return [
             command
             for command in self._commands_newest_first()
             if (not command_id or command.command_id == command_id)
             and (not instance_id or instance_id in command.instance_ids)
+            and all(check(command) for check in checks)
         ]
 
     # ---- events ----------------------------------------------------------------------------
@@ -610,6 +616,23 @@ def _emulation() -> RunCommandEmulation:
     return _current.runcommand
 
 
+def _command_filter(entry: dict[str, str]) -> Callable[[Command], bool]:
+    key, value = entry.get("key"), entry.get("value", "")
+    if key == "DocumentName":
+        return lambda command: command.document_name == value
+    if key == "Status":
+        return lambda command: command.status == value
+    if key in ("InvokedAfter", "InvokedBefore"):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise _error("InvalidFilterValue", f"{key} must be an ISO 8601 time, got {value!r}") from None
+        if key == "InvokedAfter":
+            return lambda command: command.requested_at >= moment
+        return lambda command: command.requested_at <= moment
+    raise _error("InvalidFilterKey", f"Filter key {key!r} is not supported by ListCommands")
+
+
 def _filters(self: Any) -> dict[str, list[str]]:
     """DescribeInstanceInformation's two filter syntaxes, as {key: values}."""
     found: dict[str, list[str]] = {}
@@ -641,7 +664,9 @@ def install(twin: Any) -> Callable[[], None]:
         return ActionResult({"Command": command_response(command)})
 
     def list_commands(self: Any) -> ActionResult:
-        commands = _emulation().list_commands(self._get_param("CommandId"), self._get_param("InstanceId"))
+        commands = _emulation().list_commands(
+            self._get_param("CommandId"), self._get_param("InstanceId"), self._get_param("Filters")
+        )
         return ActionResult(
             _paginate(
                 [command_response(c) for c in commands],

@@ -381,6 +381,12 @@ class KubeModel:
             self._live_host(instance_id).kubelet_running = False
             self._record("kubelet-stopped", instance_id)
 
+    def start_kubelet(self, instance_id: str) -> None:
+        """kubelet runs again (the partition healed, someone restarted it): its Node posts Ready again."""
+        with self._lock:
+            self._live_host(instance_id).kubelet_running = True
+            self._record("kubelet-started", instance_id)
+
     def stop_apiserver(self, instance_id: str) -> None:
         """The control plane's kube-apiserver dies: /readyz there fails, kubectl and kubeadm there see the
         API down; other control planes still serve it."""

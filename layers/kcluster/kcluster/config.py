@@ -83,6 +83,10 @@ class ClusterConfig(_Strict):
     lifecycle_hooks: LifecycleHooks = LifecycleHooks()
     join_token_ttl: str = Field(default="15m", pattern=r"^[1-9][0-9]{0,3}[mh]$")
     max_attempts: int = Field(default=3, ge=1, le=10)
+    # The control-plane NLB's target group: the remediator asks it which API servers fail their checks.
+    api_target_group_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:targetgroup/.+$"
+    )
     worker_batch_size: int = Field(default=contract.MAX_INSTANCES_PER_COMMAND, ge=1, le=50)
 
     @field_validator("pod_cidr", "service_cidr")

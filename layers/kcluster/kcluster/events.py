@@ -80,6 +80,50 @@ class NodeProvisionedEvent(EventBridgeModel):
     detail: NodeProvisionedDetail
 
 
+class AlarmState(_Detail):
+    value: Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
+    reason: str = ""
+    timestamp: str | None = None
+
+
+class AlarmMetric(_Detail):
+    """One entry of configuration.metrics: a metric (metricStat) or a math expression (expression)."""
+
+    id: str
+    metricStat: dict | None = None
+    expression: str | None = None
+    returnData: bool | None = None
+
+
+class AlarmConfiguration(_Detail):
+    description: str | None = None
+    # A single-metric alarm has one metricStat entry; a metric-math alarm an expression and its inputs.
+    metrics: list[AlarmMetric] = Field(default_factory=list)
+    # A composite alarm has a rule over other alarms instead of metrics.
+    alarmRule: str | None = None
+
+
+class AlarmStateChangeDetail(_Detail):
+    alarmName: str = Field(min_length=1, max_length=255)
+    state: AlarmState
+    previousState: AlarmState
+    configuration: AlarmConfiguration = AlarmConfiguration()
+
+    @property
+    def shape(self) -> Literal["composite", "metric-math", "single-metric"]:
+        if self.configuration.alarmRule is not None:
+            return "composite"
+        if any(metric.expression for metric in self.configuration.metrics):
+            return "metric-math"
+        return "single-metric"
+
+
+class AlarmStateChangeEvent(EventBridgeModel):
+    source: Literal["aws.cloudwatch"]
+    detail_type: Literal["CloudWatch Alarm State Change"] = Field(alias="detail-type")
+    detail: AlarmStateChangeDetail
+
+
 KnownEvent = LaunchLifecycleEvent | TerminateLifecycleEvent | CommandStatusEvent | NodeProvisionedEvent
 _KNOWN = TypeAdapter(Annotated[KnownEvent, Field(discriminator="detail_type")])
 _DETAIL_TYPES = (
@@ -111,3 +155,14 @@ def _short(error: Exception) -> str:
         )
     text = str(error)
     return text if len(text) <= 300 else text[:300] + "..."
+
+
+def parse_alarm_event(raw: str | dict) -> AlarmStateChangeEvent:
+    """Parse a "CloudWatch Alarm State Change" event of any alarm shape (single metric, metric math,
+    composite)."""
+    try:
+        return parse(event=raw, model=AlarmStateChangeEvent)
+    except Exception as error:  # Powertools wraps pydantic and JSON errors alike
+        raise EventRejected(
+            f"not a CloudWatch alarm state change: {_short(error.__cause__ or error)}"
+        ) from error

@@ -9,39 +9,48 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 
 from kcluster import contract
 from kcluster.adapters.autoscaling import Lifecycle
 from kcluster.adapters.commands import Commands, SendRefused
+from kcluster.adapters.notifier import Notifier
 from kcluster.adapters.state_store import StateStore, WriteConflict
+from kcluster.adapters.targets import TargetHealth
 from kcluster.config import ClusterConfig
-from kcluster.core import reconcile, scale_in, workflow
+from kcluster.core import health, reconcile, remediation, scale_in, workflow
 from kcluster.core.models import (
     IN_FLIGHT_PHASES,
     TERMINAL_STATUSES,
     WAITING_PHASES,
     Action,
+    AlarmChanged,
     CancelCommand,
     ClusterView,
     CommandFinished,
     CompleteLifecycle,
     Event,
+    HealthReported,
     LifecycleLaunch,
     LifecycleTerminate,
+    Metric,
     NodeProvisioned,
+    Notify,
     Plan,
     RecordHeartbeat,
+    ReplaceInstance,
     SendCommand,
 )
+from kcluster.core.remediation import RemediationSettings
 from kcluster.events import (
+    AlarmStateChangeEvent,
     CommandStatusEvent,
     EventNotForUs,
     KnownEvent,
@@ -68,6 +77,9 @@ class Dependencies:
     lifecycle: Lifecycle
     config_loader: Callable[[], ClusterConfig]
     now: Callable[[], float] = time.time
+    targets: TargetHealth | None = None
+    notifier: Notifier | None = None
+    remediation: RemediationSettings = field(default_factory=RemediationSettings)
 
 
 class Service:
@@ -78,6 +90,8 @@ class Service:
         self.config = deps.config_loader()
         self.logger = logger
         self.metrics = metrics
+        # Every metric carries the cluster's name: the alarms select on it.
+        self.metrics.set_default_dimensions(ClusterName=self.config.cluster_name)
         self._view: ClusterView | None = None
 
     # --- entry points -------------------------------------------------------------------------
@@ -129,11 +143,70 @@ class Service:
                 self._decide_event(
                     CommandFinished(command_id, instance_id, invocation.status, invocation.result)
                 )
-        self._decide(lambda v: reconcile.unsent_steps(v, self.deps.now()))
+        self._decide(lambda v: reconcile.stalled_replacements(v, instances, self.deps.now()))
+        sent = self._find_unrecorded_commands(reconcile.unsent_candidates(self._load(), self.deps.now()))
+        self._decide(lambda v: reconcile.unsent_steps(v, self.deps.now(), sent))
         self._decide(lambda v: reconcile.expired_lease(v, self.deps.now()))
         self._decide(lambda v: reconcile.heartbeats(v, self.config, self.deps.now()))
         self.dispatch()
+        self._check_health_probe()
+        self._decide(lambda v: health.probe(v, self.config, self.deps.now()))
+        self.remediate(instances)
         self._publish_cluster_metrics(self._load())
+
+    def on_alarm(self, parsed: AlarmStateChangeEvent) -> None:
+        """A remediation alarm changed state. Raises EventNotForUs for another cluster's alarm."""
+        detail = parsed.detail
+        prefix = f"kcluster-{self.config.cluster_name}-"
+        if not detail.alarmName.startswith(prefix):
+            raise EventNotForUs(
+                f"alarm {detail.alarmName!r} is not one of cluster {self.config.cluster_name!r}"
+            )
+        self.logger.info(
+            "alarm state change",
+            extra={"alarm": detail.alarmName, "state": detail.state.value, "alarm_shape": detail.shape},
+        )
+        event = AlarmChanged(
+            detail.alarmName, detail.state.value, detail.previousState.value, detail.state.reason
+        )
+        self._decide(lambda v: remediation.on_alarm(v, event, self.deps.now()))
+
+    def remediate(self, instances: list[reconcile.AsgInstance] | None = None) -> None:
+        """The next remediation step, while a remediation alarm stands or a remediation is in flight."""
+        cluster = self._load().cluster
+        if not cluster.alarms_in_alarm and cluster.remediating is None:
+            return
+        if instances is None:
+            instances = self.deps.lifecycle.instances([group.asg_name for group in self.config.node_groups])
+        unhealthy: tuple[str, ...] = ()
+        if cluster.alarms_in_alarm and self.deps.targets is not None and self.config.api_target_group_arn:
+            unhealthy = self.deps.targets.unhealthy(self.config.api_target_group_arn)
+        settings = self.deps.remediation
+        self._decide(lambda v: remediation.next_step(v, instances, unhealthy, settings, self.deps.now()))
+
+    def _check_health_probe(self) -> None:
+        view = self._load()
+        command_id = health.probe_to_check(view, self.deps.now())
+        target = view.cluster.health_target if command_id else None
+        if command_id is None or target is None:
+            return
+        invocation = self.deps.commands.invocation(command_id, target)
+        if invocation is not None and invocation.status in TERMINAL_STATUSES:
+            self._decide_event(HealthReported(command_id, target, invocation.status, invocation.result))
+
+    def _find_unrecorded_commands(self, candidates: list[reconcile.UnsentStep]) -> dict:
+        """For each step whose command id was never recorded, the command SSM knows it was sent, if any."""
+        sent = {}
+        for step in candidates:
+            name = self.config.documents.by_key(step.document)
+            for instance_id in step.look_on:
+                command = reconcile.sent_for(
+                    step, self.deps.commands.sent_since(name, instance_id, step.started_at)
+                )
+                if command is not None:
+                    sent[step.instance_id] = command
+                    break
+        return sent
 
     # --- translation of parsed events into core events --------------------------------------------
 
@@ -181,6 +254,8 @@ class Service:
         invocation = self.deps.commands.invocation(detail.command_id, detail.instance_id)
         if invocation is None:
             raise EventDeferred(f"invocation {detail.command_id}/{detail.instance_id} not visible yet")
+        if detail.document_name == self.config.documents.health:
+            return HealthReported(detail.command_id, detail.instance_id, detail.status, invocation.result)
         return CommandFinished(detail.command_id, detail.instance_id, detail.status, invocation.result)
 
     # --- deciding and acting ----------------------------------------------------------------------
@@ -213,10 +288,26 @@ class Service:
             self._view = self._load().with_records(list(step.writes))
             for note in step.notes:
                 getattr(self.logger, note.level)(note.message, extra=_log_safe(note.fields))
-            for name, value in step.metrics:
-                self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+            for metric in step.metrics:
+                self._publish(metric if isinstance(metric, Metric) else Metric(*metric))
             for action in step.actions:
                 self._act(action)
+
+    def _publish(self, metric: Metric) -> None:
+        unit = MetricUnit(metric.unit)
+        if not metric.dimensions:
+            self.metrics.add_metric(name=metric.name, unit=unit, value=metric.value)
+            return
+        # A metric of its own dimension set (e.g. per instance) is its own EMF document.
+        with single_metric(
+            name=metric.name,
+            unit=unit,
+            value=metric.value,
+            namespace=self.metrics.namespace,
+            default_dimensions=self.metrics.default_dimensions,
+        ) as single:
+            for name, value in metric.dimensions:
+                single.add_dimension(name=name, value=value)
 
     def _act(self, action: Action) -> None:
         if isinstance(action, SendCommand):
@@ -235,6 +326,20 @@ class Service:
             getattr(self.logger, level)(
                 f"lifecycle action {action.result}" + ("" if done else ": none was pending"),
                 extra={"instance_id": action.instance_id},
+            )
+        elif isinstance(action, ReplaceInstance):
+            marked = self.deps.lifecycle.mark_unhealthy(action.instance_id)
+            self.logger.warning(
+                "instance marked unhealthy for replacement" if marked else "instance to replace is gone",
+                extra={"instance_id": action.instance_id, "reason": action.reason},
+            )
+        elif isinstance(action, Notify):
+            sent = self.deps.notifier is not None and self.deps.notifier.publish(
+                action.subject, action.message
+            )
+            self.logger.warning(
+                "people notified" if sent else "no alerts topic: notification only logged",
+                extra={"subject": action.subject, "notification": action.message},
             )
         elif isinstance(action, RecordHeartbeat):
             alive = self.deps.lifecycle.heartbeat(
@@ -308,13 +413,22 @@ class Clients:
     ssm: Any
     autoscaling: Any
     parameters: SSMProvider
+    elbv2: Any = None
+    sns: Any = None
 
 
 def build_clients() -> Clients:
     import boto3
 
     ssm = boto3.client("ssm")
-    return Clients(boto3.client("dynamodb"), ssm, boto3.client("autoscaling"), SSMProvider(boto3_client=ssm))
+    return Clients(
+        boto3.client("dynamodb"),
+        ssm,
+        boto3.client("autoscaling"),
+        SSMProvider(boto3_client=ssm),
+        boto3.client("elbv2"),
+        boto3.client("sns"),
+    )
 
 
 def load_config(cluster_name: str, provider: SSMProvider) -> ClusterConfig:
@@ -332,5 +446,23 @@ def build_service(clients: Clients, environ: dict[str, str] | None = None) -> Se
         commands=Commands(client=clients.ssm),
         lifecycle=Lifecycle(client=clients.autoscaling),
         config_loader=lambda: load_config(cluster, clients.parameters),
+        targets=TargetHealth(client=clients.elbv2) if clients.elbv2 is not None else None,
+        notifier=Notifier(env.get("ALERTS_TOPIC_ARN"), client=clients.sns)
+        if clients.sns is not None
+        else None,
+        remediation=remediation_settings(env),
     )
     return Service(deps)
+
+
+def remediation_settings(env: Mapping[str, str]) -> RemediationSettings:
+    """The guard rails from the functions' environment (template parameters); defaults where unset."""
+    defaults = RemediationSettings()
+    return RemediationSettings(
+        grace_seconds=float(env.get("REMEDIATION_GRACE_SECONDS", defaults.grace_seconds)),
+        cooldown_seconds=float(env.get("REMEDIATION_COOLDOWN_SECONDS", defaults.cooldown_seconds)),
+        max_unhealthy_percent=float(
+            env.get("REMEDIATION_MAX_UNHEALTHY_PERCENT", defaults.max_unhealthy_percent)
+        ),
+        max_per_hour=int(env.get("REMEDIATION_MAX_PER_HOUR", defaults.max_per_hour)),
+    )

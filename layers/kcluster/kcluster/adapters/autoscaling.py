@@ -32,6 +32,19 @@ class Lifecycle:
             self._client.record_lifecycle_action_heartbeat, asg_name, hook_name, instance_id, token
         )
 
+    def mark_unhealthy(self, instance_id: str) -> bool:
+        """SetInstanceHealth Unhealthy, now (no grace period): the group replaces the instance through
+        its hooks. False if the instance is no longer in a group (already gone)."""
+        try:
+            self._client.set_instance_health(
+                InstanceId=instance_id, HealthStatus="Unhealthy", ShouldRespectGracePeriod=False
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ValidationError":
+                return False
+            raise
+        return True
+
     def instances(self, asg_names: list[str]) -> list[AsgInstance]:
         found = []
         paginator = self._client.get_paginator("describe_auto_scaling_groups")

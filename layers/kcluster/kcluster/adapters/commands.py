@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
 from kcluster import contract
+from kcluster.core.reconcile import FoundCommand
 
 
 class SendRefused(Exception):
@@ -78,6 +80,29 @@ class Commands:
                 "DuplicateInstanceId",
             ):
                 raise
+
+    def sent_since(self, document_name: str, instance_id: str, since: float) -> list[FoundCommand]:
+        """Commands of `document_name` sent to `instance_id` at or after `since` (epoch seconds), newest
+        first: what a function that died between SendCommand and recording its id did send."""
+        after = datetime.fromtimestamp(since, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        found = []
+        paginator = self._client.get_paginator("list_commands")
+        pages = paginator.paginate(
+            InstanceId=instance_id,
+            Filters=[
+                {"key": "DocumentName", "value": document_name},
+                {"key": "InvokedAfter", "value": after},
+            ],
+        )
+        for page in pages:
+            for command in page["Commands"]:
+                parameters = {
+                    name: values[0] for name, values in command.get("Parameters", {}).items() if values
+                }
+                found.append(
+                    FoundCommand(command["CommandId"], tuple(command.get("InstanceIds", ())), parameters)
+                )
+        return found
 
     def online_agents(self, instance_ids: list[str]) -> set[str]:
         online: set[str] = set()

@@ -1,4 +1,4 @@
-"""The DynamoDB state table: one partition per cluster, items CLUSTER / NODE#<id> / CMD#<id>.
+"""The DynamoDB state table: one partition per cluster, items CLUSTER / NODE#<id> / CMD#<id> / HEALTH.
 
 Writes are conditional on the version the decision was based on (``attribute_not_exists`` for a new
 item), all of a step's records in one transaction, so two deciders cannot both win.
@@ -14,7 +14,15 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from kcluster.core.models import ClusterState, ClusterView, CommandRecord, NodeRecord, Record
+from kcluster.core.models import (
+    ClusterState,
+    ClusterView,
+    CommandRecord,
+    HealthSnapshot,
+    NodeHealth,
+    NodeRecord,
+    Record,
+)
 
 # Command records and records of gone nodes are kept a week for inspection, then DynamoDB's TTL
 # removes them.
@@ -38,6 +46,8 @@ def sort_key(record: Record) -> str:
         return "CLUSTER"
     if isinstance(record, NodeRecord):
         return f"NODE#{record.instance_id}"
+    if isinstance(record, HealthSnapshot):
+        return "HEALTH"
     return f"CMD#{record.command_id}"
 
 
@@ -51,6 +61,7 @@ class StateStore:
         cluster = ClusterState(name=self.cluster)
         nodes: dict[str, NodeRecord] = {}
         commands: dict[str, CommandRecord] = {}
+        health: HealthSnapshot | None = None
         paginator = self._client.get_paginator("query")
         pages = paginator.paginate(
             TableName=self.table_name,
@@ -65,15 +76,15 @@ class StateStore:
                 for key in ("pk", "sk", "expires_at"):
                     item.pop(key, None)
                 if kind == "cluster":
-                    item["suspect_helpers"] = tuple(item.get("suspect_helpers", ()))
-                    cluster = ClusterState(**item)
+                    cluster = _record(ClusterState, item)
                 elif kind == "node":
-                    nodes[item["instance_id"]] = NodeRecord(**item)
+                    nodes[item["instance_id"]] = _record(NodeRecord, item)
+                elif kind == "health":
+                    item["not_ready"] = [NodeHealth(**node) for node in item.get("not_ready", ())]
+                    health = _record(HealthSnapshot, item)
                 else:
-                    item["targets"] = tuple(item["targets"])
-                    item["for_instances"] = tuple(item["for_instances"])
-                    commands[item["command_id"]] = CommandRecord(**item)
-        return ClusterView(cluster, nodes, commands)
+                    commands[item["command_id"]] = _record(CommandRecord, item)
+        return ClusterView(cluster, nodes, commands, health)
 
     def write(self, records: tuple[Record, ...]) -> None:
         """Write records atomically, each only if still at the version before this one."""
@@ -119,7 +130,15 @@ class StateStore:
 def _kind(record: Record) -> str:
     if isinstance(record, ClusterState):
         return "cluster"
+    if isinstance(record, HealthSnapshot):
+        return "health"
     return "node" if isinstance(record, NodeRecord) else "command"
+
+
+def _record(cls: type, item: dict) -> Any:
+    """A record from its item: DynamoDB lists back into the tuples the record declares."""
+    tuples = {f.name for f in dataclasses.fields(cls) if str(f.type).startswith("tuple")}
+    return cls(**{key: tuple(value) if key in tuples else value for key, value in item.items()})
 
 
 def _dynamo_value(value: Any) -> Any:

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kcluster.core.models import ClusterState, ClusterView, bump
+from kcluster.core.models import LEAVING_PHASES, ClusterState, ClusterView, bump
 
 
-def choose_helper(view: ClusterView, exclude: str | None = None) -> str | None:
+def choose_helper(view: ClusterView, exclude: str | None = None, *, leaving_ok: bool = False) -> str | None:
+    """A joined control plane to run a command on; with `leaving_ok`, when there is none, one that is
+    leaving but still running (its terminate action is held), so a control plane can finish joining
+    through it before it goes (see core/scale_in.py)."""
     candidates = [cp.instance_id for cp in view.joined_control_planes() if cp.instance_id != exclude]
+    if not candidates and leaving_ok:
+        candidates = sorted(
+            n.instance_id
+            for n in view.nodes.values()
+            if n.is_control_plane and n.phase in LEAVING_PHASES and n.instance_id != exclude
+        )
     trusted = [c for c in candidates if c not in view.cluster.suspect_helpers]
     return (trusted or candidates or [None])[0]
 

@@ -21,13 +21,14 @@ NodePhase = Literal[
     "joining",  # `join-control-plane` / `join-worker` in flight
     "joined",  # joined; launch lifecycle action completed CONTINUE
     "abandoned",  # gave up; launch lifecycle action completed ABANDON
+    "replacing",  # InService but of no use (e.g. joined to a cluster that is gone): marked Unhealthy
     "leaving",  # terminate lifecycle action pending; waits for a helper control plane or the lease
     "draining",  # `drain-remove` in flight on a healthy control plane
     "gone",  # terminate lifecycle action completed; the record is kept until its TTL
 ]
 WAITING_PHASES = frozenset({"launching", "waiting"})
 IN_FLIGHT_PHASES = frozenset({"initializing", "refreshing", "joining"})
-SETTLED_PHASES = frozenset({"joined", "abandoned", "gone"})
+SETTLED_PHASES = frozenset({"joined", "abandoned", "replacing", "gone"})
 LEAVING_PHASES = frozenset({"leaving", "draining"})
 
 CommandStatus = Literal["Success", "Failed", "TimedOut", "Cancelled", "Undeliverable", "Terminated"]
@@ -46,6 +47,18 @@ class ClusterState:
     lease_expires_at: float | None = None
     # Control planes whose last helper command failed; others are preferred (core/helpers.py).
     suspect_helpers: tuple[str, ...] = ()
+    # The health probe (core/health.py): the `health` command in flight, where and when it was sent.
+    health_command_id: str | None = None
+    health_target: str | None = None
+    health_sent_at: float | None = None
+    # Remediation (core/remediation.py): our remediation alarms now in ALARM; the instance being
+    # replaced and since when; when the remediations of the last hour started; when people were last
+    # told, per reason (so a standing condition pages once, not every minute).
+    alarms_in_alarm: tuple[str, ...] = ()
+    remediating: str | None = None
+    remediating_since: float | None = None
+    remediations: tuple[float, ...] = ()
+    notified_at: dict = field(default_factory=dict)
     version: int = 0
 
     def lease_free(self, now: float) -> bool:
@@ -74,6 +87,8 @@ class NodeRecord:
     terminate_hook_name: str | None = None
     terminate_token: str | None = None
     terminate_started_at: float | None = None
+    # When the instance was last marked Unhealthy for replacement (remediation, or phase "replacing").
+    replace_requested_at: float | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
     version: int = 0
@@ -84,6 +99,44 @@ class NodeRecord:
 
     def eligible(self, now: float) -> bool:
         return self.phase == "waiting" and (self.not_before is None or self.not_before <= now)
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    """One Node as the health probe saw it."""
+
+    instance_id: str
+    name: str
+    control_plane: bool
+    ready: bool
+    # When the Ready condition last changed (epoch seconds), if the API said.
+    since: float | None = None
+
+
+@dataclass(frozen=True)
+class HealthSnapshot:
+    """The latest answer of the `health` document (run on a control plane): counts of every Node, the
+    NotReady ones by name, etcd membership and member health."""
+
+    taken_at: float = 0.0
+    taken_on: str = ""  # the control plane it ran on
+    api_ready: bool = False
+    ready_nodes: int = 0
+    not_ready_nodes: int = 0
+    ready_control_planes: int = 0
+    not_ready: tuple[NodeHealth, ...] = ()
+    # Set when the probe listed only part of the NotReady Nodes (its output is bounded).
+    truncated: bool = False
+    etcd_reachable: bool = False
+    etcd_members: int = 0
+    etcd_healthy: int = 0
+    # Names of the etcd members that did not answer (a member's name is its Node's name).
+    etcd_unhealthy: tuple[str, ...] = ()
+    version: int = 0
+
+    @property
+    def total_nodes(self) -> int:
+        return self.ready_nodes + self.not_ready_nodes
 
 
 @dataclass(frozen=True)
@@ -105,17 +158,20 @@ class ClusterView:
     cluster: ClusterState
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
     commands: dict[str, CommandRecord] = field(default_factory=dict)
+    health: HealthSnapshot | None = None
 
     def with_records(self, records: list[Record]) -> ClusterView:
-        cluster, nodes, commands = self.cluster, dict(self.nodes), dict(self.commands)
+        cluster, nodes, commands, health = self.cluster, dict(self.nodes), dict(self.commands), self.health
         for record in records:
             if isinstance(record, ClusterState):
                 cluster = record
             elif isinstance(record, NodeRecord):
                 nodes[record.instance_id] = record
+            elif isinstance(record, HealthSnapshot):
+                health = record
             else:
                 commands[record.command_id] = record
-        return ClusterView(cluster, nodes, commands)
+        return ClusterView(cluster, nodes, commands, health)
 
     def joined_control_planes(self) -> list[NodeRecord]:
         return sorted(
@@ -124,7 +180,7 @@ class ClusterView:
         )
 
 
-Record = ClusterState | NodeRecord | CommandRecord
+Record = ClusterState | NodeRecord | CommandRecord | HealthSnapshot
 
 
 def bump(record: Record, now: float | None = None, **changes: object) -> Record:
@@ -172,7 +228,27 @@ class CommandFinished:
     result: dict | None = None  # the script's JSON result line, when it printed one
 
 
-Event = LifecycleLaunch | LifecycleTerminate | NodeProvisioned | CommandFinished
+@dataclass(frozen=True)
+class HealthReported:
+    """The `health` command finished (its status event, or the reconciler asking SSM)."""
+
+    command_id: str
+    instance_id: str
+    status: str
+    result: dict | None = None
+
+
+@dataclass(frozen=True)
+class AlarmChanged:
+    """One of our alarms changed state (CloudWatch's durable EventBridge event)."""
+
+    alarm_name: str
+    state: str  # "ALARM" | "OK" | "INSUFFICIENT_DATA"
+    previous_state: str
+    reason: str = ""
+
+
+Event = LifecycleLaunch | LifecycleTerminate | NodeProvisioned | CommandFinished | HealthReported
 
 
 # --- actions the shell executes -----------------------------------------------------------------
@@ -203,6 +279,15 @@ class CancelCommand:
 
 
 @dataclass(frozen=True)
+class ReplaceInstance:
+    """SetInstanceHealth Unhealthy: the ASG terminates the instance (through the terminate hook) and
+    launches a replacement (through the launch hook)."""
+
+    instance_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class RecordHeartbeat:
     instance_id: str
     asg_name: str
@@ -210,7 +295,15 @@ class RecordHeartbeat:
     token: str | None
 
 
-Action = SendCommand | CompleteLifecycle | RecordHeartbeat | CancelCommand
+@dataclass(frozen=True)
+class Notify:
+    """A message to the people on call (the alerts topic): only where a person must act."""
+
+    subject: str
+    message: str
+
+
+Action = SendCommand | CompleteLifecycle | RecordHeartbeat | CancelCommand | ReplaceInstance | Notify
 
 
 @dataclass(frozen=True)
@@ -223,13 +316,25 @@ class Note:
 
 
 @dataclass(frozen=True)
+class Metric:
+    """A CloudWatch metric the shell publishes (EMF); the cluster's name is always a dimension."""
+
+    name: str
+    value: float
+    unit: Literal["Count", "Seconds"] = "Count"
+    # Dimensions besides the cluster's (e.g. InstanceId for a per-node metric).
+    dimensions: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Step:
-    """Records to write together (each only if unchanged since loaded), then actions to run."""
+    """Records to write together (each only if unchanged since loaded), then actions to run.
+    A metric is a Metric or, for a count, just (name, value)."""
 
     writes: tuple[Record, ...] = ()
     actions: tuple[Action, ...] = ()
     notes: tuple[Note, ...] = ()
-    metrics: tuple[tuple[str, float], ...] = ()
+    metrics: tuple[Metric | tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kcluster import contract
 from kcluster.config import ClusterConfig
 from kcluster.core.models import (
     IN_FLIGHT_PHASES,
@@ -15,12 +16,14 @@ from kcluster.core.models import (
     SETTLED_PHASES,
     WAITING_PHASES,
     ClusterView,
+    CommandRecord,
     CompleteLifecycle,
     LifecycleLaunch,
     LifecycleTerminate,
     Note,
     Plan,
     RecordHeartbeat,
+    ReplaceInstance,
     Step,
     bump,
 )
@@ -33,6 +36,8 @@ STATUS_CHECK_AFTER_SECONDS = 180.0
 # At most this many direct status checks per tick, oldest first, so a tick stays bounded in time
 # however many events were lost; the next tick takes the rest.
 MAX_STATUS_CHECKS_PER_TICK = 100
+# An instance marked Unhealthy that is still InService this long after is marked again.
+REPLACE_RETRY_SECONDS = 120.0
 # A node still "launching" this long after its launch event: its Provisioned event may be lost.
 PROVISIONED_GRACE_SECONDS = 300.0
 
@@ -86,19 +91,96 @@ def heartbeats(view: ClusterView, config: ClusterConfig, now: float) -> Plan:
     return Plan(tuple(steps))
 
 
-def unsent_steps(view: ClusterView, now: float) -> Plan:
-    """In-flight nodes whose command id was never recorded: put them back to waiting."""
+def stalled_replacements(view: ClusterView, instances: list[AsgInstance], now: float) -> Plan:
+    """Instances marked for replacement that are still InService (the call was lost with a crashed
+    invocation, or throttled): mark them again. SetInstanceHealth is idempotent."""
+    in_service = {i.instance_id for i in instances if i.lifecycle_state == "InService"}
     steps = []
     for node in view.nodes.values():
+        if node.replace_requested_at is None or node.instance_id not in in_service:
+            continue
+        if now - (node.replace_requested_at or 0.0) < REPLACE_RETRY_SECONDS:
+            continue
+        updated = bump(node, now, replace_requested_at=now)
+        steps.append(
+            Step(
+                writes=(updated,),
+                actions=(ReplaceInstance(node.instance_id, "still in service after being marked unhealthy"),),
+            )
+        )
+    return Plan(tuple(steps))
+
+
+@dataclass(frozen=True)
+class UnsentStep:
+    """A node in flight whose command id was never recorded: the function died between writing the step
+    and recording SendCommand's answer, before or after SendCommand itself."""
+
+    instance_id: str
+    document: str
+    started_at: float
+    # Where to look for the command in SSM: the node itself (init, joins) or, for drain-remove, the
+    # joined control planes that may have run it. Empty: not worth a look (refresh-join is cheap and
+    # harmless to run again, and its command names no node).
+    look_on: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FoundCommand:
+    """A command SSM lists (ListCommands): enough to tell which step it was sent for."""
+
+    command_id: str
+    instance_ids: tuple[str, ...]
+    parameters: dict[str, str]
+
+
+def unsent_candidates(view: ClusterView, now: float) -> list[UnsentStep]:
+    found = []
+    for node in sorted(view.nodes.values(), key=lambda n: n.instance_id):
         if node.phase not in IN_FLIGHT_PHASES | {"draining"} or node.command_id is not None:
             continue
         if now - (node.step_started_at or now) < UNSENT_STEP_SECONDS:
             continue
+        if node.step == contract.DOC_REFRESH_JOIN:
+            look_on: tuple[str, ...] = ()
+        elif node.step == contract.DOC_DRAIN_REMOVE:
+            look_on = tuple(
+                n.instance_id for n in view.joined_control_planes() if n.instance_id != node.instance_id
+            )
+        else:
+            look_on = (node.instance_id,)
+        found.append(UnsentStep(node.instance_id, node.step or "", node.step_started_at or now, look_on))
+    return found
+
+
+def sent_for(step: UnsentStep, commands: list[FoundCommand]) -> FoundCommand | None:
+    """The command (newest first in `commands`) that was sent for `step`, if any: drain-remove names the
+    leaving node in its InstanceId parameter; the other steps run on the node itself."""
+    for command in commands:
+        if step.document == contract.DOC_DRAIN_REMOVE:
+            if command.parameters.get("InstanceId") == step.instance_id:
+                return command
+        elif step.instance_id in command.instance_ids:
+            return command
+    return None
+
+
+def unsent_steps(view: ClusterView, now: float, sent: dict[str, FoundCommand] | None = None) -> Plan:
+    """Re-drive steps whose command was never sent; adopt the command of those that were (`sent`: node
+    -> the command SSM lists for its step), so a step that ran is never taken for one that did not."""
+    candidates = [c for c in unsent_candidates(view, now) if c.instance_id in view.nodes]
+    steps = []
+    adopted: dict[str, list[UnsentStep]] = {}
+    for candidate in candidates:
+        command = (sent or {}).get(candidate.instance_id)
+        if command is not None:
+            adopted.setdefault(command.command_id, []).append(candidate)
+            continue
+        node = view.nodes[candidate.instance_id]
         back = "leaving" if node.phase == "draining" else "waiting"
         writes: list = [bump(node, now, phase=back, last_error="step never sent")]
         cluster = view.cluster
-        # An init owner keeps its claim: the send may have happened, and init may be running. It is
-        # back to waiting, and dispatch sends init to it again (the script is idempotent).
+        # An init owner keeps its claim: dispatch sends init to it again (the script is idempotent).
         if cluster.lease_owner == node.instance_id:
             writes.append(bump(cluster, lease_owner=None, lease_expires_at=None))
         steps.append(
@@ -113,6 +195,24 @@ def unsent_steps(view: ClusterView, now: float) -> Plan:
                 ),
             )
         )
+    for command_id, found in adopted.items():
+        command = (sent or {})[found[0].instance_id]
+        record = bump(
+            CommandRecord(
+                command_id,
+                found[0].document,
+                command.instance_ids,
+                tuple(c.instance_id for c in found),
+                sent_at=min(c.started_at for c in found),
+            )
+        )
+        writes = [record] + [bump(view.nodes[c.instance_id], now, command_id=command_id) for c in found]
+        note = Note(
+            "warning",
+            "step was sent but never recorded; following its command",
+            {"command_id": command_id, "instance_ids": [c.instance_id for c in found]},
+        )
+        steps.append(Step(writes=tuple(writes), notes=(note,)))
     return Plan(tuple(steps))
 
 

@@ -109,7 +109,7 @@ def _complete_at_once(
     if before.phase in IN_FLIGHT_PHASES and before.command_id and before.step != contract.DOC_REFRESH_JOIN:
         actions.append(CancelCommand(before.command_id, before.instance_id))
     actions += _complete(gone)
-    notes = (Note("info", "instance never joined: terminate completed at once", fields),)
+    notes = (Note("info", "instance is not in the cluster: terminate completed at once", fields),)
     return Plan(
         (
             Step(
@@ -298,9 +298,10 @@ def dispatch_leaving(view: ClusterView, config: ClusterConfig, now: float) -> tu
     cluster = view.cluster
     for node in leaving:
         helper = helpers.choose_helper(view, exclude=node.instance_id)
-        if helper is None and _control_plane_joining(view, exclude=node.instance_id):
-            # Its join may already have added an etcd member: wait for the outcome (the terminate
-            # action is heartbeated meanwhile) instead of declaring this the last control plane.
+        if helper is None and _control_plane_may_be_joining(view, exclude=node.instance_id):
+            # Its join may already have added an etcd member: wait for it to finish joining (through
+            # this one, which keeps running meanwhile, see helpers.choose_helper) or to be abandoned,
+            # heartbeating the terminate action, instead of declaring this the last control plane.
             continue
         if helper is None:
             steps.append(_no_helper(view, node, now))
@@ -346,9 +347,16 @@ def dispatch_leaving(view: ClusterView, config: ClusterConfig, now: float) -> tu
     return plan, after
 
 
-def _control_plane_joining(view: ClusterView, exclude: str) -> bool:
+def _control_plane_may_be_joining(view: ClusterView, exclude: str) -> bool:
+    """A control plane joining now, or waiting to retry a join that failed (a join reported failed may
+    have added its etcd member all the same)."""
     return any(
-        n.is_control_plane and n.phase in IN_FLIGHT_PHASES and n.instance_id != exclude
+        n.is_control_plane
+        and n.instance_id != exclude
+        and (
+            n.phase in IN_FLIGHT_PHASES
+            or (n.phase == "waiting" and n.step == contract.DOC_JOIN_CONTROL_PLANE)
+        )
         for n in view.nodes.values()
     )
 

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from kcluster import contract
 from kcluster.config import ClusterConfig
-from kcluster.core import helpers, scale_in
+from kcluster.core import health, helpers, scale_in
 from kcluster.core.models import (
     IN_FLIGHT_PHASES,
     ClusterState,
@@ -28,12 +28,14 @@ from kcluster.core.models import (
     CommandRecord,
     CompleteLifecycle,
     Event,
+    HealthReported,
     LifecycleLaunch,
     LifecycleTerminate,
     NodeProvisioned,
     NodeRecord,
     Note,
     Plan,
+    ReplaceInstance,
     SendCommand,
     Step,
     bump,
@@ -61,6 +63,8 @@ def on_event(view: ClusterView, event: Event, config: ClusterConfig, now: float)
         return scale_in.on_terminate(view, event, config, now)
     if isinstance(event, NodeProvisioned):
         return _on_provisioned(view, event, now)
+    if isinstance(event, HealthReported):
+        return health.on_report(view, event, now)
     return _on_command_finished(view, event, config, now)
 
 
@@ -215,10 +219,24 @@ def _on_step_succeeded(view: ClusterView, node: NodeRecord, event: CommandFinish
     writes: list = [updated]
     notes = [Note("info", f"{node.step} succeeded", _fields(updated))]
     metrics = []
+    actions: list = []
     if node.step == contract.DOC_INIT:
         writes.append(bump(view.cluster, phase="ready", init_owner=node.instance_id))
         notes.append(Note("info", "cluster initialized", {"epoch": view.cluster.epoch}))
         metrics.append(("ClusterInitialized", 1))
+        stranded = _stranded_by_new_cluster(view, node)
+        for other in stranded:
+            writes.append(bump(other, now, phase="replacing", replace_requested_at=now))
+            actions.append(ReplaceInstance(other.instance_id, "joined to a cluster that no longer exists"))
+        if stranded:
+            notes.append(
+                Note(
+                    "warning",
+                    "nodes of the previous cluster epoch are replaced",
+                    {"instance_ids": [n.instance_id for n in stranded], "epoch": view.cluster.epoch},
+                )
+            )
+            metrics.append(("NodesReplaced", len(stranded)))
     elif node.is_control_plane:
         writes += _release_lease(view, [node])
     metrics.append(("NodesJoined", 1))
@@ -226,7 +244,24 @@ def _on_step_succeeded(view: ClusterView, node: NodeRecord, event: CommandFinish
         node.instance_id, node.asg_name or "", node.hook_name or "", node.lifecycle_token, "CONTINUE"
     )
     return Plan(
-        (Step(writes=tuple(writes), actions=(complete,), notes=tuple(notes), metrics=tuple(metrics)),)
+        (
+            Step(
+                writes=tuple(writes),
+                actions=(complete, *actions),
+                notes=tuple(notes),
+                metrics=tuple(metrics),
+            ),
+        )
+    )
+
+
+def _stranded_by_new_cluster(view: ClusterView, owner: NodeRecord) -> list[NodeRecord]:
+    """Nodes still recorded as joined when a new cluster epoch initializes: joins only happen into a
+    ready cluster and a new init only into none, so they joined the previous one, whose control planes
+    (and etcd) are gone. Their kubelets talk to nothing; replacing the instances is the clean way back."""
+    return sorted(
+        (n for n in view.nodes.values() if n.phase == "joined" and n.instance_id != owner.instance_id),
+        key=lambda n: n.instance_id,
     )
 
 
@@ -287,6 +322,8 @@ def _on_step_failed(
 
 def on_command_sent(view: ClusterView, send: SendCommand, command_id: str, now: float) -> Plan:
     """Record the command id on the nodes it is for, and what the command is for."""
+    if send.document == contract.DOC_HEALTH:
+        return health.on_sent(view, command_id)
     record = bump(CommandRecord(command_id, send.document, send.targets, send.for_instances, sent_at=now))
     writes: list = [record]
     for iid in send.for_instances:
@@ -380,7 +417,7 @@ def _dispatch_joins(view: ClusterView, config: ClusterConfig, now: float) -> Pla
         return Plan((replace(retry, notes=(note,)),))
     if cluster.phase != "ready":
         return Plan()
-    helper = helpers.choose_helper(view)
+    helper = helpers.choose_helper(view, leaving_ok=True)
     if helper is None:
         return Plan()
     steps = []

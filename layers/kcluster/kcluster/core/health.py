@@ -1,0 +1,166 @@
+"""The cluster's health as the control loop sees it: the `health` document, run on a control plane.
+
+The reconciler asks for it (at most one probe in flight, one a minute); its result (status event, or the
+reconciler asking SSM when that event is lost) becomes the stored HealthSnapshot, which the remediator
+reads, and the CloudWatch metrics the alarms watch: ReadyNodes, NotReadyNodes, ReadyControlPlanes,
+EtcdMembers, EtcdMembersHealthy, EtcdMembersUnhealthy, ApiServerReady and, per NotReady node,
+NodeNotReadySeconds (dimension InstanceId).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from kcluster import contract
+from kcluster.config import ClusterConfig
+from kcluster.core import helpers
+from kcluster.core.models import (
+    ClusterState,
+    ClusterView,
+    HealthReported,
+    HealthSnapshot,
+    Metric,
+    NodeHealth,
+    Note,
+    Plan,
+    SendCommand,
+    Step,
+    bump,
+)
+
+# A probe a minute (the reconciler's own rhythm); one unanswered this long is given up on.
+PROBE_INTERVAL_SECONDS = 55.0
+PROBE_LOST_AFTER_SECONDS = 180.0
+# The document's own timeout (documents.json); the probe reports rather than fails.
+PROBE_TIMEOUT_SECONDS = 60
+
+
+def probe(view: ClusterView, config: ClusterConfig, now: float) -> Plan:
+    """Send the `health` document to a healthy control plane, if it is time and none is in flight."""
+    cluster = view.cluster
+    if config.documents.health is None or cluster.phase != "ready":
+        return Plan()
+    if cluster.health_sent_at is not None and now - cluster.health_sent_at < PROBE_LOST_AFTER_SECONDS:
+        return Plan()  # one in flight (or just sent)
+    if view.health is not None and now - view.health.taken_at < PROBE_INTERVAL_SECONDS:
+        return Plan()
+    helper = helpers.choose_helper(view)
+    if helper is None:
+        return Plan()
+    sent = bump(cluster, health_command_id=None, health_target=helper, health_sent_at=now)
+    send = SendCommand(
+        contract.DOC_HEALTH, (helper,), {"ClusterName": config.cluster_name}, (), PROBE_TIMEOUT_SECONDS
+    )
+    return Plan((Step(writes=(sent,), actions=(send,)),))
+
+
+def probe_to_check(view: ClusterView, now: float) -> str | None:
+    """The probe whose result is overdue (its status event may be lost): ask SSM directly."""
+    cluster = view.cluster
+    if cluster.health_command_id is None or cluster.health_sent_at is None:
+        return None
+    return cluster.health_command_id if now - cluster.health_sent_at >= 2 * PROBE_TIMEOUT_SECONDS else None
+
+
+def on_sent(view: ClusterView, command_id: str) -> Plan:
+    return Plan((Step(writes=(bump(view.cluster, health_command_id=command_id),)),))
+
+
+def on_report(view: ClusterView, event: HealthReported, now: float) -> Plan:
+    cluster = view.cluster
+    if event.command_id != cluster.health_command_id:
+        return Plan()  # late, duplicate, or of a probe given up on
+    result = event.result or {}
+    if event.status != "Success" or not result.get("ok"):
+        cluster = _probe_done(view, event.instance_id, helper_ok=False)
+        note = Note(
+            "warning",
+            "health probe failed",
+            {"instance_id": event.instance_id, "status": event.status, "error": result.get("error")},
+        )
+        return Plan((Step(writes=(cluster,), notes=(note,), metrics=(("HealthProbeFailures", 1),)),))
+    snapshot = _snapshot(view.health, result, event.instance_id, now)
+    # A control plane whose own API server does not answer cannot see the Nodes: the next probe (and
+    # any other helper command) goes to another one; an answering one is trusted again.
+    cluster = _probe_done(view, event.instance_id, helper_ok=snapshot.api_ready)
+    notes = tuple(
+        Note("warning", "health probe warning", {"instance_id": event.instance_id, "warning": text})
+        for text in result.get("warnings", [])[:5]
+    )
+    return Plan(
+        (
+            Step(
+                writes=(cluster, snapshot),
+                notes=notes,
+                metrics=_metrics(snapshot, now),
+            ),
+        )
+    )
+
+
+def _probe_done(view: ClusterView, ran_on: str, *, helper_ok: bool) -> ClusterState:
+    """The cluster record with the probe no longer in flight and its control plane's trust updated."""
+    done = {"health_command_id": None, "health_target": None, "health_sent_at": None}
+    trusted = helpers.cluster_after(view, helper=ran_on, helper_ok=helper_ok)
+    return replace(trusted[0], **done) if trusted else bump(view.cluster, **done)
+
+
+def _snapshot(previous: HealthSnapshot | None, result: dict, ran_on: str, now: float) -> HealthSnapshot:
+    counts = result.get("counts") or {}
+    etcd = result.get("etcd") or {}
+    not_ready = tuple(
+        NodeHealth(
+            instance_id=node.get("instance_id") or "",
+            name=str(node.get("name", "")),
+            control_plane=bool(node.get("control_plane")),
+            ready=False,
+            since=node.get("not_ready_since"),
+        )
+        for node in result.get("nodes") or []
+        if not node.get("ready") and node.get("instance_id")
+    )
+    snapshot = HealthSnapshot(
+        taken_at=now,
+        taken_on=ran_on,
+        api_ready=bool(result.get("api_ready")),
+        ready_nodes=int(counts.get("ready", 0)),
+        not_ready_nodes=int(counts.get("not_ready", 0)),
+        ready_control_planes=int(counts.get("ready_control_planes", 0)),
+        not_ready=not_ready,
+        truncated=bool(result.get("nodes_truncated")),
+        etcd_reachable=bool(etcd.get("reachable")),
+        etcd_members=int(etcd.get("members", 0)),
+        etcd_healthy=int(etcd.get("healthy", 0)),
+        etcd_unhealthy=tuple(
+            str(member.get("name") or "")
+            for member in etcd.get("member_health", [])
+            if not member.get("healthy")
+        ),
+        version=previous.version if previous else 0,
+    )
+    return bump(snapshot)
+
+
+def _metrics(snapshot: HealthSnapshot, now: float) -> tuple[Metric, ...]:
+    metrics = [
+        Metric("ApiServerReady", 1 if snapshot.api_ready else 0),
+        Metric("EtcdMembers", snapshot.etcd_members),
+        Metric("EtcdMembersHealthy", snapshot.etcd_healthy),
+        Metric("EtcdMembersUnhealthy", snapshot.etcd_members - snapshot.etcd_healthy),
+    ]
+    if snapshot.api_ready:  # without the API there are no Node counts to report, only their absence
+        metrics += [
+            Metric("ReadyNodes", snapshot.ready_nodes),
+            Metric("NotReadyNodes", snapshot.not_ready_nodes),
+            Metric("ReadyControlPlanes", snapshot.ready_control_planes),
+        ]
+    metrics += [
+        Metric(
+            "NodeNotReadySeconds",
+            max(0.0, now - node.since) if node.since is not None else 0.0,
+            "Seconds",
+            (("InstanceId", node.instance_id),),
+        )
+        for node in snapshot.not_ready
+    ]
+    return tuple(metrics)

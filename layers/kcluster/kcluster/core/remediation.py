@@ -1,0 +1,293 @@
+"""Alarm-driven remediation as pure functions: which broken node to replace now, or why none.
+
+A remediation alarm in ALARM (NotReady nodes, or control planes whose API server fails the NLB's
+health check) asks for remediation until it returns to OK. Each decision (on the alarm's state change,
+then every reconciler tick while an alarm stands) replaces at most one instance, through
+SetInstanceHealth Unhealthy: the ASG terminates it through the terminate hook (drain, Node deleted,
+etcd member removed) and launches a replacement through the launch hook. The guard rails, after
+Cluster API's MachineHealthCheck and the seed's SRE notes, each a setting and each decision logged
+and counted:
+
+* a grace period before a NotReady node counts as broken;
+* at most one remediation in flight per cluster, and a cooldown between two;
+* never a control plane whose loss would leave etcd without quorum, nor during a control-plane join
+  or removal;
+* a short-circuit: when more than a set share of a node group is unhealthy at once, the cause is
+  elsewhere (network, control plane): replace nothing and tell people why;
+* an error budget: at most so many remediations an hour, then people are told instead.
+
+People are told only where a person must act (short-circuit, budget spent, quorum at risk, a
+remediation that never healed); a remediation that healed is a metric, not a page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kcluster.core.models import (
+    IN_FLIGHT_PHASES,
+    WAITING_PHASES,
+    AlarmChanged,
+    ClusterView,
+    Metric,
+    NodeRecord,
+    Note,
+    Notify,
+    Plan,
+    ReplaceInstance,
+    Step,
+    bump,
+)
+from kcluster.core.reconcile import AsgInstance
+
+# A standing condition is told to people again after this long, not every minute.
+NOTIFY_AGAIN_AFTER_SECONDS = 3600.0
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class RemediationSettings:
+    grace_seconds: float = 300.0
+    cooldown_seconds: float = 600.0
+    max_unhealthy_percent: float = 40.0
+    max_per_hour: int = 3
+    # A remediation whose replacement has not joined after this long is given up on (and told).
+    in_flight_timeout_seconds: float = 1800.0
+
+
+@dataclass(frozen=True)
+class Broken:
+    node: NodeRecord
+    why: str
+    since: float
+
+
+def on_alarm(view: ClusterView, event: AlarmChanged, now: float) -> Plan:
+    """Remember which of our remediation alarms stand; OK ends the remediation they asked for."""
+    standing = set(view.cluster.alarms_in_alarm)
+    if event.state == "ALARM":
+        standing.add(event.alarm_name)
+    else:
+        standing.discard(event.alarm_name)
+    if tuple(sorted(standing)) == view.cluster.alarms_in_alarm:
+        return Plan()  # a duplicate, or a change that does not matter (INSUFFICIENT_DATA from OK)
+    changes: dict = {"alarms_in_alarm": tuple(sorted(standing))}
+    if not standing:
+        changes["notified_at"] = {}  # the next episode is told afresh
+    fields = {"alarm": event.alarm_name, "state": event.state, "was": event.previous_state}
+    message = "remediation alarm raised" if event.state == "ALARM" else "remediation alarm cleared"
+    if event.state != "ALARM" and not standing:
+        message += "; no further remediation"
+    return Plan((Step(writes=(bump(view.cluster, **changes),), notes=(Note("info", message, fields),)),))
+
+
+def next_step(
+    view: ClusterView,
+    instances: list[AsgInstance],
+    unhealthy_targets: tuple[str, ...],
+    settings: RemediationSettings,
+    now: float,
+) -> Plan:
+    """The next remediation, if an alarm stands and every guard rail allows one."""
+    cluster = view.cluster
+    done = _finished_remediation(view, instances, settings, now)
+    if done is not None:
+        return done
+    if not cluster.alarms_in_alarm:
+        return Plan()
+    live = {i.instance_id: i for i in instances if i.lifecycle_state == "InService"}
+    broken = _broken(view, live, unhealthy_targets, settings, now)
+    if not broken:
+        return Plan()
+    if cluster.remediating is not None:
+        return _suppressed(view, "in-flight", f"replacing {cluster.remediating} first", broken)
+    if cluster.remediating_since is not None and now - cluster.remediating_since < settings.cooldown_seconds:
+        return _suppressed(view, "cooldown", "the last remediation is too recent", broken)
+    for role, share in _unhealthy_shares(view, live, unhealthy_targets).items():
+        if share * 100 > settings.max_unhealthy_percent and any(b.node.role == role for b in broken):
+            why = (
+                f"{share:.0%} of the {role} nodes are unhealthy at once (more than "
+                f"{settings.max_unhealthy_percent:g}%): the cause is likely the network or the control "
+                "plane, not the nodes; nothing is replaced"
+            )
+            return _suppressed(view, "short-circuit", why, broken, notify=True, now=now)
+    recent = tuple(t for t in cluster.remediations if now - t < HOUR)
+    if len(recent) >= settings.max_per_hour:
+        why = (
+            f"{len(recent)} remediations in the last hour (at most {settings.max_per_hour}): "
+            "the error budget is spent"
+        )
+        return _suppressed(view, "error-budget", why, broken, notify=True, now=now)
+    refusals = []
+    for candidate in broken:
+        refusal = _control_plane_refusal(view, candidate.node)
+        if refusal is None:
+            return _remediate(view, candidate, recent, now)
+        refusals.append(refusal)
+    # Every broken node is a control plane that may not go now: say why (the first, most broken one).
+    reason, why, _ = refusals[0]
+    return _suppressed(view, reason, why, broken, notify=any(r[2] for r in refusals), now=now)
+
+
+# ----- the decision's parts ---------------------------------------------------------------------------
+
+
+def _broken(
+    view: ClusterView,
+    live: dict[str, AsgInstance],
+    unhealthy_targets: tuple[str, ...],
+    settings: RemediationSettings,
+    now: float,
+) -> list[Broken]:
+    """Replaceable broken nodes, most broken (longest) first: joined, in service, not already going."""
+    seen: dict[str, tuple[str, float]] = {}
+    health = view.health
+    if health is not None and health.api_ready:
+        for node in health.not_ready:
+            since = node.since if node.since is not None else health.taken_at
+            if now - since >= settings.grace_seconds:
+                seen[node.instance_id] = ("NotReady", since)
+    for instance_id in unhealthy_targets:
+        seen.setdefault(instance_id, ("API server health check failing", now))
+    broken = []
+    for instance_id, (why, since) in seen.items():
+        node = view.nodes.get(instance_id)
+        if node is None or instance_id not in live or node.phase != "joined":
+            continue
+        if node.replace_requested_at is None:
+            broken.append(Broken(node, why, since))
+    return sorted(broken, key=lambda b: (b.since, b.node.instance_id))
+
+
+def _unhealthy_shares(
+    view: ClusterView, live: dict[str, AsgInstance], unhealthy_targets: tuple[str, ...]
+) -> dict[str, float]:
+    """Per role, the share of in-service nodes unhealthy now (NotReady of any age, or failing the API
+    health check)."""
+    unhealthy = set(unhealthy_targets)
+    if view.health is not None and view.health.api_ready:
+        unhealthy |= {n.instance_id for n in view.health.not_ready}
+    shares = {}
+    for role in {n.role for n in view.nodes.values()}:
+        members = [iid for iid in live if (node := view.nodes.get(iid)) is not None and node.role == role]
+        if members:
+            shares[role] = sum(1 for iid in members if iid in unhealthy) / len(members)
+    return shares
+
+
+def _control_plane_refusal(view: ClusterView, node: NodeRecord) -> tuple[str, str, bool] | None:
+    """Why a control plane may not be replaced now: (reason, explanation, tell people), or None."""
+    if not node.is_control_plane:
+        return None
+    cluster = view.cluster
+    if cluster.lease_owner is not None:
+        return (
+            "control-plane-busy",
+            f"a control-plane join or removal ({cluster.lease_owner}) is in flight",
+            False,
+        )
+    health = view.health
+    if health is None or not health.etcd_reachable or health.etcd_members == 0:
+        return "quorum", "etcd's health is unknown: a control plane is not replaced blind", True
+    member_healthy = node.node_name is not None and node.node_name not in health.etcd_unhealthy
+    remaining = health.etcd_members - 1
+    healthy_after = health.etcd_healthy - (1 if member_healthy else 0)
+    needed = remaining // 2 + 1
+    if remaining > 0 and healthy_after < needed:
+        why = (
+            f"replacing {node.instance_id} would leave {healthy_after} healthy etcd members of {remaining}, "
+            f"below the quorum of {needed}"
+        )
+        return "quorum", why, True
+    return None
+
+
+def _remediate(view: ClusterView, broken: Broken, recent: tuple[float, ...], now: float) -> Plan:
+    node = broken.node
+    cluster = bump(
+        view.cluster, remediating=node.instance_id, remediating_since=now, remediations=(*recent, now)
+    )
+    marked = bump(node, now, replace_requested_at=now)
+    fields = {
+        "instance_id": node.instance_id,
+        "role": node.role,
+        "why": broken.why,
+        "broken_for": now - broken.since,
+    }
+    return Plan(
+        (
+            Step(
+                writes=(cluster, marked),
+                actions=(ReplaceInstance(node.instance_id, broken.why),),
+                notes=(Note("warning", "remediating: instance marked unhealthy for replacement", fields),),
+                metrics=(Metric("Remediations", 1, dimensions=(("Role", node.role),)),),
+            ),
+        )
+    )
+
+
+def _suppressed(
+    view: ClusterView,
+    reason: str,
+    why: str,
+    broken: list[Broken],
+    *,
+    notify: bool = False,
+    now: float = 0.0,
+) -> Plan:
+    fields = {"reason": reason, "detail": why, "instance_ids": [b.node.instance_id for b in broken]}
+    writes: tuple = ()
+    actions: tuple = ()
+    last = view.cluster.notified_at.get(reason)
+    if notify and (last is None or now - last >= NOTIFY_AGAIN_AFTER_SECONDS):
+        writes = (bump(view.cluster, notified_at={**view.cluster.notified_at, reason: now}),)
+        broken_list = ", ".join(f"{b.node.instance_id} ({b.node.role}, {b.why})" for b in broken)
+        actions = (
+            Notify(
+                f"kcluster {view.cluster.name}: remediation held ({reason})",
+                f"kcluster did not replace broken nodes of cluster {view.cluster.name}: {why}.\n"
+                f"Broken: {broken_list}.\nA person must look: nothing more will be done automatically "
+                "while this holds.",
+            ),
+        )
+    return Plan(
+        (
+            Step(
+                writes=writes,
+                actions=actions,
+                notes=(Note("warning" if notify else "info", "remediation suppressed", fields),),
+                metrics=(Metric("RemediationsSuppressed", 1, dimensions=(("Reason", reason),)),),
+            ),
+        )
+    )
+
+
+def _finished_remediation(
+    view: ClusterView, instances: list[AsgInstance], settings: RemediationSettings, now: float
+) -> Plan | None:
+    """End the remediation in flight once its instance is gone and every instance of the groups has
+    joined (the replacement included); give up on it after a timeout, telling people."""
+    cluster = view.cluster
+    if cluster.remediating is None:
+        return None
+    target = cluster.remediating
+    still_there = any(i.instance_id == target for i in instances)
+    settling = any(
+        i.lifecycle_state != "InService"
+        or (node := view.nodes.get(i.instance_id)) is None
+        or node.phase in WAITING_PHASES | IN_FLIGHT_PHASES
+        for i in instances
+    )
+    overdue = now - (cluster.remediating_since or now) >= settings.in_flight_timeout_seconds
+    if (still_there or settling) and not overdue:
+        return None
+    ended = bump(cluster, remediating=None)
+    if not overdue or (not still_there and not settling):
+        note = Note("info", "remediation finished: the instance was replaced", {"instance_id": target})
+        return Plan((Step(writes=(ended,), notes=(note,), metrics=(("RemediationsCompleted", 1),)),))
+    why = f"the replacement of {target} has not finished after {settings.in_flight_timeout_seconds:.0f} s"
+    notify = Notify(f"kcluster {cluster.name}: remediation did not heal", why + "; a person must look.")
+    note = Note("error", "remediation timed out", {"instance_id": target})
+    return Plan(
+        (Step(writes=(ended,), actions=(notify,), notes=(note,), metrics=(("RemediationsTimedOut", 1),)),)
+    )
