@@ -39,6 +39,7 @@ from botocore.handlers import BUILTIN_HANDLERS
 
 from kcluster import contract
 from twin.aws import concurrency
+from twin.aws.runcommand import DOCUMENT_KEYS
 from twin.latency import COMMAND_RANGES, DEFAULT_COMMAND_RANGE
 from twin.node.fleet import ScriptResult
 
@@ -169,7 +170,7 @@ class FaultInjector:
         self._undo.append(lambda: setattr(twin.fleet, "run_script", original_run_script))
 
         saved_overrides = dict(twin.latency.command_overrides)
-        for key in (*COMMAND_RANGES, *_document_keys()):
+        for key in (*COMMAND_RANGES, *DOCUMENT_KEYS):
             twin.latency.command_overrides[key] = self._command_duration(key, saved_overrides.get(key))
         self._undo.append(lambda: _restore(twin.latency.command_overrides, saved_overrides))
 
@@ -387,17 +388,6 @@ def _failure_line(step: str) -> str:
 
 def _function_name() -> str:
     return os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "a function")
-
-
-def _document_keys() -> tuple[str, ...]:
-    return (
-        contract.DOC_INIT,
-        contract.DOC_JOIN_CONTROL_PLANE,
-        contract.DOC_JOIN_WORKER,
-        contract.DOC_REFRESH_JOIN,
-        contract.DOC_DRAIN_REMOVE,
-        contract.DOC_HEALTH,
-    )
 
 
 def _restore(target: dict[str, Any], saved: dict[str, Any]) -> None:

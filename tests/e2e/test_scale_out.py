@@ -144,22 +144,30 @@ def _init_result(error: str) -> str:
     return json.dumps({"ok": False, "step": "init", "changed": False, "error": error, "message": "x"}) + "\n"
 
 
-def init_owner_cannot_init(twin: Twin) -> None:
-    """Every `init` on the first control plane that gets one fails in kubeadm (a broken instance)."""
+def intercept_init(twin: Twin, outcome) -> None:
+    """Every `init` run goes through `outcome(instance_id, run_it)`, which returns its ScriptResult
+    (`run_it()` runs the real script); the instances init ran on, in order, are in twin.init_runs."""
     run_script = twin.fleet.run_script
-    owner: list[str] = []
     twin.init_runs = []
 
     def run(instance_id, script, env, **kwargs):
-        if "SSM_PodCidr" in env:
-            twin.init_runs.append(instance_id)
-            owner[:] = owner or [instance_id]
-            if instance_id == owner[0]:
-                return ScriptResult(1, _init_result("kubeadm-failed"), "")
-        return run_script(instance_id, script, env, **kwargs)
+        if "SSM_PodCidr" not in env:
+            return run_script(instance_id, script, env, **kwargs)
+        twin.init_runs.append(instance_id)
+        return outcome(instance_id, lambda: run_script(instance_id, script, env, **kwargs))
 
     twin.fleet.run_script = run
-    twin.failed_init = owner
+
+
+def init_owner_cannot_init(twin: Twin) -> None:
+    """Every `init` on the first control plane that gets one fails in kubeadm (a broken instance)."""
+
+    def outcome(instance_id, run_it):
+        if instance_id == twin.init_runs[0]:
+            return ScriptResult(1, _init_result("kubeadm-failed"), "")
+        return run_it()
+
+    intercept_init(twin, outcome)
 
 
 def test_an_owner_that_cannot_init_is_abandoned_and_another_control_plane_inits(finished):
@@ -167,7 +175,7 @@ def test_an_owner_that_cannot_init_is_abandoned_and_another_control_plane_inits(
     finished.append(result)
     twin, report = result.twin, result.report
     assert failed_invariants(report) == {}
-    (failed_on,) = twin.failed_init
+    failed_on = twin.init_runs[0]
     # the owner alone retried init, up to max_attempts, before anyone else tried
     assert twin.init_runs[:3] == [failed_on] * 3 and failed_on not in twin.init_runs[3:]
     abandoned = [o.instance_id for o in twin.lifecycle.outcomes if o.result == "ABANDON"]
@@ -180,9 +188,8 @@ def test_an_owner_that_cannot_init_is_abandoned_and_another_control_plane_inits(
 
 def init_owner_has_the_wrong_kubeadm(twin: Twin) -> None:
     """The first control plane has the wrong kubeadm: init refuses before running it (version-mismatch)."""
-    add_instance, run_script = twin.fleet.add_instance, twin.fleet.run_script
+    add_instance = twin.fleet.add_instance
     broken: list[str] = []
-    twin.init_runs = []
 
     def add(instance_id, **facts):
         add_instance(instance_id, **facts)
@@ -190,13 +197,9 @@ def init_owner_has_the_wrong_kubeadm(twin: Twin) -> None:
             broken.append(instance_id)
             twin.model.set_kubeadm_version(instance_id, "v1.30.0")
 
-    def run(instance_id, script, env, **kwargs):
-        if "SSM_PodCidr" in env:
-            twin.init_runs.append(instance_id)
-        return run_script(instance_id, script, env, **kwargs)
-
-    twin.fleet.add_instance, twin.fleet.run_script = add, run
+    twin.fleet.add_instance = add
     twin.broken_instances = broken
+    intercept_init(twin, lambda instance_id, run_it: run_it())
 
 
 def test_an_init_refused_before_kubeadm_ran_lets_another_control_plane_init_at_once(finished):
@@ -216,21 +219,14 @@ def test_an_init_refused_before_kubeadm_ran_lets_another_control_plane_init_at_o
 def init_reports_failure_after_it_ran(twin: Twin) -> None:
     """The first `init` really initializes the cluster, then reports a failure (its CNI apply failed,
     say): the shape of chaos seed 19's split brain."""
-    run_script = twin.fleet.run_script
-    failed: list[str] = []
-    twin.init_runs = []
 
-    def run(instance_id, script, env, **kwargs):
-        result = run_script(instance_id, script, env, **kwargs)
-        if "SSM_PodCidr" in env:
-            twin.init_runs.append(instance_id)
-        if "SSM_PodCidr" in env and not failed:
-            failed.append(instance_id)
+    def outcome(instance_id, run_it):
+        result = run_it()
+        if len(twin.init_runs) == 1:
             return ScriptResult(1, _init_result("cni-failed"), result.stderr)
         return result
 
-    twin.fleet.run_script = run
-    twin.failed_init = failed
+    intercept_init(twin, outcome)
 
 
 def test_an_init_that_failed_after_kubeadm_ran_is_never_repeated_elsewhere(finished):
@@ -238,7 +234,7 @@ def test_an_init_that_failed_after_kubeadm_ran_is_never_repeated_elsewhere(finis
     finished.append(result)
     twin, report = result.twin, result.report
     assert failed_invariants(report) == {}
-    (owner,) = twin.failed_init
+    owner = twin.init_runs[0]
     assert twin.model.init_count_by_epoch() == {1: 1}
     assert twin.init_runs == [owner, owner]  # the retry on the owner only re-published the join material
     assert report["counters"]["lifecycle_abandon"] == 0

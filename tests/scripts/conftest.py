@@ -93,6 +93,23 @@ class Nodes:
         self.ec2.terminate_instances(InstanceIds=[instance_id])
         self.fleet.remove_instance(instance_id)
 
+    def cluster(
+        self, control_planes: int, workers: int, *, worker_gap: float = 0.0, settle: float = 30.0
+    ) -> tuple[list[str], list[str]]:
+        """GIVEN a cluster bootstrapped by the documents in the control loop's order (etcd settling 30 s
+        between control-plane joins, `worker_gap` between worker joins, `settle` at the end)."""
+        control_plane_ids = [self.add("control-plane") for _ in range(control_planes)]
+        worker_ids = [self.add("worker") for _ in range(workers)]
+        assert self.run(control_plane_ids[0], "init").output["ok"]
+        for instance_id in control_plane_ids[1:]:
+            self.clock.advance(30)
+            assert self.run(instance_id, "join-control-plane").output["changed"]
+        for instance_id in worker_ids:
+            self.clock.advance(worker_gap)
+            assert self.run(instance_id, "join-worker").output["changed"]
+        self.clock.advance(settle)
+        return control_plane_ids, worker_ids
+
     def run(self, instance_id: str, key: str, *, path_first: Path | None = None, **overrides: str) -> Run:
         params = default_parameters(key) | overrides
         env = {f"SSM_{name}": value for name, value in params.items()}

@@ -13,16 +13,7 @@ WORKER = "worker"
 
 
 def _cluster(nodes: Nodes, control_planes: int = 3, workers: int = 3) -> tuple[list[str], list[str]]:
-    cps = [nodes.add(CONTROL_PLANE) for _ in range(control_planes)]
-    wks = [nodes.add(WORKER) for _ in range(workers)]
-    assert nodes.run(cps[0], "init").output["ok"]
-    for instance_id in cps[1:]:
-        nodes.clock.advance(30)
-        assert nodes.run(instance_id, "join-control-plane").output["changed"]
-    for instance_id in wks:
-        assert nodes.run(instance_id, "join-worker").output["changed"]
-    nodes.clock.advance(30)
-    return cps, wks
+    return nodes.cluster(control_planes, workers)
 
 
 def _node_name(nodes: Nodes, instance_id: str) -> str:

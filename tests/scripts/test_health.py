@@ -21,17 +21,7 @@ SSM_OUTPUT_LIMIT = 24_000
 
 
 def _cluster(nodes: Nodes, control_planes: int = 3, workers: int = 2) -> tuple[list[str], list[str]]:
-    cps = [nodes.add(CONTROL_PLANE) for _ in range(control_planes)]
-    wks = [nodes.add(WORKER) for _ in range(workers)]
-    assert nodes.run(cps[0], "init").output["ok"]
-    for instance_id in cps[1:]:
-        nodes.clock.advance(30)
-        assert nodes.run(instance_id, "join-control-plane").output["changed"]
-    for instance_id in wks:
-        nodes.clock.advance(10)
-        assert nodes.run(instance_id, "join-worker").output["changed"]
-    nodes.clock.advance(60)
-    return cps, wks
+    return nodes.cluster(control_planes, workers, worker_gap=10, settle=60)
 
 
 def _health(nodes: Nodes, on: str, **env: str) -> Run:

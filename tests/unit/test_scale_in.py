@@ -39,6 +39,14 @@ def joined_cluster(h: Harness, control_planes: int = 1, workers: int = 0) -> lis
     return ids
 
 
+def join_in_flight(h: Harness, helper: str, joiner: str) -> str:
+    """GIVEN a control plane `joiner` whose join-control-plane runs (through `helper`); its command id."""
+    h.launch(joiner, "control-plane")
+    (refresh,) = h.sends(h.dispatch())
+    (join,) = h.sends(h.finish(h.send(refresh), helper, result={"ok": True}))
+    return h.send(join)
+
+
 def completes(actions) -> list[tuple[str, str, str]]:
     return [(a.instance_id, a.hook_name, a.result) for a in actions if isinstance(a, CompleteLifecycle)]
 
@@ -150,10 +158,7 @@ def test_the_only_joined_control_plane_waits_for_a_control_plane_join_in_flight(
     # Regression (chaos seed 22): a control plane whose join was in flight was not counted, so the
     # leaving one was declared the last, the cluster re-initialized, and the joiner's member orphaned.
     (first,) = joined_cluster(harness, control_planes=1)
-    harness.launch("i-000000bb", "control-plane")
-    (refresh,) = harness.sends(harness.dispatch())
-    (join,) = harness.sends(harness.finish(harness.send(refresh), first, result={"ok": True}))
-    join_id = harness.send(join)
+    join_id = join_in_flight(harness, first, "i-000000bb")
     # WHEN the only joined control plane is terminated while the other one's join runs
     terminate(harness, first, "control-plane")
     # THEN nothing is decided for it yet: no completion, the cluster stays ready
@@ -184,10 +189,7 @@ def test_terminate_during_init_cancels_it_and_releases_the_claim(harness):
 
 def test_terminate_during_a_control_plane_join_cancels_it_and_cleans_up(harness):
     (first,) = joined_cluster(harness, control_planes=1)
-    harness.launch("i-000000bb", "control-plane")
-    (refresh,) = harness.sends(harness.dispatch())
-    (join,) = harness.sends(harness.finish(harness.send(refresh), first, result={"ok": True}))
-    join_id = harness.send(join)
+    join_id = join_in_flight(harness, first, "i-000000bb")
     actions = terminate(harness, "i-000000bb", "control-plane")
     assert CancelCommand(join_id, "i-000000bb") in actions
     # its member may exist: it is removed like any leaving control plane, under the lease it holds
@@ -332,10 +334,7 @@ def test_a_control_plane_whose_join_failed_retries_through_the_leaving_one_befor
     # Regression (chaos seed 55): a join reported failed had added its etcd member all the same; the
     # only other control plane, terminated by hand, was then taken for the last one and etcd lost quorum.
     (first,) = joined_cluster(harness, control_planes=1)
-    harness.launch("i-000000bb", "control-plane")
-    (refresh,) = harness.sends(harness.dispatch())
-    (join,) = harness.sends(harness.finish(harness.send(refresh), first, result={"ok": True}))
-    join_id = harness.send(join)
+    join_id = join_in_flight(harness, first, "i-000000bb")
     terminate(harness, first, "control-plane")
     harness.finish(join_id, "i-000000bb", "Failed", {"ok": False, "error": "kubeadm-failed"})
     # THEN the leaving control plane is held, and the joiner's retry refreshes the join material on it
