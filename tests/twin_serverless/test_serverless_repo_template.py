@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
+
+import boto3
 
 from twin.aws.cfn import deploy_template, load_template
 from twin.aws.eventbus import schedule_period_seconds
@@ -39,3 +42,45 @@ def test_repo_template_deploys_and_every_handler_cold_starts(aws):
                 assert stack.queue_url_by_arn(target["Arn"])
             else:
                 assert stack.function_by_arn_or_name(target["Arn"]).arn == target["Arn"]
+
+
+def test_remediation_alarms_page_no_one_and_the_people_alarms_do(aws):
+    stack = deploy_template(
+        load_template(
+            REPO_TEMPLATE,
+            {
+                "ClusterName": "demo",
+                "ApiTargetGroupArnSuffix": "targetgroup/kc-demo-api/0123456789abcdef",
+                "ApiLoadBalancerArnSuffix": "net/kc-demo/0123456789abcdef",
+            },
+        ),
+        "kcluster-demo",
+    )
+    topic = stack.physical_id("AlertsTopic")
+    alarms = {a["AlarmName"]: a for a in boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]}
+    remediation = {name for name in alarms if name.startswith("kcluster-demo-remediate-")}
+    assert remediation == {
+        "kcluster-demo-remediate-nodes-not-ready",
+        "kcluster-demo-remediate-api-servers-unhealthy",
+    }
+    for name, alarm in alarms.items():
+        actions = alarm["AlarmActions"] + alarm["OKActions"] + alarm["InsufficientDataActions"]
+        # a remediation alarm acts through the remediator; every other one is for people, on ALARM only
+        assert actions == ([] if name in remediation else [topic]), name
+    # the remediator's rule takes exactly the remediation alarms' ALARM and OK changes
+    (pattern,) = [
+        json.loads(r.event_pattern)
+        for r in stack.rules
+        if r.event_pattern and "aws.cloudwatch" in r.event_pattern
+    ]
+    assert pattern["detail"]["alarmName"] == [{"prefix": "kcluster-demo-remediate-"}]
+    assert pattern["detail"]["state"]["value"] == ["ALARM", "OK"]
+    # the dashboard's body, intrinsics resolved, is the JSON CloudWatch wants
+    body = boto3.client("cloudwatch").get_dashboard(DashboardName="kcluster-demo")["DashboardBody"]
+    widgets = json.loads(body)["widgets"]
+    assert {w["properties"]["title"] for w in widgets} >= {
+        "Nodes",
+        "etcd and the API",
+        "Remediation",
+        "Alarms",
+    }
