@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                 _print_timeline(result.twin)
                 _print_nodes(report)
             _print_summary(report, wall)
+            if args.summary:
+                _print_reconciler_tick(result.twin)
     finally:
         result.twin.close()
     return 0 if all(inv["ok"] for inv in report["invariants"].values()) else 1
@@ -182,6 +184,22 @@ def _print_summary(report: dict, wall: float) -> None:
     print(f"API calls by the functions: {sum(report['api_calls'].values())}")
     for name, invariant in report["invariants"].items():
         print(f"  {'ok  ' if invariant['ok'] else 'FAIL'} {name}: {invariant['detail']}")
+
+
+def _print_reconciler_tick(twin) -> None:
+    """One more reconciler tick on the settled world: the AWS calls it makes and its wall-clock time
+    here (moto in-process, so the time is an upper bound on the decision work, not AWS's latency)."""
+    before = dict(twin.recorder.api_calls)
+    event = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+    started = time.perf_counter()
+    twin.functions.invoke("ReconcilerFunction", event)
+    wall = time.perf_counter() - started
+    calls = {k: v - before.get(k, 0) for k, v in twin.recorder.api_calls.items() if v != before.get(k, 0)}
+    nodes = len(twin.instances())
+    print(
+        f"one reconciler tick on {nodes} instances: {sum(calls.values())} AWS calls "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(calls.items()))}), {wall:.2f} s wall clock"
+    )
 
 
 if __name__ == "__main__":

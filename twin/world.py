@@ -25,7 +25,7 @@ from moto.moto_api._internal import mock_random
 
 from kcluster import contract
 from twin import infra, recorder
-from twin.aws import alarms, cfn, concurrency, lifecycle, runcommand, targets
+from twin.aws import alarms, cfn, concurrency, fast_responses, lifecycle, runcommand, targets
 from twin.aws.eventbus import EventBus
 from twin.aws.functions import FunctionRuntime, queue_depth
 from twin.clock import Scheduler, VirtualClock
@@ -85,6 +85,7 @@ class Twin:
         self.recorder = recorder.Recorder(self.clock.now)
         self.recorder.counts_call = concurrency.in_invocation
         self._undo.append(recorder.install(self.recorder))
+        self._undo.append(fast_responses.install())
         self.model = KubeModel(self.clock.now, random.Random(streams.random()))
         self.fleet = NodeFleet(
             self.workdir, self.model, lambda region: boto3.client("ssm", region_name=region), self.clock.now

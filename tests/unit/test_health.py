@@ -61,9 +61,11 @@ def test_no_probe_before_the_cluster_is_ready_nor_twice_at_once(config, harness)
     start_cluster(harness)
     probe, command_id = sent_probe(harness)
     assert (probe.document, probe.targets, probe.for_instances) == (contract.DOC_HEALTH, ("i-0000000a",), ())
-    assert harness.view.cluster.health_command_id == command_id
+    assert harness.view.health.probe_command_id == command_id
     assert command_id not in harness.view.commands  # probes leave no command records behind
+    cluster_version = harness.view.cluster.version
     assert health.probe(harness.view, config, harness.now + 30).empty
+    assert harness.view.cluster.version == cluster_version  # a probe never contends for the cluster record
 
 
 def test_an_answer_becomes_the_snapshot_and_the_metrics_the_alarms_watch(harness):
@@ -81,7 +83,7 @@ def test_an_answer_becomes_the_snapshot_and_the_metrics_the_alarms_watch(harness
     assert (snapshot.ready_nodes, snapshot.not_ready_nodes, snapshot.ready_control_planes) == (1, 1, 1)
     assert [(n.instance_id, n.since) for n in snapshot.not_ready] == [("i-0000000b", 700.0)]
     assert (snapshot.etcd_members, snapshot.etcd_healthy, snapshot.etcd_unhealthy) == (3, 2, ("cp-d",))
-    assert harness.view.cluster.health_command_id is None
+    assert snapshot.probe_command_id is None
     metrics = {m.name: m for step in plan.steps for m in step.metrics if isinstance(m, Metric)}
     assert metrics["NotReadyNodes"].value == 1 and metrics["ReadyControlPlanes"].value == 1
     assert metrics["EtcdMembersUnhealthy"].value == 1
@@ -122,7 +124,8 @@ def test_a_failed_probe_makes_its_control_plane_suspect_and_a_lost_one_is_checke
     start_cluster(harness)
     _, command_id = sent_probe(harness)
     assert health.probe_to_check(harness.view, harness.now + 10) is None
-    assert health.probe_to_check(harness.view, harness.now + 2 * health.PROBE_TIMEOUT_SECONDS) == command_id
+    later = harness.now + 2 * health.PROBE_TIMEOUT_SECONDS
+    assert health.probe_to_check(harness.view, later) == (command_id, "i-0000000a")
     harness.event(HealthReported(command_id, "i-0000000a", "TimedOut", None))
     assert harness.view.cluster.suspect_helpers == ("i-0000000a",)
-    assert harness.view.cluster.health_command_id is None and harness.view.health is None
+    assert harness.view.health.probe_command_id is None and harness.view.health.taken_at == 0.0

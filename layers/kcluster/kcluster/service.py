@@ -185,11 +185,10 @@ class Service:
         self._decide(lambda v: remediation.next_step(v, instances, unhealthy, settings, self.deps.now()))
 
     def _check_health_probe(self) -> None:
-        view = self._load()
-        command_id = health.probe_to_check(view, self.deps.now())
-        target = view.cluster.health_target if command_id else None
-        if command_id is None or target is None:
+        overdue = health.probe_to_check(self._load(), self.deps.now())
+        if overdue is None:
             return
+        command_id, target = overdue
         invocation = self.deps.commands.invocation(command_id, target)
         if invocation is not None and invocation.status in TERMINAL_STATUSES:
             self._decide_event(HealthReported(command_id, target, invocation.status, invocation.result))

@@ -9,13 +9,10 @@ NodeNotReadySeconds (dimension InstanceId).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from kcluster import contract
 from kcluster.config import ClusterConfig
 from kcluster.core import helpers
 from kcluster.core.models import (
-    ClusterState,
     ClusterView,
     HealthReported,
     HealthSnapshot,
@@ -37,75 +34,68 @@ PROBE_TIMEOUT_SECONDS = 60
 
 def probe(view: ClusterView, config: ClusterConfig, now: float) -> Plan:
     """Send the `health` document to a healthy control plane, if it is time and none is in flight."""
-    cluster = view.cluster
-    if config.documents.health is None or cluster.phase != "ready":
+    last = view.health or HealthSnapshot()
+    if config.documents.health is None or view.cluster.phase != "ready":
         return Plan()
-    if cluster.health_sent_at is not None and now - cluster.health_sent_at < PROBE_LOST_AFTER_SECONDS:
+    if last.probe_sent_at is not None and now - last.probe_sent_at < PROBE_LOST_AFTER_SECONDS:
         return Plan()  # one in flight (or just sent)
-    if view.health is not None and now - view.health.taken_at < PROBE_INTERVAL_SECONDS:
+    if now - last.taken_at < PROBE_INTERVAL_SECONDS:
         return Plan()
     helper = helpers.choose_helper(view)
     if helper is None:
         return Plan()
-    sent = bump(cluster, health_command_id=None, health_target=helper, health_sent_at=now)
+    sent = bump(last, probe_command_id=None, probe_target=helper, probe_sent_at=now)
     send = SendCommand(
         contract.DOC_HEALTH, (helper,), {"ClusterName": config.cluster_name}, (), PROBE_TIMEOUT_SECONDS
     )
     return Plan((Step(writes=(sent,), actions=(send,)),))
 
 
-def probe_to_check(view: ClusterView, now: float) -> str | None:
-    """The probe whose result is overdue (its status event may be lost): ask SSM directly."""
-    cluster = view.cluster
-    if cluster.health_command_id is None or cluster.health_sent_at is None:
+def probe_to_check(view: ClusterView, now: float) -> tuple[str, str] | None:
+    """(command id, instance) of the probe whose result is overdue (its status event may be lost): ask
+    SSM directly."""
+    last = view.health
+    if last is None or None in (last.probe_command_id, last.probe_target, last.probe_sent_at):
         return None
-    return cluster.health_command_id if now - cluster.health_sent_at >= 2 * PROBE_TIMEOUT_SECONDS else None
+    if now - (last.probe_sent_at or now) < 2 * PROBE_TIMEOUT_SECONDS:
+        return None
+    return last.probe_command_id or "", last.probe_target or ""
 
 
 def on_sent(view: ClusterView, command_id: str) -> Plan:
-    return Plan((Step(writes=(bump(view.cluster, health_command_id=command_id),)),))
+    last = view.health or HealthSnapshot()
+    return Plan((Step(writes=(bump(last, probe_command_id=command_id),)),))
 
 
 def on_report(view: ClusterView, event: HealthReported, now: float) -> Plan:
-    cluster = view.cluster
-    if event.command_id != cluster.health_command_id:
+    last = view.health
+    if last is None or event.command_id != last.probe_command_id:
         return Plan()  # late, duplicate, or of a probe given up on
     result = event.result or {}
     if event.status != "Success" or not result.get("ok"):
-        cluster = _probe_done(view, event.instance_id, helper_ok=False)
+        probe_done = bump(last, probe_command_id=None, probe_target=None, probe_sent_at=None)
+        trust = helpers.cluster_after(view, helper=event.instance_id, helper_ok=False)
         note = Note(
             "warning",
             "health probe failed",
             {"instance_id": event.instance_id, "status": event.status, "error": result.get("error")},
         )
-        return Plan((Step(writes=(cluster,), notes=(note,), metrics=(("HealthProbeFailures", 1),)),))
-    snapshot = _snapshot(view.health, result, event.instance_id, now)
+        return Plan(
+            (Step(writes=(probe_done, *trust), notes=(note,), metrics=(("HealthProbeFailures", 1),)),)
+        )
+    snapshot = _snapshot(last, result, event.instance_id, now)
     # A control plane whose own API server does not answer cannot see the Nodes: the next probe (and
-    # any other helper command) goes to another one; an answering one is trusted again.
-    cluster = _probe_done(view, event.instance_id, helper_ok=snapshot.api_ready)
+    # any other helper command) goes to another one; an answering one is trusted again. The cluster
+    # record is written only when that changes.
+    trust = helpers.cluster_after(view, helper=event.instance_id, helper_ok=snapshot.api_ready)
     notes = tuple(
         Note("warning", "health probe warning", {"instance_id": event.instance_id, "warning": text})
         for text in result.get("warnings", [])[:5]
     )
-    return Plan(
-        (
-            Step(
-                writes=(cluster, snapshot),
-                notes=notes,
-                metrics=_metrics(snapshot, now),
-            ),
-        )
-    )
+    return Plan((Step(writes=(snapshot, *trust), notes=notes, metrics=_metrics(snapshot, now)),))
 
 
-def _probe_done(view: ClusterView, ran_on: str, *, helper_ok: bool) -> ClusterState:
-    """The cluster record with the probe no longer in flight and its control plane's trust updated."""
-    done = {"health_command_id": None, "health_target": None, "health_sent_at": None}
-    trusted = helpers.cluster_after(view, helper=ran_on, helper_ok=helper_ok)
-    return replace(trusted[0], **done) if trusted else bump(view.cluster, **done)
-
-
-def _snapshot(previous: HealthSnapshot | None, result: dict, ran_on: str, now: float) -> HealthSnapshot:
+def _snapshot(previous: HealthSnapshot, result: dict, ran_on: str, now: float) -> HealthSnapshot:
     counts = result.get("counts") or {}
     etcd = result.get("etcd") or {}
     not_ready = tuple(
@@ -136,7 +126,7 @@ def _snapshot(previous: HealthSnapshot | None, result: dict, ran_on: str, now: f
             for member in etcd.get("member_health", [])
             if not member.get("healthy")
         ),
-        version=previous.version if previous else 0,
+        version=previous.version,
     )
     return bump(snapshot)
 

@@ -47,10 +47,6 @@ class ClusterState:
     lease_expires_at: float | None = None
     # Control planes whose last helper command failed; others are preferred (core/helpers.py).
     suspect_helpers: tuple[str, ...] = ()
-    # The health probe (core/health.py): the `health` command in flight, where and when it was sent.
-    health_command_id: str | None = None
-    health_target: str | None = None
-    health_sent_at: float | None = None
     # Remediation (core/remediation.py): our remediation alarms now in ALARM; the instance being
     # replaced and since when; when the remediations of the last hour started; when people were last
     # told, per reason (so a standing condition pages once, not every minute).
@@ -132,6 +128,11 @@ class HealthSnapshot:
     etcd_healthy: int = 0
     # Names of the etcd members that did not answer (a member's name is its Node's name).
     etcd_unhealthy: tuple[str, ...] = ()
+    # The next probe, while in flight: the `health` command, where and when it was sent. Kept here, not
+    # on the cluster record, so a probe never contends with joins and removals for that record.
+    probe_command_id: str | None = None
+    probe_target: str | None = None
+    probe_sent_at: float | None = None
     version: int = 0
 
     @property
