@@ -27,3 +27,13 @@ output "admin_kubeconfig_parameter_name" {
   description = "SecureString parameter with the admin kubeconfig once the cluster is initialised."
   value       = module.kcluster.admin_kubeconfig_parameter_name
 }
+
+output "api_target_group_arn_suffix" {
+  description = "Pass to `sam deploy --parameter-overrides ApiTargetGroupArnSuffix=<suffix>` (API server health alarm)."
+  value       = module.kcluster.api_target_group_arn_suffix
+}
+
+output "api_load_balancer_arn_suffix" {
+  description = "Pass to `sam deploy --parameter-overrides ApiLoadBalancerArnSuffix=<suffix>` (API server health alarm)."
+  value       = module.kcluster.api_load_balancer_arn_suffix
+}
