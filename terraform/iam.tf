@@ -38,6 +38,14 @@ data "aws_iam_policy_document" "control_plane" {
     resources = ["${local.parameter_arn_prefix}/join/*"]
   }
 
+  # refresh-join's stray cleanup, health and drain-remove list the cluster's instances. DescribeInstances
+  # supports no resource-level permissions: "*" is the only resource AWS accepts for it.
+  statement {
+    sid       = "ListClusterInstances"
+    actions   = ["ec2:DescribeInstances"]
+    resources = ["*"]
+  }
+
   statement {
     sid       = "PublishAdminKubeconfig"
     actions   = ["ssm:PutParameter"]

@@ -51,15 +51,15 @@ locals {
     }
   }
 
-  parameter_prefix        = "/kcluster/${var.cluster_name}"
-  config_parameter_name   = "${local.parameter_prefix}/config"
-  node_event_source       = "kcluster.node"
-  node_event_detail_type  = "Node Provisioned"
-  control_plane_port      = 6443
-  control_plane_endpoint  = "${aws_lb.control_plane.dns_name}:${local.control_plane_port}"
-  kubernetes_minor        = join(".", slice(split(".", var.kubernetes_version), 0, 2))
-  cni_manifest_url        = coalesce(var.cni_manifest_url, "https://raw.githubusercontent.com/projectcalico/calico/${var.cni_version}/manifests/calico.yaml")
-  endpoint_subnet_ids     = coalesce(var.endpoint_subnet_ids, var.subnet_ids)
+  parameter_prefix       = "/kcluster/${var.cluster_name}"
+  config_parameter_name  = "${local.parameter_prefix}/config"
+  node_event_source      = "kcluster.node"
+  node_event_detail_type = "Node Provisioned"
+  control_plane_port     = 6443
+  control_plane_endpoint = "${aws_lb.control_plane.dns_name}:${local.control_plane_port}"
+  kubernetes_minor       = join(".", slice(split(".", var.kubernetes_version), 0, 2))
+  cni_manifest_url       = coalesce(var.cni_manifest_url, "https://raw.githubusercontent.com/projectcalico/calico/${var.cni_version}/manifests/calico.yaml")
+  endpoint_subnet_ids    = coalesce(var.endpoint_subnet_ids, var.subnet_ids)
 
   subnet_availability_zones = distinct([for subnet in data.aws_subnet.nodes : subnet.availability_zone])
 

@@ -5,13 +5,13 @@
 locals {
   node_groups_by_role = {
     control_plane = {
-      role                   = local.role_control_plane
-      asg_name               = local.control_plane_asg_name
-      instance_type          = var.control_plane_instance_type
-      desired_capacity       = var.control_plane_desired_capacity
-      min_size               = var.control_plane_min_size
-      max_size               = var.control_plane_max_size
-      target_group_arns      = [aws_lb_target_group.control_plane.arn]
+      role              = local.role_control_plane
+      asg_name          = local.control_plane_asg_name
+      instance_type     = var.control_plane_instance_type
+      desired_capacity  = var.control_plane_desired_capacity
+      min_size          = var.control_plane_min_size
+      max_size          = var.control_plane_max_size
+      target_group_arns = [aws_lb_target_group.control_plane.arn]
       # Launch a replacement (which joins as a member) before a member leaves: etcd keeps its quorum.
       min_healthy_percentage = 100
       max_healthy_percentage = 200
@@ -45,10 +45,10 @@ locals {
 resource "aws_launch_template" "node" {
   for_each = local.node_groups_by_role
 
-  name_prefix            = "kcluster-${var.cluster_name}-${each.value.role}-"
-  description            = "kcluster ${var.cluster_name}: ${each.value.role} nodes"
-  image_id               = local.ami_id
-  instance_type          = each.value.instance_type
+  name_prefix   = "kcluster-${var.cluster_name}-${each.value.role}-"
+  description   = "kcluster ${var.cluster_name}: ${each.value.role} nodes"
+  image_id      = local.ami_id
+  instance_type = each.value.instance_type
   # A direct reference (not through the locals) lets checkov see the groups are attached.
   vpc_security_group_ids = [each.key == "control_plane" ? aws_security_group.control_plane.id : aws_security_group.worker.id]
   user_data              = base64encode(local.user_data[each.key])

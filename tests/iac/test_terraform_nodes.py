@@ -163,9 +163,13 @@ def test_node_roles_get_only_the_parameters_each_role_needs():
         "/kcluster/demo/join/ca-cert-hash",
     }
     assert _parameter_grants(worker, "ssm:PutParameter") == set()
+    # the stray cleanup before a control-plane join lists the cluster's instances (issue 10 finding 2)
+    assert control_plane["ListClusterInstances"]["actions"] == ["ec2:DescribeInstances"]
     for statements in (control_plane, worker):
         for statement in statements.values():
-            assert "*" not in statement["resources"]
+            # "*" only for actions with no resource-level permissions at all
+            if statement["actions"] != ["ec2:DescribeInstances"]:
+                assert "*" not in statement["resources"]
             if any(action.startswith("kms:") for action in statement["actions"]):
                 ssm_service = f"ssm.{evaluator.local('region')}.amazonaws.com"
                 assert statement["conditions"] == [
