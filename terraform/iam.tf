@@ -1,8 +1,12 @@
 ################################################################################
-# Node IAM: SSM managed instance core plus only the parameters each role needs.
-# Workers cannot read the certificate key or the admin kubeconfig; nothing can read another cluster's.
+# Node IAM. Both node roles keep AmazonSSMManagedInstanceCore (the SSM agent needs it), which allows
+# ssm:GetParameter(s) on every parameter of the account: an explicit Deny in each role's own policy
+# takes back every parameter read outside what that role is given below. Control planes read the
+# cluster config and /kcluster/<name>/join/*, write join/* and admin/*, and cannot read admin/* back;
+# workers read only the config, join/token and join/ca-cert-hash. No node role reads another
+# cluster's parameters. SecureStrings are encrypted with the cluster's own KMS key (kms.tf), whose
+# key policy and these statements allow only the per-parameter KMS use through SSM listed here.
 ################################################################################
-
 data "aws_iam_policy_document" "node_assume_role" {
   statement {
     sid     = "EC2AssumeRole"
@@ -17,12 +21,26 @@ data "aws_iam_policy_document" "node_assume_role" {
 
 locals {
   parameter_arn_prefix = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.parameter_prefix}"
-  # The SSM parameters are encrypted with the account's aws/ssm key; only SSM may use it on the nodes' behalf.
-  kms_key_arns   = "arn:${local.partition}:kms:${local.region}:${local.account_id}:key/*"
-  ssm_service    = "ssm.${local.region}.amazonaws.com"
-  event_bus_arn  = "arn:${local.partition}:events:${local.region}:${local.account_id}:event-bus/default"
-  ssm_core_arn   = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
-  node_role_keys = { control_plane = local.role_control_plane, worker = local.role_worker }
+  ssm_service          = "ssm.${local.region}.amazonaws.com"
+  event_bus_arn        = "arn:${local.partition}:events:${local.region}:${local.account_id}:event-bus/default"
+  ssm_core_arn         = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+  node_role_keys       = { control_plane = local.role_control_plane, worker = local.role_worker }
+
+  # SSM reads a node role may make; everything else is denied (AmazonSSMManagedInstanceCore allows "*").
+  parameter_read_actions = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath", "ssm:GetParameterHistory"]
+  readable_parameter_arns = {
+    control_plane = [
+      "${local.parameter_arn_prefix}/config",
+      "${local.parameter_arn_prefix}/join/*",
+    ]
+    worker = [
+      "${local.parameter_arn_prefix}/config",
+      "${local.parameter_arn_prefix}/join/token",
+      "${local.parameter_arn_prefix}/join/ca-cert-hash",
+    ]
+  }
+  # SSM encrypts a SecureString under the encryption context {"PARAMETER_ARN": "<parameter ARN>"}.
+  parameter_arn_context = "kms:EncryptionContext:PARAMETER_ARN"
 }
 
 data "aws_iam_policy_document" "control_plane" {
@@ -53,14 +71,46 @@ data "aws_iam_policy_document" "control_plane" {
   }
 
   statement {
-    sid       = "SecureStringsThroughSsm"
-    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
-    resources = [local.kms_key_arns]
+    sid           = "DenyOtherParameterReads"
+    effect        = "Deny"
+    actions       = local.parameter_read_actions
+    not_resources = local.readable_parameter_arns.control_plane
+  }
+
+  statement {
+    sid       = "JoinMaterialKeyThroughSsm"
+    actions   = ["kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [local.kms_key_arn]
 
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values   = [local.ssm_service]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = local.parameter_arn_context
+      values   = ["${local.parameter_arn_prefix}/join/*"]
+    }
+  }
+
+  # Standard parameters are encrypted with Encrypt, advanced ones (the kubeconfig) with GenerateDataKey.
+  statement {
+    sid       = "AdminKubeconfigKeyThroughSsm"
+    actions   = ["kms:Encrypt", "kms:GenerateDataKey"]
+    resources = [local.kms_key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [local.ssm_service]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = local.parameter_arn_context
+      values   = ["${local.parameter_arn_prefix}/admin/*"]
     }
   }
 
@@ -94,14 +144,28 @@ data "aws_iam_policy_document" "worker" {
   }
 
   statement {
-    sid       = "DecryptSecureStringsThroughSsm"
+    sid           = "DenyOtherParameterReads"
+    effect        = "Deny"
+    actions       = local.parameter_read_actions
+    not_resources = local.readable_parameter_arns.worker
+  }
+
+  # The CA cert hash is a plain String: the token is the only SecureString a worker decrypts.
+  statement {
+    sid       = "JoinTokenKeyThroughSsm"
     actions   = ["kms:Decrypt"]
-    resources = [local.kms_key_arns]
+    resources = [local.kms_key_arn]
 
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values   = [local.ssm_service]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = local.parameter_arn_context
+      values   = ["${local.parameter_arn_prefix}/join/token"]
     }
   }
 
@@ -125,6 +189,7 @@ resource "aws_iam_role" "node" {
   description          = "kcluster ${var.cluster_name}: ${each.value} nodes"
   assume_role_policy   = data.aws_iam_policy_document.node_assume_role.json
   max_session_duration = 3600
+  permissions_boundary = var.permissions_boundary_arn
   tags                 = merge(local.tags, { (local.tag_role) = each.value })
 }
 

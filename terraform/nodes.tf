@@ -182,6 +182,7 @@ resource "aws_autoscaling_group" "node" {
     aws_ssm_document.node,
     aws_iam_role_policy.node,
     aws_iam_role_policy_attachment.node_ssm_core,
+    aws_kms_key.secrets,
     aws_lb_listener.control_plane,
   ]
 }

@@ -67,3 +67,18 @@ output "admin_kubeconfig_parameter_name" {
   description = "SecureString parameter where the first control plane publishes the admin kubeconfig (read it with `aws ssm get-parameter --with-decryption`)."
   value       = "${local.parameter_prefix}/admin/kubeconfig"
 }
+
+output "kms_key_arn" {
+  description = "ARN of the KMS key encrypting the cluster's SecureString parameters (the module's own, or kms_key_arn)."
+  value       = local.kms_key_arn
+}
+
+output "kms_key_alias" {
+  description = "Alias of the KMS key the module created (alias/kcluster-<name>); null when kms_key_arn was given."
+  value       = local.create_kms_key ? aws_kms_alias.secrets[0].name : null
+}
+
+output "node_role_arns" {
+  description = "IAM role ARNs of the nodes, by role key (control_plane, worker)."
+  value       = { for key, role in aws_iam_role.node : key => role.arn }
+}

@@ -30,6 +30,8 @@ locals {
     worker_batch_size = var.worker_batch_size
     # The remediator asks the NLB which API servers fail their health check.
     api_target_group_arn = aws_lb_target_group.control_plane.arn
+    # The nodes encrypt the SecureStrings they write (join secrets, admin kubeconfig) with this key.
+    kms_key_arn = local.kms_key_arn
   }
 }
 

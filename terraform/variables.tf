@@ -131,6 +131,43 @@ variable "timeouts" {
 }
 
 ################################################################################
+# Secrets and IAM
+################################################################################
+
+variable "kms_key_arn" {
+  description = "ARN of an existing symmetric KMS key for the cluster's SecureString parameters (join secrets, admin kubeconfig); null means the module creates one, with rotation on, the alias alias/kcluster-<name> and a key policy scoped per role. A key of your own must let the node roles use it through SSM (see README)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]{1,64}$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN such as arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab (not an alias or a bare key ID)."
+  }
+}
+
+variable "admin_principal_arns" {
+  description = "IAM principals (role or user ARNs) the module's key policy lets decrypt the admin kubeconfig through SSM (they still need ssm:GetParameter on it). No node role can. Ignored when kms_key_arn is set."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.admin_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]{1,512}$", arn))])
+    error_message = "admin_principal_arns must be IAM role or user ARNs such as arn:aws:iam::123456789012:role/platform-admins."
+  }
+}
+
+variable "permissions_boundary_arn" {
+  description = "ARN of an IAM managed policy set as the permissions boundary of every IAM role the module creates; null sets none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.permissions_boundary_arn == null || can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/[A-Za-z0-9+=,.@_/-]{1,512}$", var.permissions_boundary_arn))
+    error_message = "permissions_boundary_arn must be an IAM policy ARN such as arn:aws:iam::123456789012:policy/boundary."
+  }
+}
+
+################################################################################
 # Network
 ################################################################################
 

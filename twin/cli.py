@@ -26,6 +26,18 @@ from twin import chaos, scenarios
 _SHOWN_KINDS = ("operator", "asg", "ssm", "fault", "alarm", "elb")
 
 
+def iam_table() -> str:
+    """The table of every policy a freshly deployed twin enforces (no scenario needs to run)."""
+    from twin.iam import table
+    from twin.world import Twin
+
+    twin = Twin(seed=1)
+    try:
+        return table.markdown(twin.iam, twin.stack.account_id, twin.stack.region, twin.cluster)
+    finally:
+        twin.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kcluster", description="kcluster on the local twin")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -46,12 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         "--processes", type=_count(1, 64), default=os.cpu_count() or 1, help="seeds run in parallel"
     )
     many.add_argument("--json", action="store_true", help="print the summary as one JSON document")
+    commands.add_parser("iam-table", help="print README's who-can-do-what table from the deployed policies")
     args = parser.parse_args(argv)
 
     # Powertools warns on every invocation that adds no metric; that is noise here.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     if args.command == "chaos":
         return _chaos(args)
+    if args.command == "iam-table":
+        sys.stdout.write(iam_table() + "\n")
+        return 0
     started = time.perf_counter()
     result = scenarios.run(
         args.scenario, control_planes=args.control_planes, workers=args.workers, seed=args.seed

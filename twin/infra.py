@@ -247,9 +247,42 @@ class Deployment:
     document_names: dict[str, str] = field(default_factory=dict)
     config_parameter: str = ""
     config: ClusterConfig | None = None
+    kms_key_arn: str = ""
+    # What AWS named what the module creates (Terraform address + attribute -> value), for the twin's
+    # reading of the module (its IAM policies).
+    known_attributes: dict[tuple[str, ...], str] = field(default_factory=dict)
 
 
-def cluster_config(spec: InfraSpec, load_balancer_dns: str, target_group_arn: str) -> ClusterConfig:
+def _create_secrets_key(spec: InfraSpec, out: Deployment) -> str:
+    """The cluster's own key for its SecureStrings, with the key policy terraform/kms.tf renders."""
+    from twin.iam import nodes
+
+    kms = boto3.client("kms", region_name=spec.region)
+    roles = {"control_plane": "control-plane", "worker": "worker"}
+    extra = {
+        (
+            "aws_iam_role",
+            "node",
+            key,
+            "arn",
+        ): f"arn:aws:iam::{_ACCOUNT}:role/kcluster-{spec.cluster_name}-{role}"
+        for key, role in roles.items()
+    }
+    variables = {"cluster_name": spec.cluster_name, "vpc_id": out.vpc_id, "subnet_ids": list(out.subnet_ids)}
+    inputs = nodes.NodeIamInputs(variables, nodes.known_values(_ACCOUNT, spec.region, extra))
+    key = kms.create_key(
+        Description=f"kcluster {spec.cluster_name}: SecureString parameters",
+        Policy=json.dumps(nodes.kms_key_policy(inputs)),
+    )["KeyMetadata"]
+    kms.enable_key_rotation(KeyId=key["KeyId"])
+    kms.create_alias(AliasName=f"alias/kcluster-{spec.cluster_name}", TargetKeyId=key["KeyId"])
+    out.known_attributes[("aws_kms_key", "secrets", "0", "arn")] = key["Arn"]
+    return key["Arn"]
+
+
+def cluster_config(
+    spec: InfraSpec, load_balancer_dns: str, target_group_arn: str, kms_key_arn: str | None = None
+) -> ClusterConfig:
     """The /kcluster/<c>/config value, validated by the product's own model."""
     documents = {key.replace("-", "_"): spec.document_name(key) for key in spec.documents}
     return ClusterConfig.model_validate(
@@ -260,6 +293,7 @@ def cluster_config(spec: InfraSpec, load_balancer_dns: str, target_group_arn: st
             "node_groups": [{"asg_name": g.asg_name, "role": g.role} for g in spec.node_groups],
             "documents": documents,
             "api_target_group_arn": target_group_arn,
+            "kms_key_arn": kms_key_arn,
         }
     )
 
@@ -366,7 +400,8 @@ def deploy(
             Tags=cluster_tags,
         )
         out.document_names[key] = name
-    out.config = cluster_config(spec, out.load_balancer_dns, out.target_group_arn)
+    out.kms_key_arn = _create_secrets_key(spec, out)
+    out.config = cluster_config(spec, out.load_balancer_dns, out.target_group_arn, out.kms_key_arn)
     out.config_parameter = contract.config_parameter_name(spec.cluster_name)
     ssm.put_parameter(
         Name=out.config_parameter, Value=out.config.model_dump_json(), Type="String", Tags=cluster_tags

@@ -61,6 +61,7 @@ def build_report(twin: Twin, quorum: QuorumWatch | None = None, extra: dict | No
         "counters": _counters(twin),
         "api_calls": dict(sorted(twin.recorder.api_calls.items())),
         "invariants": {name: vars(inv) for name, inv in _invariants(twin, quorum).items()},
+        "iam": twin.iam.report(),
     }
     if extra:
         report.update(extra)
@@ -144,7 +145,20 @@ def _invariants(twin: Twin, quorum: QuorumWatch | None) -> dict[str, Invariant]:
         "no_lifecycle_timeout": _no_lifecycle_timeout(twin),
         "converged": _converged(twin),
         "no_duplicate_effect": _no_duplicate_effect(twin),
+        "no_access_denied": _no_access_denied(twin),
     }
+
+
+def _no_access_denied(twin: Twin) -> Invariant:
+    denials = twin.iam.authorizer.denials
+    if not denials:
+        return Invariant(
+            True, f"{twin.iam.authorizer.calls} calls checked against the callers' policies, none denied"
+        )
+    first = denials[0]
+    return Invariant(
+        False, f"{len(denials)} calls denied; first: {first.label} {first.action} on {first.resource}"
+    )
 
 
 def _single_init(twin: Twin) -> Invariant:

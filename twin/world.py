@@ -29,6 +29,7 @@ from twin.aws import alarms, cfn, concurrency, fast_responses, lifecycle, runcom
 from twin.aws.eventbus import EventBus
 from twin.aws.functions import FunctionRuntime, queue_depth
 from twin.clock import Scheduler, VirtualClock
+from twin.iam import authorization
 from twin.latency import LatencyModel
 from twin.node.fleet import NodeFleet
 from twin.node.model import KubeModel
@@ -107,6 +108,10 @@ class Twin:
         }
         translated = cfn.load_template(template or REPO / "template.yaml", parameters)
         self.stack = cfn.deploy_template(translated, f"kcluster-{cluster}", rng=self.rng)
+        # From here on every call is authorized as AWS would authorize it, with each caller's own
+        # credentials: each function's execution role, each node's instance profile (twin/iam/).
+        self.iam = authorization.enforce_for(self)
+        self._undo.append(self.iam.undo)
         self.functions = FunctionRuntime(self, self.stack)
         self.bus = EventBus(self, self.stack)
         self.bus.schedule_rules()

@@ -55,6 +55,14 @@ declare -A KC_PATTERNS=(
 KC_TOKEN_SHAPE='^[a-z0-9]{6}\.[a-z0-9]{16}$'
 KC_CA_HASH_SHAPE='^sha256:[a-f0-9]{64}$'
 KC_CERT_KEY_SHAPE='^[a-f0-9]{64}$'
+# The cluster's KMS key, read from the cluster config: every SecureString is written with it.
+KC_KMS_KEY_SHAPE='^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]{1,64}$'
+
+# jq: the instance id a Node's spec.providerID (aws:///<az>/<instance-id>) names, "" when none. Nodes
+# are matched to instances by it, never by a label (the Node's own kubelet could rewrite a label; the
+# providerID cannot change).
+# shellcheck disable=SC2034 # used by refresh-join, drain-remove and health
+KC_JQ_INSTANCE_ID='def instance_id: ((.spec.providerID // "") | capture("^aws:///[^/]*/(?<id>i-[0-9a-f]+)$").id // "");'
 
 kc_log() {
   printf 'kcluster[%s]: %s\n' "$KC_STEP" "$*" >&2
@@ -166,18 +174,35 @@ kc_require_kubeadm_version() {
   fi
 }
 
-# kc_run_logged CODE LOGNAME CMD...: run a tool whose output may contain secrets (kubeadm prints join
-# commands) into a 0600 log on the node; when it fails, fail with CODE and its last line, redacted.
+# kc_run_logged CODE LOGNAME CMD...: run a tool whose output may contain secrets (kubeadm init prints
+# join commands with a token) with its raw output in a 0600 temp file removed on exit; only a redacted
+# copy is kept, as a 0600 log on the node. When it fails, fail with CODE and its last line, redacted.
 kc_run_logged() {
-  local code="$1" log_name="$2"
+  local code="$1" log_name="$2" raw="" status=0
   shift 2
   mkdir -p "$KC_LOG_DIR"
   local log="${KC_LOG_DIR}/${log_name}.log"
-  if ! "$@" >"$log" 2>&1; then
+  kc_tmpfile raw
+  "$@" >"$raw" 2>&1 || status=$?
+  kc_redact <"$raw" >"$log"
+  : >"$raw"
+  if ((status != 0)); then
     local last
-    last="$(kc_redact <"$log" | grep -v '^[[:space:]]*$' | tail -n 1 || true)"
+    last="$(grep -v '^[[:space:]]*$' "$log" | tail -n 1 || true)"
     kc_fail "$code" "${1} ${2:-} failed: ${last:-no output}"
   fi
+}
+
+# kc_scrub_logs: redact, in place, logs an earlier version of these scripts left with secrets in them.
+kc_scrub_logs() {
+  local log scrubbed=""
+  [[ -d "$KC_LOG_DIR" ]] || return 0
+  kc_tmpfile scrubbed
+  for log in "$KC_LOG_DIR"/*.log; do
+    [[ -f "$log" ]] || continue
+    kc_redact <"$log" >"$scrubbed"
+    cat "$scrubbed" >"$log"
+  done
 }
 
 # kc_capture_secret CODE FILE CMD...: the last line CMD prints (a token or a key), without its
@@ -196,7 +221,8 @@ kc_capture_secret() {
 }
 
 kc_redact() {
-  sed -E -e 's/[a-z0-9]{6}\.[a-z0-9]{16}/<redacted-token>/g' -e 's/[a-fA-F0-9]{64}/<redacted-key>/g'
+  sed -E -e 's/(--token|--certificate-key)([ =]+)[^ ]+/\1\2<redacted>/g' \
+    -e 's/[a-z0-9]{6}\.[a-z0-9]{16}/<redacted-token>/g' -e 's/[a-fA-F0-9]{64}/<redacted-key>/g'
 }
 
 kc_api_answers() {
@@ -213,12 +239,36 @@ kc_join_param_name() {
   printf '/kcluster/%s/join/%s' "$SSM_ClusterName" "$1"
 }
 
-# kc_put_secret NAME FILE [EXTRA ARGS...]: the value goes by file://, never on the command line.
+# kc_load_cluster_config: KC_KMS_KEY_ARN and KC_JOIN_TOKEN_TTL from /kcluster/<name>/config (which
+# every node role may read), once per script run. Without the cluster's key no secret is written.
+KC_CONFIG_LOADED=false
+kc_load_cluster_config() {
+  [[ "$KC_CONFIG_LOADED" == true ]] && return 0
+  local config
+  if ! config="$(kc_get_param "/kcluster/${SSM_ClusterName}/config")"; then
+    kc_fail config-unreadable "cannot read /kcluster/${SSM_ClusterName}/config"
+  fi
+  if ! KC_KMS_KEY_ARN="$(jq -r '.kms_key_arn // ""' <<<"$config")" \
+    || ! KC_JOIN_TOKEN_TTL="$(jq -r '.join_token_ttl // "15m"' <<<"$config")"; then
+    kc_fail config-invalid "/kcluster/${SSM_ClusterName}/config is not JSON"
+  fi
+  if [[ ! "$KC_KMS_KEY_ARN" =~ $KC_KMS_KEY_SHAPE ]]; then
+    kc_fail kms-key-unknown "/kcluster/${SSM_ClusterName}/config names no KMS key ARN (kms_key_arn)"
+  fi
+  if [[ ! "$KC_JOIN_TOKEN_TTL" =~ ${KC_PATTERNS[TokenTtl]} ]]; then
+    kc_fail config-invalid "join_token_ttl in /kcluster/${SSM_ClusterName}/config is not a kubeadm duration"
+  fi
+  KC_CONFIG_LOADED=true
+}
+
+# kc_put_secret NAME FILE [EXTRA ARGS...]: a SecureString under the cluster's KMS key; the value goes
+# by file://, never on the command line.
 kc_put_secret() {
   local name="$1" file="$2"
   shift 2
+  kc_load_cluster_config
   aws ssm put-parameter --region "$KC_REGION" --name "$name" --type SecureString \
-    --value "file://${file}" --overwrite "$@" >/dev/null
+    --key-id "$KC_KMS_KEY_ARN" --value "file://${file}" --overwrite "$@" >/dev/null
 }
 
 kc_put_plain() {

@@ -11,12 +11,16 @@ if [[ "$SSM_InstanceId" == "$KC_INSTANCE_ID" ]]; then
 fi
 kc_require_api
 
-if ! nodes_json="$(kc_kubectl get nodes -l "kcluster.io/instance-id=${SSM_InstanceId}" -o json)"; then
+# The leaving instance's Node is the one whose spec.providerID names it (not a label its kubelet could
+# have rewritten to point this drain at another Node).
+if ! nodes_json="$(kc_kubectl get nodes -o json)"; then
   kc_fail api-failed "kubectl get nodes failed"
 fi
-node_name="$(jq -r '.items[0].metadata.name // ""' <<<"$nodes_json")"
-node_ip="$(jq -r '[.items[0].status.addresses // [] | .[] | select(.type == "InternalIP")][0].address // ""' \
+# shellcheck disable=SC2016 # jq variables, not shell ones
+node_json="$(jq -c --arg id "$SSM_InstanceId" "${KC_JQ_INSTANCE_ID}"' first(.items[] | select(instance_id == $id)) // {}' \
   <<<"$nodes_json")"
+node_name="$(jq -r '.metadata.name // ""' <<<"$node_json")"
+node_ip="$(jq -r '[.status.addresses // [] | .[] | select(.type == "InternalIP")][0].address // ""' <<<"$node_json")"
 drained=false
 drain_timed_out=false
 node_deleted=false
@@ -40,7 +44,7 @@ if [[ -n "$node_name" ]]; then
   fi
   cat "$drain_errors" >&2
 else
-  kc_log "no Node carries kcluster.io/instance-id=${SSM_InstanceId}: nothing to drain or delete"
+  kc_log "no Node's providerID names ${SSM_InstanceId}: nothing to drain or delete"
 fi
 
 if [[ "$SSM_RemoveEtcdMember" == true ]]; then

@@ -49,11 +49,11 @@ counts_field=null
 nodes_truncated=false
 if [[ -n "$nodes_json" ]]; then
   # shellcheck disable=SC2016 # jq variables, not shell ones
-  summaries="$(jq -c '[.items[] | (first(.status.conditions // [] | .[] | select(.type == "Ready")) // null) as $ready
+  summaries="$(jq -c "${KC_JQ_INSTANCE_ID}"' [.items[] | (first(.status.conditions // [] | .[] | select(.type == "Ready")) // null) as $ready
     | ($ready != null and $ready.status == "True") as $is_ready
     | ($ready.lastTransitionTime // null | if . == null then null else fromdateiso8601 end) as $since
     | {name: .metadata.name,
-       instance_id: (.metadata.labels["kcluster.io/instance-id"] // null),
+       instance_id: (instance_id | if . == "" then null else . end),
        control_plane: (.metadata.labels // {} | has("node-role.kubernetes.io/control-plane")),
        ready: $is_ready}
       + (if $is_ready then {ready_since: $since} else {not_ready_since: $since} end)

@@ -1,11 +1,17 @@
 # init: kubeadm init on the first control plane of a cluster epoch, then publish the join material
 # (bootstrap token, certificate key, CA cert hash) and the admin kubeconfig to SSM parameters.
 # Re-running it on a node that already runs the control plane only re-publishes (changed: false).
+# kubeadm init mints no long-lived secret: its bootstrap token gets the cluster's short join_token_ttl
+# (InitConfiguration bootstrapTokens) instead of kubeadm's 24 h default, certificates are uploaded
+# afterwards by `kubeadm init phase upload-certs` (whose key goes straight to a 0600 file), and its
+# output is logged redacted only (kc_run_logged).
 KC_STEP=init
 kc_require_params ClusterName KubernetesVersion ControlPlaneEndpoint PodCidr ServiceCidr CniManifestUrl
 kc_require_provisioned
 kc_load_identity
 kc_require_kubeadm_version
+kc_load_cluster_config
+kc_scrub_logs
 
 publish_join_material() {
   local hash_file="" token_file="" key_file=""
@@ -15,7 +21,7 @@ publish_join_material() {
   kc_put_plain "$(kc_join_param_name ca-cert-hash)" "$hash_file"
 
   kc_tmpfile token_file
-  kc_capture_secret token-create-failed "$token_file" kubeadm token create --ttl 15m
+  kc_capture_secret token-create-failed "$token_file" kubeadm token create --ttl "$KC_JOIN_TOKEN_TTL"
   kc_put_secret "$(kc_join_param_name token)" "$token_file"
 
   # upload-certs prints the new certificate key on its last line.
@@ -44,6 +50,10 @@ kc_tmpfile init_config
 cat >"$init_config" <<EOF
 apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
+bootstrapTokens:
+- ttl: "${KC_JOIN_TOKEN_TTL}"
+  usages: ["signing", "authentication"]
+  groups: ["system:bootstrappers:kubeadm:default-node-token"]
 nodeRegistration:
   name: "${KC_NODE_NAME}"
 $(kc_kubelet_extra_args_yaml "  ")
@@ -58,7 +68,7 @@ networking:
 EOF
 
 kc_log "kubeadm init on ${KC_NODE_NAME} (${KC_PROVIDER_ID})"
-kc_run_logged kubeadm-failed kubeadm-init kubeadm init --config "$init_config" --upload-certs
+kc_run_logged kubeadm-failed kubeadm-init kubeadm init --config "$init_config"
 KC_CHANGED=true
 systemctl enable kubelet
 

@@ -77,8 +77,7 @@ remove_strays() {
       continue
     fi
     candidate_nodes["$instance_id"]="$name"
-  done < <(jq -r '.items[] | [.metadata.name,
-      ((.spec.providerID // "") | capture("^aws:///[^/]*/(?<id>i-[0-9a-f]+)$").id // ""),
+  done < <(jq -r "${KC_JQ_INSTANCE_ID}"' .items[] | [.metadata.name, instance_id,
       (first(.status.conditions // [] | .[] | select(.type == "Ready") | .status) // "Unknown")] | @tsv' \
     <<<"$nodes_json")
   # Many "gone" instances at once means the EC2 answer is wrong, not the cluster: delete nothing

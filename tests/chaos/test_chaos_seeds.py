@@ -30,6 +30,7 @@ EXPECTED_INVARIANTS = {
     "no_lifecycle_timeout",
     "converged",
     "no_duplicate_effect",
+    "no_access_denied",
 }
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from lark import Token, Tree
 
-from tests.iac.terraform_eval import TerraformEvaluator
-from tests.iac.terraform_hcl import TERRAFORM_DIR, Configuration, load_configuration, string_literal
+from twin.terraform.evaluator import TerraformEvaluator
+from twin.terraform.hcl import TERRAFORM_DIR, Configuration, load_configuration, string_literal
 
 README = TERRAFORM_DIR / "README.md"
 BEGIN = "<!-- BEGIN_TF_DOCS -->"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.iac.terraform_hcl import REPO_ROOT, TERRAFORM_DIR
+from twin.terraform.hcl import REPO_ROOT, TERRAFORM_DIR
 
 # The Makefile's tool environment; CHECKOV overrides it (e.g. a checkov installed elsewhere).
 CHECKOV = Path(os.environ.get("CHECKOV", REPO_ROOT / ".tools" / "checkov" / "bin" / "checkov"))

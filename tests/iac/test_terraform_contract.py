@@ -14,9 +14,9 @@ import pytest
 
 from kcluster import contract
 from kcluster.config import ClusterConfig
-from tests.iac.terraform_eval import TerraformEvaluator, computed_placeholder
-from tests.iac.terraform_hcl import TERRAFORM_DIR, load_configuration
 from twin import documents as twin_documents
+from twin.terraform.evaluator import TerraformEvaluator, computed_placeholder
+from twin.terraform.hcl import TERRAFORM_DIR, load_configuration
 
 CLUSTER = "demo"
 INPUTS = {
@@ -142,6 +142,8 @@ def test_documents_are_exactly_what_the_twin_runs(evaluator: TerraformEvaluator,
 
 # The target group's ARN exists only after apply: this one stands in for it.
 TARGET_GROUP_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/kc-demo/0123456789abcdef"
+# So does the cluster's KMS key's.
+KMS_KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 
 
 def _config(evaluator: TerraformEvaluator) -> dict:
@@ -151,7 +153,8 @@ def _config(evaluator: TerraformEvaluator) -> dict:
     assert config["api_target_group_arn"] == computed_placeholder(
         "aws_lb_target_group", "control_plane", "arn"
     )
-    return {**config, "api_target_group_arn": TARGET_GROUP_ARN}
+    assert config["kms_key_arn"] == computed_placeholder("aws_kms_key", "secrets", "0", "arn")
+    return {**config, "api_target_group_arn": TARGET_GROUP_ARN, "kms_key_arn": KMS_KEY_ARN}
 
 
 def test_config_parameter_validates_with_cluster_config(evaluator: TerraformEvaluator):
@@ -178,6 +181,7 @@ def test_config_defaults_are_cluster_config_defaults(evaluator: TerraformEvaluat
                 "node_groups",
                 "documents",
                 "api_target_group_arn",
+                "kms_key_arn",
             )
         }
     )
@@ -218,9 +222,11 @@ def test_config_matches_the_twin(evaluator: TerraformEvaluator, twin_spec):
 
     twin_config = cluster_config(twin_spec, "x.example", TARGET_GROUP_ARN).model_dump(mode="json")
     written = _config(evaluator)
-    # The endpoint is the NLB's DNS name, which only exists after apply (moto's in the twin).
-    twin_config.pop("control_plane_endpoint", None)
-    written.pop("control_plane_endpoint")
+    # The endpoint is the NLB's DNS name and the key ARN the KMS key's, which only exist after apply
+    # (moto's in the twin).
+    for computed in ("control_plane_endpoint", "kms_key_arn"):
+        twin_config.pop(computed, None)
+        written.pop(computed)
     assert ClusterConfig.model_validate({**written, "control_plane_endpoint": "x.example:6443"}) == (
         ClusterConfig.model_validate({**twin_config, "control_plane_endpoint": "x.example:6443"})
     )
@@ -232,3 +238,13 @@ def test_the_ami_comes_from_the_same_public_parameter(evaluator: TerraformEvalua
     (ami,) = evaluator.resource("aws_ssm_parameter", "ubuntu_ami", data=True)
     assert evaluator.variable("architecture") == twin_spec.architecture
     assert ami.attribute("name") == infra.UBUNTU_AMI_PARAMETER.format(architecture=twin_spec.architecture)
+
+
+def test_config_names_the_cluster_key_or_the_users_own():
+    """The nodes read the key to encrypt SecureStrings with from the config (common.sh, --key-id)."""
+    own = "arn:aws:kms:eu-west-1:210987654321:key/mrk-0123456789abcdef0123456789abcdef"
+    evaluator = TerraformEvaluator(load_configuration(TERRAFORM_DIR), {**INPUTS, "kms_key_arn": own})
+    config = json.loads(evaluator.resource("aws_ssm_parameter", "config").attribute("value"))
+    assert (
+        ClusterConfig.model_validate({**config, "api_target_group_arn": TARGET_GROUP_ARN}).kms_key_arn == own
+    )

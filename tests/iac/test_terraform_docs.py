@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.iac.terraform_docs import BEGIN, END, README, rendered_readme, tables
-from tests.iac.terraform_hcl import TERRAFORM_DIR, load_configuration
+from twin.terraform.hcl import TERRAFORM_DIR, load_configuration
 
 
 def test_readme_tables_are_up_to_date():

@@ -8,8 +8,8 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from tests.iac.terraform_eval import TerraformEvaluator
-from tests.iac.terraform_hcl import (
+from twin.terraform.evaluator import TerraformEvaluator
+from twin.terraform.hcl import (
     EXAMPLE_DIRS,
     TERRAFORM_DIR,
     Configuration,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from kcluster import contract
-from tests.iac.terraform_eval import TerraformEvaluator
-from tests.iac.terraform_hcl import TERRAFORM_DIR, load_configuration
+from twin.terraform.evaluator import TerraformEvaluator
+from twin.terraform.hcl import TERRAFORM_DIR, load_configuration
 
 INPUTS = {
     "cluster_name": "demo",
@@ -139,7 +139,7 @@ def _parameter_grants(statements: dict[str, dict], action: str) -> set[str]:
     return {
         resource.split(":parameter", 1)[1]
         for statement in statements.values()
-        if action in statement["actions"]
+        if action in statement["actions"] and statement.get("effect", "Allow") == "Allow"
         for resource in statement["resources"]
         if ":parameter" in resource
     }
@@ -169,12 +169,17 @@ def test_node_roles_get_only_the_parameters_each_role_needs():
         for statement in statements.values():
             # "*" only for actions with no resource-level permissions at all
             if statement["actions"] != ["ec2:DescribeInstances"]:
-                assert "*" not in statement["resources"]
+                assert "*" not in statement.get("resources", statement.get("not_resources"))
             if any(action.startswith("kms:") for action in statement["actions"]):
+                # the cluster's key only, only through SSM, only for its own parameters (test_terraform_iam)
                 ssm_service = f"ssm.{evaluator.local('region')}.amazonaws.com"
-                assert statement["conditions"] == [
-                    {"test": "StringEquals", "variable": "kms:ViaService", "values": [ssm_service]}
-                ]
+                assert statement["resources"] == [evaluator.local("kms_key_arn")]
+                assert statement["conditions"][0] == {
+                    "test": "StringEquals",
+                    "variable": "kms:ViaService",
+                    "values": [ssm_service],
+                }
+                assert statement["conditions"][1]["variable"] == "kms:EncryptionContext:PARAMETER_ARN"
             if "events:PutEvents" in statement["actions"]:
                 assert statement["resources"][0].endswith(":event-bus/default")
                 assert statement["conditions"] == [

@@ -141,3 +141,45 @@ def sqs_event(*bodies: str | dict) -> dict:
             }
         )
     return {"Records": records}
+
+
+class AutoScalingWorld:
+    """moto's Auto Scaling client, except DescribeAutoScalingInstances answers from `instances`
+    (moto puts every instance straight InService; a lifecycle hook's Pending:Wait / Terminating:Wait is
+    set here) and counts its calls."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+        self.instances: dict[str, tuple[str, str]] = {}  # instance id -> (group, lifecycle state)
+        self.describe_calls: list[list[str]] = []
+        self.completed: list[dict] = []  # moto does not implement CompleteLifecycleAction
+
+    def put(self, instance_id: str, asg_name: str, lifecycle_state: str) -> None:
+        self.instances[instance_id] = (asg_name, lifecycle_state)
+
+    def describe_auto_scaling_instances(self, InstanceIds: list[str], **kwargs) -> dict:
+        # The real API's limit, so a batch of ids is proven to be split.
+        assert len(InstanceIds) <= 50, "DescribeAutoScalingInstances takes at most 50 ids"
+        self.describe_calls.append(list(InstanceIds))
+        return {
+            "AutoScalingInstances": [
+                {"InstanceId": iid, "AutoScalingGroupName": asg, "LifecycleState": state}
+                for iid in InstanceIds
+                if iid in self.instances
+                for asg, state in [self.instances[iid]]
+            ]
+        }
+
+    def complete_lifecycle_action(self, **kwargs) -> dict:
+        self.completed.append(kwargs)
+        return {}
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+
+def with_world(handler_module) -> AutoScalingWorld:
+    """Give an imported handler an Auto Scaling world the test controls."""
+    world = AutoScalingWorld(handler_module.clients.autoscaling)
+    handler_module.clients.autoscaling = world
+    return world

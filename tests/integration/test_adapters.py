@@ -194,3 +194,42 @@ def test_mark_unhealthy_skips_the_grace_period_and_reports_a_gone_instance(aws):
         stub.add_client_error("set_instance_health", "ValidationError", "not found", expected_params=expected)
         assert Lifecycle(client).mark_unhealthy("i-00000001") is True
         assert Lifecycle(client).mark_unhealthy("i-00000001") is False
+
+
+def test_a_refused_cancel_is_reported_not_raised(aws):
+    # CancelCommand has no resource types and no condition keys in the Service Authorization Reference:
+    # a denied cancel must not stop the lifecycle action from being completed after it.
+    client = boto3.client("ssm")
+    with Stubber(client) as stub:
+        stub.add_client_error("cancel_command", service_error_code="AccessDeniedException")
+        stub.add_client_error("cancel_command", service_error_code="InvalidCommandId")
+        commands = Commands(client)
+        assert commands.cancel("c" * 36, "i-00000001") == "AccessDeniedException"
+        assert commands.cancel("c" * 36, "i-00000001") is None  # already finished: nothing to cancel
+
+
+def test_describe_asks_auto_scaling_fifty_instances_at_a_time(aws):
+    client = boto3.client("autoscaling")
+    ids = [f"i-{n:017x}" for n in range(120)]
+    with Stubber(client) as stub:
+        for chunk in (ids[:50], ids[50:100], ids[100:]):
+            listed = [
+                {
+                    "InstanceId": chunk[0],
+                    "InstanceType": "t4g.small",
+                    "AutoScalingGroupName": f"kcluster-{CLUSTER}-workers",
+                    "AvailabilityZone": "us-east-1a",
+                    "LifecycleState": "Pending:Wait",
+                    "HealthStatus": "HEALTHY",
+                    "ProtectedFromScaleIn": False,
+                }
+            ]
+            stub.add_response(
+                "describe_auto_scaling_instances",
+                {"AutoScalingInstances": listed},
+                {"InstanceIds": chunk, "MaxRecords": 50},
+            )
+        found = Lifecycle(client).describe(ids + ids[:10])  # repeats are asked once
+        stub.assert_no_pending_responses()
+    assert sorted(found) == sorted([ids[0], ids[50], ids[100]])
+    assert found[ids[50]].lifecycle_state == "Pending:Wait"

@@ -99,3 +99,16 @@ def test_another_clusters_alarm_and_a_malformed_event_change_nothing(remediator,
     refused = remediator.lambda_handler(broken, lambda_context)
     assert refused["ok"] is False and "not a CloudWatch alarm state change" in refused["refused"]
     assert StateStore(TABLE, CLUSTER).load() == before
+
+
+def test_an_alarm_of_cluster_demo_x_changes_nothing_for_cluster_demo(remediator, lambda_context):
+    # GIVEN cluster "demo-x", whose alarm names start with "kcluster-demo-"
+    before = StateStore(TABLE, CLUSTER).load()
+    other = alarm_event(name=f"kcluster-{CLUSTER}-x-remediate-nodes-not-ready")
+    # WHEN its remediation alarm fires
+    result = remediator.lambda_handler(other, lambda_context)
+    # THEN cluster demo remembers no alarm and replaces nothing
+    assert result["ok"] is False and "not one of cluster" in result["ignored"]
+    assert StateStore(TABLE, CLUSTER).load() == before
+    group = boto3.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[WORKERS])
+    assert all(i["HealthStatus"].upper() == "HEALTHY" for i in group["AutoScalingGroups"][0]["Instances"])

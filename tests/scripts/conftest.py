@@ -6,6 +6,7 @@ tags), so `aws ec2 describe-instances` in the scripts sees the same fleet.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from moto import mock_aws
 from twin.documents import script_text
 from twin.node.fleet import NodeFleet, ScriptResult
 from twin.node.model import KubeModel
+from twin.node.tools import EXIT_USAGE, NodeTools, ToolResult
 
 REGION = "us-east-1"
 AZ = "us-east-1a"
@@ -60,6 +62,9 @@ class Nodes:
     clock: ManualClock
     ec2: Any
     subnet_id: str
+    kms_key_arn: str = ""
+    # The --key-id of every `aws ssm put-parameter` the scripts ran, by parameter name.
+    key_ids: dict[str, list[str | None]] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     count: int = 0
 
@@ -153,9 +158,43 @@ def ssm(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         yield boto3.client("ssm", region_name=REGION)
 
 
+def _accept_key_id(tools: NodeTools, key_ids: dict[str, list[str | None]]) -> None:
+    """Record `--key-id` on `aws ssm put-parameter`; while the twin's fake `aws` does not know the flag
+    yet (twin/node/tools.py), check the key exists in (moto's) KMS and run the call without it."""
+    original = tools._handlers["aws"]
+
+    def aws(call):
+        argv = list(call.argv)
+        if argv[:2] != ["ssm", "put-parameter"]:
+            return original(call)
+        key_id = argv[argv.index("--key-id") + 1] if "--key-id" in argv else None
+        name = argv[argv.index("--name") + 1] if "--name" in argv else ""
+        key_ids.setdefault(name, []).append(key_id)
+        result = original(call)
+        if key_id is None or result.exit_code != EXIT_USAGE or "--key-id" not in result.stderr:
+            return result
+        try:
+            boto3.client("kms", region_name=REGION).describe_key(KeyId=key_id)
+        except Exception as error:
+            return ToolResult(254, stderr=f"\nAn error occurred (NotFoundException): {error}\n")
+        index = argv.index("--key-id")
+        return original(dataclasses.replace(call, argv=argv[:index] + argv[index + 2 :]))
+
+    tools._handlers["aws"] = aws
+
+
 @pytest.fixture
 def nodes(ssm: object, tmp_path: Path) -> Iterator[Nodes]:
     clock = ManualClock()
+    # What Terraform writes (ssm.tf): the cluster config, naming the cluster's KMS key.
+    kms_key_arn = boto3.client("kms", region_name=REGION).create_key(Description="kcluster demo")[
+        "KeyMetadata"
+    ]["Arn"]
+    ssm.put_parameter(  # type: ignore[attr-defined]
+        Name=f"/kcluster/{CLUSTER}/config",
+        Type="String",
+        Value=json.dumps({"cluster_name": CLUSTER, "join_token_ttl": "15m", "kms_key_arn": kms_key_arn}),
+    )
     model = KubeModel(clock.now, Random(7))
     ec2 = boto3.client("ec2", region_name=REGION)
     vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -169,7 +208,9 @@ def nodes(ssm: object, tmp_path: Path) -> Iterator[Nodes]:
         clock.now,
         ec2_client_factory=lambda region: boto3.client("ec2", region_name=region),
     )
+    key_ids: dict[str, list[str | None]] = {}
+    _accept_key_id(fleet.server._server.tools, key_ids)
     try:
-        yield Nodes(fleet, model, clock, ec2, subnet_id)
+        yield Nodes(fleet, model, clock, ec2, subnet_id, kms_key_arn=kms_key_arn, key_ids=key_ids)
     finally:
         fleet.close()

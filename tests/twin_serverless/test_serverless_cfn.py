@@ -134,10 +134,10 @@ def _write_template(tmp_path: Path, resources: str) -> Path:
 def test_unknown_resource_types_are_listed_in_one_error(aws, tmp_path: Path):
     path = _write_template(
         tmp_path,
-        "  Bucket:\n    Type: AWS::S3::Bucket\n  Key:\n    Type: AWS::KMS::Key\n"
+        "  Bucket:\n    Type: AWS::S3::Bucket\n  Key:\n    Type: AWS::KMS::Replica\n"
         "  Queue:\n    Type: AWS::SQS::Queue\n",
     )
-    with pytest.raises(TemplateError, match=r"\['AWS::KMS::Key', 'AWS::S3::Bucket'\]"):
+    with pytest.raises(TemplateError, match=r"\['AWS::KMS::Replica', 'AWS::S3::Bucket'\]"):
         deploy_template(load_template(path), "bad")
 
 

@@ -73,7 +73,11 @@ def test_remediation_alarms_page_no_one_and_the_people_alarms_do(aws):
         for r in stack.rules
         if r.event_pattern and "aws.cloudwatch" in r.event_pattern
     ]
-    assert pattern["detail"]["alarmName"] == [{"prefix": "kcluster-demo-remediate-"}]
+    # exact names: a prefix would also take the alarms of a cluster named "demo-x"
+    assert pattern["detail"]["alarmName"] == [
+        "kcluster-demo-remediate-nodes-not-ready",
+        "kcluster-demo-remediate-api-servers-unhealthy",
+    ]
     assert pattern["detail"]["state"]["value"] == ["ALARM", "OK"]
     # the dashboard's body, intrinsics resolved, is the JSON CloudWatch wants
     body = boto3.client("cloudwatch").get_dashboard(DashboardName="kcluster-demo")["DashboardBody"]

@@ -60,6 +60,8 @@ from moto.cloudwatch import models as cloudwatch_models
 from moto.cloudwatch.models import MetricAggregatedDatum, MetricDatum, cloudwatch_backends
 from moto.sns.models import sns_backends
 
+from twin.iam import resources as iam_resources
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 MINUTE = 60.0
@@ -353,6 +355,25 @@ class AlarmEvaluator:
                 EVENT_DELIVERY_SECONDS, f"event:{DETAIL_TYPE}", lambda: self.twin.bus.deliver(event)
             )
 
+    def _may_publish(self, alarm: Any, topic_arn: str, topic: Any) -> bool:
+        """CloudWatch publishes as cloudwatch.amazonaws.com: the topic policy must allow it and, for an
+        encrypted topic, the key policy must let it use the key (alias/aws/sns's never does). A refused
+        action is only in the alarm's history on AWS: the twin counts it and notes it."""
+        iam = getattr(self.twin, "iam", None)
+        if iam is None:
+            return True
+        context = {"aws:SourceArn": alarm.alarm_arn}
+        denial = iam.authorize_service("cloudwatch.amazonaws.com", "sns:Publish", topic_arn, context)
+        if denial is None and topic.kms_master_key_id:
+            key = iam_resources.key_arn(topic.kms_master_key_id, REGION, topic_arn.split(":")[4])
+            for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+                denial = denial or iam.authorize_service("cloudwatch.amazonaws.com", action, key, context)
+        if denial is None:
+            return True
+        self.twin.recorder.count("alarm_actions_failed")
+        self.twin.recorder.note("alarm", f"{alarm.name}: action to {topic_arn} failed: {denial.message}")
+        return False
+
     def _notify(self, alarm: Any, spec: MetricSpec, arn: str, old: str) -> None:
         parts = arn.split(":")
         if len(parts) < 6 or parts[2] != "sns":
@@ -364,6 +385,8 @@ class AlarmEvaluator:
         topic = backend.topics.get(arn)
         if topic is None:
             return  # AWS does not validate actions: a missing topic gets nothing
+        if not self._may_publish(alarm, arn, topic):
+            return
         region_name = REGION_NAMES.get(REGION, REGION)
         subject = f'{alarm.state_value}: "{alarm.name}" in {region_name}'[:100]
         message = json.dumps(_notification(alarm, spec, old, region_name))

@@ -589,6 +589,24 @@ class _Deployer:
             )
         self.add(logical_id, "AWS::SNS::Topic", arn, properties, TopicArn=arn, TopicName=name)
 
+    def create_topic_policy(self, logical_id: str, properties: dict[str, Any]) -> None:
+        for topic in properties["Topics"]:
+            self.sns.set_topic_attributes(
+                TopicArn=topic,
+                AttributeName="Policy",
+                AttributeValue=json.dumps(properties["PolicyDocument"]),
+            )
+        self.add(logical_id, "AWS::SNS::TopicPolicy", f"{self.stack.name}-{logical_id}", properties)
+
+    def create_kms_key(self, logical_id: str, properties: dict[str, Any]) -> None:
+        kms = boto3.client("kms", region_name=self.stack.region)
+        key = kms.create_key(
+            Description=properties.get("Description", ""), Policy=json.dumps(properties["KeyPolicy"])
+        )["KeyMetadata"]
+        if properties.get("EnableKeyRotation"):
+            kms.enable_key_rotation(KeyId=key["KeyId"])
+        self.add(logical_id, "AWS::KMS::Key", key["KeyId"], properties, Arn=key["Arn"], KeyId=key["KeyId"])
+
     def create_subscription(self, logical_id: str, properties: dict[str, Any]) -> None:
         arn = self.sns.subscribe(
             TopicArn=properties["TopicArn"],
@@ -819,6 +837,8 @@ _CREATORS = {
     "AWS::SQS::QueuePolicy": _Deployer.create_queue_policy,
     "AWS::SNS::Topic": _Deployer.create_topic,
     "AWS::SNS::Subscription": _Deployer.create_subscription,
+    "AWS::SNS::TopicPolicy": _Deployer.create_topic_policy,
+    "AWS::KMS::Key": _Deployer.create_kms_key,
     "AWS::CloudWatch::Alarm": _Deployer.create_alarm,
     "AWS::CloudWatch::Dashboard": _Deployer.create_dashboard,
     "AWS::SSM::Parameter": _Deployer.create_parameter,

@@ -89,13 +89,23 @@ def install() -> None:
 install()
 
 
+_sessions_by_access_key: dict[str | None, boto3.Session] = {}
+
+
 def apply_environment(target: Mapping[str, str]) -> None:
-    """Make os.environ equal to `target`, touching only the keys that differ."""
+    """Make os.environ equal to `target`, touching only the keys that differ.
+
+    boto3's default session caches the credentials it read first, so the default session is swapped
+    too: one per access key, as each Lambda function (its own process on AWS) has its own."""
     for key in [key for key in os.environ if key not in target]:
         del os.environ[key]
     for key, value in target.items():
         if os.environ.get(key) != value:
             os.environ[key] = value
+    access_key = target.get("AWS_ACCESS_KEY_ID")
+    if access_key not in _sessions_by_access_key:
+        _sessions_by_access_key[access_key] = boto3.Session()
+    boto3.DEFAULT_SESSION = _sessions_by_access_key[access_key]
 
 
 def in_invocation() -> bool:

@@ -145,6 +145,8 @@ class EventBus:
         payload = _target_input(target, event)
         self.deliveries.append((rule.name, target.get("Id", ""), event["id"]))
         service = arn.split(":")[2]
+        if not self._target_allows(rule, arn):
+            return
         if service == "sqs":
             request: dict[str, Any] = {"QueueUrl": self._queue_url(arn), "MessageBody": payload}
             group = (target.get("SqsParameters") or {}).get("MessageGroupId")
@@ -163,6 +165,21 @@ class EventBus:
                 self._sns.publish(TopicArn=arn, Message=payload)
         else:
             raise NotImplementedError(f"rule {rule.logical_id}: target {arn} is not emulated")
+
+    def _target_allows(self, rule: RuleSpec, arn: str) -> bool:
+        """EventBridge delivers to SQS and SNS as events.amazonaws.com: the target's resource policy must
+        allow it for this rule (aws:SourceArn). A refused delivery is a failed invocation on AWS (it goes
+        to the target's dead-letter queue if it has one); the twin counts it and drops the event."""
+        iam = getattr(self.twin, "iam", None)
+        action = {"sqs": "sqs:SendMessage", "sns": "sns:Publish"}.get(arn.split(":")[2])
+        if iam is None or action is None:
+            return True
+        denial = iam.authorize_service("events.amazonaws.com", action, arn, {"aws:SourceArn": rule.arn})
+        if denial is None:
+            return True
+        self.twin.recorder.count("event_deliveries_denied")
+        self.twin.recorder.note("iam", f"rule {rule.name} could not deliver to {arn}: {denial.message}")
+        return False
 
     def _queue_url(self, arn: str) -> str:
         for stack in self.stacks:

@@ -219,6 +219,18 @@ class FunctionRuntime:
             "LAMBDA_TASK_ROOT": str(spec.code_path),
             # No X-Ray daemon in the twin: Powertools Tracer must not try to reach one.
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # Lambda puts the execution role's session credentials into the environment.
+            **self._role_credentials(spec),
+        }
+
+    def _role_credentials(self, spec: FunctionSpec) -> dict[str, str]:
+        iam = getattr(self.twin, "iam", None)
+        if iam is None:
+            return {}
+        return {
+            "AWS_ACCESS_KEY_ID": iam.function_access_key(spec.logical_id),
+            "AWS_SECRET_ACCESS_KEY": "twin-execution-role",
+            "AWS_SESSION_TOKEN": "twin-execution-role",
         }
 
     def _log_stream_name(self) -> str:

@@ -68,8 +68,12 @@ class NodeFleet:
         self._ec2_client_factory = ec2_client_factory or (
             lambda region: boto3.client("ec2", region_name=region)
         )
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, str, str | None], Any] = {}
         self._clients_lock = threading.Lock()
+        # Role of each instance, and the access key of each role's instance profile (set by the twin when
+        # IAM is enforced: an instance's `aws` CLI then calls with its own role's credentials, as on EC2).
+        self._instance_roles: dict[str, str] = {}
+        self.role_access_keys: dict[str, str] = {}
         self.runs: list[ScriptRun] = []
         self._sandboxes: dict[str, Path] = {}
         self._socket_dir: str | None = None
@@ -79,17 +83,28 @@ class NodeFleet:
             socket_path = Path(self._socket_dir) / "node.sock"
         self.server = NodeServer(socket_path, NodeTools(model, self._ssm_client, self._ec2_client))
 
-    def _client(self, service: str, region: str, factory: Callable[[str], Any]) -> Any:
+    def _client(self, service: str, region: str, instance_id: str, factory: Callable[[str], Any]) -> Any:
+        access_key = self.role_access_keys.get(self._instance_roles.get(instance_id, ""))
         with self._clients_lock:
-            if (service, region) not in self._clients:
-                self._clients[service, region] = factory(region)
-            return self._clients[service, region]
+            if (service, region, access_key) not in self._clients:
+                self._clients[service, region, access_key] = (
+                    factory(region)
+                    if access_key is None
+                    else boto3.client(
+                        service,
+                        region_name=region,
+                        aws_access_key_id=access_key,
+                        aws_secret_access_key="twin-instance-profile",  # noqa: S106 - moto checks no secret
+                        aws_session_token="twin-instance-profile",  # noqa: S106
+                    )
+                )
+            return self._clients[service, region, access_key]
 
-    def _ssm_client(self, region: str) -> Any:
-        return self._client("ssm", region, self._ssm_client_factory)
+    def _ssm_client(self, region: str, instance_id: str) -> Any:
+        return self._client("ssm", region, instance_id, self._ssm_client_factory)
 
-    def _ec2_client(self, region: str) -> Any:
-        return self._client("ec2", region, self._ec2_client_factory)
+    def _ec2_client(self, region: str, instance_id: str) -> Any:
+        return self._client("ec2", region, instance_id, self._ec2_client_factory)
 
     def sandbox(self, instance_id: str) -> Path:
         return self._sandboxes[instance_id]
@@ -109,6 +124,7 @@ class NodeFleet:
         for directory in ("tmp", "root", "etc", "var/lib/kcluster"):
             (root / directory).mkdir(parents=True, exist_ok=True)
         self._sandboxes[instance_id] = root
+        self._instance_roles[instance_id] = role
         # What cloud-init caches at boot and `cloud-init query` reads (the fake reads it the same way).
         instance_data = root / "run/cloud-init/instance-data.json"
         instance_data.parent.mkdir(parents=True, exist_ok=True)

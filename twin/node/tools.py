@@ -106,8 +106,8 @@ class NodeTools:
     def __init__(
         self,
         model: KubeModel,
-        ssm_client: Callable[[str], Any],
-        ec2_client: Callable[[str], Any] | None = None,
+        ssm_client: Callable[[str, str], Any],
+        ec2_client: Callable[[str, str], Any] | None = None,
     ) -> None:
         self._model = model
         self._ssm_client = ssm_client
@@ -346,7 +346,16 @@ class NodeTools:
             return self._describe_instances(call)
         positionals, options = split_args(
             call.argv,
-            value_flags={"--region", "--name", "--type", "--value", "--tier", "--query", "--output"},
+            value_flags={
+                "--region",
+                "--name",
+                "--type",
+                "--value",
+                "--tier",
+                "--key-id",
+                "--query",
+                "--output",
+            },
             bool_flags={"--overwrite", "--with-decryption"},
         )
         if positionals[:1] != ["ssm"] or len(positionals) != 2:
@@ -354,7 +363,7 @@ class NodeTools:
         region = options.get("--region") or call.env.get("AWS_REGION") or call.env.get("AWS_DEFAULT_REGION")
         if not region:
             return ToolResult(EXIT_AWS_CONFIG_ERROR, stderr="\nYou must specify a region.\n")
-        client = self._ssm_client(region)
+        client = self._ssm_client(region, call.instance_id)
         operation = positionals[1]
         try:
             if operation == "put-parameter":
@@ -398,7 +407,7 @@ class NodeTools:
             request["Filters"] = _aws_filters(lists["--filters"])
         try:
             # The AWS CLI follows NextToken itself and prints one merged answer.
-            paginator = self._ec2_client(region).get_paginator("describe_instances")
+            paginator = self._ec2_client(region, call.instance_id).get_paginator("describe_instances")
             response = paginator.paginate(**request).build_full_result()
         except ClientError as error:
             code = error.response["Error"].get("Code", "Unknown")
@@ -424,6 +433,8 @@ class NodeTools:
         }
         if "--tier" in options:
             request["Tier"] = options["--tier"]
+        if "--key-id" in options:
+            request["KeyId"] = options["--key-id"]
         response = client.put_parameter(**request)
         return ToolResult(
             0, json.dumps({"Version": response["Version"], "Tier": response.get("Tier", "Standard")}) + "\n"

@@ -88,6 +88,8 @@ class ClusterConfig(_Strict):
         default=None, pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:targetgroup/.+$"
     )
     worker_batch_size: int = Field(default=contract.MAX_INSTANCES_PER_COMMAND, ge=1, le=50)
+    # The KMS key the nodes encrypt their SecureString parameters with (`--key-id`); written by Terraform.
+    kms_key_arn: str | None = None
 
     @field_validator("pod_cidr", "service_cidr")
     @classmethod

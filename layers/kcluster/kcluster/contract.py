@@ -19,6 +19,20 @@ DOC_JOIN_WORKER = "join-worker"
 DOC_REFRESH_JOIN = "refresh-join"
 DOC_DRAIN_REMOVE = "drain-remove"
 DOC_HEALTH = "health"
+DOCUMENT_KEYS = (
+    DOC_INIT,
+    DOC_JOIN_CONTROL_PLANE,
+    DOC_JOIN_WORKER,
+    DOC_REFRESH_JOIN,
+    DOC_DRAIN_REMOVE,
+    DOC_HEALTH,
+)
+
+# The remediation alarms template.yaml creates, by key; the name is "kcluster-<cluster>-remediate-<key>".
+# The remediator acts on exactly these names, never on a prefix another cluster's alarm could share.
+ALARM_NODES_NOT_READY = "nodes-not-ready"
+ALARM_API_SERVERS_UNHEALTHY = "api-servers-unhealthy"
+REMEDIATION_ALARM_KEYS = (ALARM_NODES_NOT_READY, ALARM_API_SERVERS_UNHEALTHY)
 
 # Custom event the node's user data emits when provisioning has finished.
 NODE_EVENT_SOURCE = "kcluster.node"
@@ -55,6 +69,14 @@ def admin_kubeconfig_parameter_name(cluster: str) -> str:
 
 def document_name(cluster: str, key: str) -> str:
     return f"kcluster-{cluster}-{key}"
+
+
+def remediation_alarm_name(cluster: str, key: str) -> str:
+    return f"kcluster-{cluster}-remediate-{key}"
+
+
+def remediation_alarm_names(cluster: str) -> frozenset[str]:
+    return frozenset(remediation_alarm_name(cluster, key) for key in REMEDIATION_ALARM_KEYS)
 
 
 def provider_id(availability_zone: str, instance_id: str) -> str:

@@ -25,7 +25,7 @@ from kcluster.adapters.notifier import Notifier
 from kcluster.adapters.state_store import StateStore, WriteConflict
 from kcluster.adapters.targets import TargetHealth
 from kcluster.config import ClusterConfig
-from kcluster.core import health, reconcile, remediation, scale_in, workflow
+from kcluster.core import health, reconcile, remediation, scale_in, trust, workflow
 from kcluster.core.models import (
     IN_FLIGHT_PHASES,
     TERMINAL_STATUSES,
@@ -93,6 +93,8 @@ class Service:
         # Every metric carries the cluster's name: the alarms select on it.
         self.metrics.set_default_dimensions(ClusterName=self.config.cluster_name)
         self._view: ClusterView | None = None
+        # What Auto Scaling said of the instances events of this invocation name (None: not listed).
+        self._world: dict[str, reconcile.AsgInstance | None] = {}
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -157,8 +159,8 @@ class Service:
     def on_alarm(self, parsed: AlarmStateChangeEvent) -> None:
         """A remediation alarm changed state. Raises EventNotForUs for another cluster's alarm."""
         detail = parsed.detail
-        prefix = f"kcluster-{self.config.cluster_name}-"
-        if not detail.alarmName.startswith(prefix):
+        # Exact names: a prefix would also take the alarms of a cluster named "<ours>-x".
+        if detail.alarmName not in contract.remediation_alarm_names(self.config.cluster_name):
             raise EventNotForUs(
                 f"alarm {detail.alarmName!r} is not one of cluster {self.config.cluster_name!r}"
             )
@@ -183,6 +185,55 @@ class Service:
             unhealthy = self.deps.targets.unhealthy(self.config.api_target_group_arn)
         settings = self.deps.remediation
         self._decide(lambda v: remediation.next_step(v, instances, unhealthy, settings, self.deps.now()))
+
+    def check_world(self, parsed_events: list[KnownEvent]) -> None:
+        """Look up, in as few DescribeAutoScalingInstances calls as the batch allows (50 ids a call),
+        every instance the events of this batch make claims about, before deciding any of them."""
+        wanted = [
+            instance_id
+            for instance_id in (self._claimed_instance(parsed) for parsed in parsed_events)
+            if instance_id is not None and instance_id not in self._world
+        ]
+        if wanted:
+            self._look_up(wanted)
+
+    def _claimed_instance(self, parsed: KnownEvent) -> str | None:
+        """The instance an event of this cluster makes a claim about, if it must be checked."""
+        if isinstance(parsed, LaunchLifecycleEvent | TerminateLifecycleEvent):
+            detail = parsed.detail
+            return detail.EC2InstanceId if self.config.role_of(detail.AutoScalingGroupName) else None
+        if isinstance(parsed, NodeProvisionedEvent) and parsed.detail.cluster == self.config.cluster_name:
+            return parsed.detail.instance_id
+        return None
+
+    def _believed(self, event: Event, detail_type: str) -> Event | None:
+        """The event as the world confirms it, or None (logged) when Auto Scaling does not."""
+        if not trust.needs_check(event):
+            return event
+        if event.instance_id not in self._world:
+            self._look_up([event.instance_id])
+        verdict = trust.verdict(event, self._world.get(event.instance_id), self.config)
+        if isinstance(verdict, trust.Disbelieved):
+            self.logger.warning(
+                "event not believed: Auto Scaling does not confirm it; dropped",
+                extra={
+                    "instance_id": verdict.instance_id,
+                    "reason": verdict.reason,
+                    "detail_type": detail_type,
+                },
+            )
+            self.metrics.add_metric(name="EventsNotBelieved", unit=MetricUnit.Count, value=1)
+            return None
+        if isinstance(event, NodeProvisioned) and verdict.role != event.role:
+            self.logger.warning(
+                "Node Provisioned names another role than the instance's group; the group's is used",
+                extra={"instance_id": event.instance_id, "claimed": event.role, "role": verdict.role},
+            )
+        return verdict
+
+    def _look_up(self, instance_ids: list[str]) -> None:
+        found = self.deps.lifecycle.describe(instance_ids)
+        self._world.update({instance_id: found.get(instance_id) for instance_id in instance_ids})
 
     def _check_health_probe(self) -> None:
         overdue = health.probe_to_check(self._load(), self.deps.now())
@@ -220,7 +271,7 @@ class Service:
                 )
             self.logger.set_correlation_id(detail.EC2InstanceId)
             if isinstance(parsed, TerminateLifecycleEvent):
-                return LifecycleTerminate(
+                terminate = LifecycleTerminate(
                     detail.EC2InstanceId,
                     detail.AutoScalingGroupName,
                     role,
@@ -228,7 +279,8 @@ class Service:
                     detail.LifecycleActionToken,
                     detail.Destination,
                 )
-            return LifecycleLaunch(
+                return self._believed(terminate, parsed.detail_type)
+            launch = LifecycleLaunch(
                 detail.EC2InstanceId,
                 detail.AutoScalingGroupName,
                 role,
@@ -236,16 +288,19 @@ class Service:
                 detail.LifecycleActionToken,
                 detail.Origin,
             )
+            return self._believed(launch, parsed.detail_type)
         if isinstance(parsed, NodeProvisionedEvent):
             if parsed.detail.cluster != cluster:
                 raise EventNotForUs(
                     f"Node Provisioned for cluster {parsed.detail.cluster!r}, not {cluster!r}"
                 )
             self.logger.set_correlation_id(parsed.detail.instance_id)
-            return NodeProvisioned(parsed.detail.instance_id, parsed.detail.role)
+            provisioned = NodeProvisioned(parsed.detail.instance_id, parsed.detail.role)
+            return self._believed(provisioned, parsed.detail_type)
         assert isinstance(parsed, CommandStatusEvent)
         detail = parsed.detail
-        if not detail.document_name.startswith(contract.document_name(cluster, "")):
+        # Exact names of the documents the config names: a prefix would take another cluster's.
+        if detail.document_name not in self._document_names():
             raise EventNotForUs(f"document {detail.document_name!r} is not one of cluster {cluster!r}")
         self.logger.set_correlation_id(detail.instance_id)
         if detail.status not in TERMINAL_STATUSES:
@@ -256,6 +311,10 @@ class Service:
         if detail.document_name == self.config.documents.health:
             return HealthReported(detail.command_id, detail.instance_id, detail.status, invocation.result)
         return CommandFinished(detail.command_id, detail.instance_id, detail.status, invocation.result)
+
+    def _document_names(self) -> frozenset[str]:
+        documents = self.config.documents
+        return frozenset(name for name in documents.model_dump().values() if name)
 
     # --- deciding and acting ----------------------------------------------------------------------
 
@@ -312,11 +371,15 @@ class Service:
         if isinstance(action, SendCommand):
             self._send(action)
         elif isinstance(action, CancelCommand):
-            self.deps.commands.cancel(action.command_id, action.instance_id)
-            self.logger.info(
-                "cancelled a command for a leaving instance",
-                extra={"command_id": action.command_id, "instance_id": action.instance_id},
-            )
+            # Never raises: the cancel only narrows a race, and nothing after it may wait on it.
+            failed = self.deps.commands.cancel(action.command_id, action.instance_id)
+            fields = {"command_id": action.command_id, "instance_id": action.instance_id}
+            if failed:
+                self.logger.warning(
+                    "could not cancel a leaving instance's command", extra={**fields, "error": failed}
+                )
+            else:
+                self.logger.info("cancelled a command for a leaving instance", extra=fields)
         elif isinstance(action, CompleteLifecycle):
             done = self.deps.lifecycle.complete(
                 action.asg_name, action.hook_name, action.instance_id, action.token, action.result

@@ -9,6 +9,9 @@ from botocore.exceptions import ClientError
 
 from kcluster.core.reconcile import AsgInstance
 
+# DescribeAutoScalingInstances takes at most this many instance ids per call.
+MAX_DESCRIBE_INSTANCE_IDS = 50
+
 
 class Lifecycle:
     def __init__(self, client: Any = None) -> None:
@@ -56,6 +59,23 @@ class Lifecycle:
                             instance["InstanceId"], group["AutoScalingGroupName"], instance["LifecycleState"]
                         )
                     )
+        return found
+
+    def describe(self, instance_ids: list[str]) -> dict[str, AsgInstance]:
+        """What Auto Scaling says of each instance (its group and lifecycle state), in calls of at most
+        50 ids; an id it does not list is absent from the result. Used to check an event's claim."""
+        found: dict[str, AsgInstance] = {}
+        unique = list(dict.fromkeys(instance_ids))
+        for start in range(0, len(unique), MAX_DESCRIBE_INSTANCE_IDS):
+            chunk = unique[start : start + MAX_DESCRIBE_INSTANCE_IDS]
+            # MaxRecords as large as the chunk: one page per call.
+            response = self._client.describe_auto_scaling_instances(
+                InstanceIds=chunk, MaxRecords=MAX_DESCRIBE_INSTANCE_IDS
+            )
+            for instance in response["AutoScalingInstances"]:
+                found[instance["InstanceId"]] = AsgInstance(
+                    instance["InstanceId"], instance["AutoScalingGroupName"], instance["LifecycleState"]
+                )
         return found
 
     @staticmethod

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from kcluster import contract
 from kcluster.core.reconcile import FoundCommand
@@ -69,17 +69,20 @@ class Commands:
             response["Status"], parse_result_line(response.get("StandardOutputContent", ""))
         )
 
-    def cancel(self, command_id: str, instance_id: str) -> None:
-        """Best effort: a command that already finished cannot be cancelled, and that is fine."""
+    def cancel(self, command_id: str, instance_id: str) -> str | None:
+        """Best effort, and never raises for an AWS error: None when cancelled (or already finished),
+        else the error code. Cancelling only narrows a race (a join still running on a leaving
+        instance); nothing after it (completing the lifecycle action) may wait on it."""
         try:
             self._client.cancel_command(CommandId=command_id, InstanceIds=[instance_id])
         except ClientError as error:
-            if error.response["Error"]["Code"] not in (
-                "InvalidCommandId",
-                "InvalidInstanceId",
-                "DuplicateInstanceId",
-            ):
-                raise
+            code = error.response["Error"]["Code"]
+            if code in ("InvalidCommandId", "InvalidInstanceId", "DuplicateInstanceId"):
+                return None  # already finished, or the instance is gone: nothing to cancel
+            return code
+        except BotoCoreError as error:  # e.g. the endpoint unreachable after botocore's own retries
+            return type(error).__name__
+        return None
 
     def sent_since(self, document_name: str, instance_id: str, since: float) -> list[FoundCommand]:
         """Commands of `document_name` sent to `instance_id` at or after `since` (epoch seconds), newest

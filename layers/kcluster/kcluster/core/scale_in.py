@@ -3,7 +3,7 @@
 Rules (DESIGN.md section 5, and what NTH / Cluster API / kops users got hurt by):
 * The terminate action is always completed CONTINUE: a terminate hook cannot keep an instance. What
   fails is reported loudly (error log + metric), never left to the hook timeout.
-* An instance that never joined is completed at once; launch work in flight for it is cancelled and
+* An instance that never joined is completed at once (launch work in flight on it goes with it) and
   any claim or lease it held released.
 * `drain-remove` runs on a healthy control plane other than the leaving one. Control planes leave one
   at a time (the same lease as joins). If removing the member would leave etcd without quorum while
@@ -40,6 +40,14 @@ DRAIN_RETRY_SECONDS = 30.0
 VANISHED_AFTER_SECONDS = 300.0
 # Phases in which the instance may have a Node object or an etcd member that must be cleaned up.
 MAY_BE_IN_CLUSTER = frozenset({"joined", "joining"})
+_JOIN_STEPS = frozenset({contract.DOC_JOIN_CONTROL_PLANE, contract.DOC_JOIN_WORKER})
+
+
+def may_be_in_cluster(node: NodeRecord) -> bool:
+    """Joined or joining, or waiting to retry a join that ran: a join that failed after kubeadm ran may
+    have left a Node and, for a control plane, an etcd member (found by chaos seed 34: a control plane
+    waiting to retry such a join was let go at once and its member stayed, costing etcd its quorum)."""
+    return node.phase in MAY_BE_IN_CLUSTER or (node.step in _JOIN_STEPS and node.attempts > 0)
 
 
 def on_terminate(view: ClusterView, event: LifecycleTerminate, config: ClusterConfig, now: float) -> Plan:
@@ -78,7 +86,7 @@ def on_terminate(view: ClusterView, event: LifecycleTerminate, config: ClusterCo
         "was": node.phase,
         "destination": event.destination or "absent",
     }
-    if node.phase in MAY_BE_IN_CLUSTER:
+    if may_be_in_cluster(node):
         return _start_leaving(node, terminate, fields, now)
     return _complete_at_once(view, node, terminate, fields, now)
 
@@ -87,7 +95,9 @@ def _start_leaving(before: NodeRecord, terminate: dict, fields: dict, now: float
     leaving = bump(before, now, **terminate, phase="leaving", command_id=None, not_before=None, attempts=0)
     actions: list = []
     if before.phase == "joining" and before.command_id:
-        # The join may or may not have added its Node / etcd member: cancel it and clean up either way.
+        # The join may or may not have added its Node / etcd member: clean up either way. The instance is
+        # kept alive while it is drained, so its join could still add them after drain-remove took them
+        # away: cancel it (best effort; a failed cancel is logged and blocks nothing).
         actions.append(CancelCommand(before.command_id, before.instance_id))
     notes = [Note("info", "node leaving: drain and remove before termination", fields)]
     return Plan((Step(writes=(leaving,), actions=tuple(actions), notes=tuple(notes)),))
@@ -106,8 +116,8 @@ def _complete_at_once(
         writes.append(bump(cluster, phase="uninitialized", init_owner=None, init_claimed_at=None))
     elif cluster.lease_owner == before.instance_id:
         writes.append(bump(cluster, lease_owner=None, lease_expires_at=None))
-    if before.phase in IN_FLIGHT_PHASES and before.command_id and before.step != contract.DOC_REFRESH_JOIN:
-        actions.append(CancelCommand(before.command_id, before.instance_id))
+    # No CancelCommand here: what is in flight for it (init) runs on the instance itself, which is let
+    # go at once and takes its command with it; a refresh-join runs on a helper and is harmless.
     actions += _complete(gone)
     notes = (Note("info", "instance is not in the cluster: terminate completed at once", fields),)
     return Plan(
@@ -254,7 +264,7 @@ def vanished(view: ClusterView, live_instances: set[str], now: float) -> Plan:
         if now - node.created_at < VANISHED_AFTER_SECONDS:
             continue  # Auto Scaling's listing may not show a brand-new instance yet
         fields = {"instance_id": node.instance_id, "role": node.role, "was": node.phase}
-        if node.phase in MAY_BE_IN_CLUSTER:
+        if may_be_in_cluster(node):
             leaving = bump(node, now, phase="leaving", command_id=None, not_before=None, attempts=0)
             steps.append(
                 Step(

@@ -24,7 +24,7 @@ from typing import Any
 import hcl2
 from lark import Token, Tree
 
-from tests.iac.terraform_hcl import Block, Configuration, children, unescape
+from twin.terraform.hcl import Block, Configuration, children, unescape
 
 
 class EvaluationError(Exception):

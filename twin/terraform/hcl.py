@@ -3,7 +3,7 @@
 No Terraform binary can run here, so the checks under tests/iac read terraform/ themselves: this module
 parses every *.tf file of a directory (hcl2's Lark grammar) and indexes the top-level blocks the way
 Terraform does (variables, locals, outputs, resources, data sources, modules). Expressions are kept as
-Lark trees for terraform_eval to evaluate and for reference checks to walk.
+Lark trees for the evaluator (twin.terraform.evaluator) to evaluate and for reference checks to walk.
 """
 
 from __future__ import annotations

@@ -1,0 +1,97 @@
+"""IAM switched on for a twin: every principal kcluster deploys, with its credentials and its policies.
+
+- each function: its execution role from the deployed stack (`identities.function_roles`);
+- each node: its instance profile's role as terraform/iam.tf renders it (`nodes.node_roles`);
+- the twin itself (what `terraform apply` and `sam deploy` do, AWS's own services' internals): the
+  administrator, not checked.
+
+The report (`kcluster simulate --json` under "iam") counts the checked calls, the denied ones, and the
+Allow statements of kcluster's own policies that allowed nothing in the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twin.iam import enforce, identities, nodes
+from twin.iam.enforce import Authorizer, Denial
+from twin.iam.principals import Directory, Identity
+
+
+@dataclass
+class TwinIam:
+    authorizer: Authorizer
+    directory: Directory
+    function_keys: dict[str, str]
+    node_keys: dict[str, str]
+    undo: Callable[[], None] = field(default=lambda: None)
+
+    def function_access_key(self, logical_id: str) -> str:
+        return self.function_keys[logical_id]
+
+    def node_identity(self, role: str) -> Identity:
+        return self.directory.by_key[self.node_keys[role]]
+
+    def authorize_service(
+        self, service: str, action: str, resource: str, context: dict[str, Any]
+    ) -> Denial | None:
+        return self.authorizer.authorize_service(service, action, resource, context)
+
+    def authorize_node(self, role: str, action: str, resource: str, context: dict[str, Any]) -> Denial | None:
+        """A node's own call that the twin emulates outside botocore (PutEvents from its user data)."""
+        return self.authorizer.evaluate(self.node_identity(role), action, resource, context)
+
+    def identities(self) -> list[Identity]:
+        keys = [*self.function_keys.values(), *self.node_keys.values()]
+        return [self.directory.by_key[key] for key in keys]
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "calls": self.authorizer.calls,
+            "denied": len(self.authorizer.denials),
+            "denials": [
+                {"principal": d.label, "action": d.action, "resource": d.resource}
+                for d in self.authorizer.denials[:20]
+            ],
+            "unused_statements": self.authorizer.unused_statements(self.identities()),
+        }
+
+
+def node_inputs(twin: Any) -> nodes.NodeIamInputs:
+    """The module's inputs as the twin deployed it, and what AWS named what the module creates."""
+    account, region = twin.stack.account_id, twin.stack.region
+    deployment = twin.deployment
+    variables = {
+        "cluster_name": twin.cluster,
+        "vpc_id": deployment.vpc_id,
+        "subnet_ids": list(deployment.subnet_ids),
+    }
+    extra = {
+        ("aws_iam_role", "node", key, "arn"): f"arn:aws:iam::{account}:role/kcluster-{twin.cluster}-{role}"
+        for key, role in (("control_plane", "control-plane"), ("worker", "worker"))
+    }
+    extra |= {address: value for address, value in getattr(deployment, "known_attributes", {}).items()}
+    return nodes.NodeIamInputs(variables, nodes.known_values(account, region, extra))
+
+
+def enforce_for(twin: Any) -> TwinIam:
+    directory = Directory(twin.stack.account_id)
+    function_keys = {}
+    for logical_id, (role_name, role_logical_id) in identities.function_roles(twin.stack).items():
+        policies, boundary = identities.role_policies(twin.stack, role_logical_id)
+        directory.add_role(role_name, f"function:{logical_id}", policies, boundary)
+        function_keys[logical_id] = directory.session_key(role_name, twin.stack.functions[logical_id].name)
+    node_keys = {}
+    for role, (role_name, policies, boundary) in nodes.node_roles(node_inputs(twin)).items():
+        directory.add_role(role_name, f"node:{role}", policies, boundary)
+        node_keys[role] = directory.session_key(role_name, f"{role}-instance")
+    twin.fleet.role_access_keys = dict(node_keys)
+    authorizer = Authorizer(directory, twin.stack.account_id)
+    authorizer.on_denial = lambda denial: twin.recorder.note(
+        "iam", f"AccessDenied: {denial.label} {denial.action} on {denial.resource}"
+    )
+    iam = TwinIam(authorizer, directory, function_keys, node_keys)
+    iam.undo = enforce.install(authorizer)
+    return iam
