@@ -3,7 +3,7 @@
 # ssm:GetParameter(s) on every parameter of the account: an explicit Deny in each role's own policy
 # takes back every parameter read outside what that role is given below. Control planes read the
 # cluster config and /kcluster/<name>/join/*, write join/* and admin/*, and cannot read admin/* back;
-# workers read only the config, join/token and join/ca-cert-hash. No node role reads another
+# workers read only join/token and join/ca-cert-hash. No node role reads another
 # cluster's parameters. SecureStrings are encrypted with the cluster's own KMS key (kms.tf), whose
 # key policy and these statements allow only the per-parameter KMS use through SSM listed here.
 ################################################################################
@@ -34,7 +34,6 @@ locals {
       "${local.parameter_arn_prefix}/join/*",
     ]
     worker = [
-      "${local.parameter_arn_prefix}/config",
       "${local.parameter_arn_prefix}/join/token",
       "${local.parameter_arn_prefix}/join/ca-cert-hash",
     ]
@@ -77,40 +76,49 @@ data "aws_iam_policy_document" "control_plane" {
     not_resources = local.readable_parameter_arns.control_plane
   }
 
-  statement {
-    sid       = "JoinMaterialKeyThroughSsm"
-    actions   = ["kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt"]
-    resources = [local.kms_key_arn]
+  # The KMS statements exist only for a key the user brings (kms_key_arn): the module's own key policy
+  # names each node role itself, which KMS honours without any identity grant (kms.tf), so an identity
+  # grant would be one more place to widen by mistake.
+  dynamic "statement" {
+    for_each = local.create_kms_key ? [] : ["JoinMaterialKeyThroughSsm"]
+    content {
+      sid       = statement.value
+      actions   = ["kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt"]
+      resources = [local.kms_key_arn]
 
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = [local.ssm_service]
-    }
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = [local.ssm_service]
+      }
 
-    condition {
-      test     = "StringLike"
-      variable = local.parameter_arn_context
-      values   = ["${local.parameter_arn_prefix}/join/*"]
+      condition {
+        test     = "StringLike"
+        variable = local.parameter_arn_context
+        values   = ["${local.parameter_arn_prefix}/join/*"]
+      }
     }
   }
 
   # Standard parameters are encrypted with Encrypt, advanced ones (the kubeconfig) with GenerateDataKey.
-  statement {
-    sid       = "AdminKubeconfigKeyThroughSsm"
-    actions   = ["kms:Encrypt", "kms:GenerateDataKey"]
-    resources = [local.kms_key_arn]
+  dynamic "statement" {
+    for_each = local.create_kms_key ? [] : ["AdminKubeconfigKeyThroughSsm"]
+    content {
+      sid       = statement.value
+      actions   = ["kms:Encrypt", "kms:GenerateDataKey"]
+      resources = [local.kms_key_arn]
 
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = [local.ssm_service]
-    }
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = [local.ssm_service]
+      }
 
-    condition {
-      test     = "StringLike"
-      variable = local.parameter_arn_context
-      values   = ["${local.parameter_arn_prefix}/admin/*"]
+      condition {
+        test     = "StringLike"
+        variable = local.parameter_arn_context
+        values   = ["${local.parameter_arn_prefix}/admin/*"]
+      }
     }
   }
 
@@ -127,13 +135,8 @@ data "aws_iam_policy_document" "control_plane" {
   }
 }
 
+# Workers read no configuration: join-worker gets all it needs as document parameters.
 data "aws_iam_policy_document" "worker" {
-  statement {
-    sid       = "ReadClusterConfig"
-    actions   = ["ssm:GetParameter"]
-    resources = ["${local.parameter_arn_prefix}/config"]
-  }
-
   statement {
     sid     = "ReadWorkerJoinMaterial"
     actions = ["ssm:GetParameter", "ssm:GetParameters"]
@@ -151,21 +154,24 @@ data "aws_iam_policy_document" "worker" {
   }
 
   # The CA cert hash is a plain String: the token is the only SecureString a worker decrypts.
-  statement {
-    sid       = "JoinTokenKeyThroughSsm"
-    actions   = ["kms:Decrypt"]
-    resources = [local.kms_key_arn]
+  dynamic "statement" {
+    for_each = local.create_kms_key ? [] : ["JoinTokenKeyThroughSsm"]
+    content {
+      sid       = statement.value
+      actions   = ["kms:Decrypt"]
+      resources = [local.kms_key_arn]
 
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = [local.ssm_service]
-    }
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = [local.ssm_service]
+      }
 
-    condition {
-      test     = "StringEquals"
-      variable = local.parameter_arn_context
-      values   = ["${local.parameter_arn_prefix}/join/token"]
+      condition {
+        test     = "StringEquals"
+        variable = local.parameter_arn_context
+        values   = ["${local.parameter_arn_prefix}/join/token"]
+      }
     }
   }
 

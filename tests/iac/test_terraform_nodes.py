@@ -157,8 +157,8 @@ def test_node_roles_get_only_the_parameters_each_role_needs():
         "/kcluster/demo/join/*",
         "/kcluster/demo/admin/*",
     }
+    # workers read no configuration: join-worker gets all it needs as document parameters
     assert _parameter_grants(worker, "ssm:GetParameter") == {
-        "/kcluster/demo/config",
         "/kcluster/demo/join/token",
         "/kcluster/demo/join/ca-cert-hash",
     }

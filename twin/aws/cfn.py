@@ -708,6 +708,11 @@ class _Deployer:
                 else None
             ),
         )
+        # A dead-letter queue (DeadLetterConfig) receives what async invocations failed with, as an
+        # EventInvokeConfig OnFailure destination does (which, when both are set, is used instead).
+        dead_letter = (properties.get("DeadLetterConfig") or {}).get("TargetArn")
+        if dead_letter:
+            self.stack.functions[logical_id].on_failure_destination = dead_letter
         self.add(logical_id, "AWS::Lambda::Function", name, properties, Arn=arn)
 
     def create_event_invoke_config(self, logical_id: str, properties: dict[str, Any]) -> None:
@@ -717,7 +722,7 @@ class _Deployer:
         if "MaximumEventAgeInSeconds" in properties:
             spec.maximum_event_age_seconds = int(properties["MaximumEventAgeInSeconds"])
         on_failure = ((properties.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-        spec.on_failure_destination = on_failure
+        spec.on_failure_destination = on_failure or spec.on_failure_destination
         self.add(logical_id, "AWS::Lambda::EventInvokeConfig", f"{spec.name}-invoke-config", properties)
 
     def create_event_source_mapping(self, logical_id: str, properties: dict[str, Any]) -> None:

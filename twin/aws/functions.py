@@ -385,6 +385,8 @@ class FunctionRuntime:
             return
         if ":sqs:" not in destination:
             raise NotImplementedError(f"{spec.logical_id}: only SQS OnFailure destinations are emulated")
+        if not self._role_allows(spec.logical_id, ("sqs:SendMessage",), destination):
+            return
         record = {
             "version": "1.0",
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
@@ -510,7 +512,24 @@ class FunctionRuntime:
                 self._settle_batch(mapping, messages, result)
         return sum(len(messages) for _, messages in batches)
 
+    def _role_allows(self, logical_id: str, actions: tuple[str, ...], resource: str) -> bool:
+        """The Lambda service acts with the function's execution role: an event source mapping polls and
+        deletes with it, an OnFailure/dead-letter queue is written with it. A refusal leaves the
+        messages where they are, as AWS's mapping does (it keeps retrying and reports the error)."""
+        iam = getattr(self.twin, "iam", None)
+        if iam is None:
+            return True
+        for action in actions:
+            denial = iam.authorize_function_role(logical_id, action, resource)
+            if denial is not None:
+                self.twin.recorder.count("lambda_service_denied")
+                return False
+        return True
+
     def _receive_batches(self, mapping: EventSourceMappingSpec) -> list[list[dict[str, Any]]]:
+        polling = ("sqs:ReceiveMessage", "sqs:GetQueueAttributes")
+        if not self._role_allows(mapping.function_logical_id, polling, mapping.event_source_arn):
+            return []
         url = self._queue_url(mapping.event_source_arn)
         if mapping.maximum_batching_window_seconds > 0 and not self._batching_window_closed(mapping, url):
             return []
@@ -559,6 +578,10 @@ class FunctionRuntime:
             if failed_ids is None:
                 return  # an invalid response fails the whole batch, as Lambda does
             succeeded = [m for m in messages if m["MessageId"] not in failed_ids]
+        if not self._role_allows(
+            mapping.function_logical_id, ("sqs:DeleteMessage",), mapping.event_source_arn
+        ):
+            return
         url = self._queue_url(mapping.event_source_arn)
         for start in range(0, len(succeeded), _SQS_RECEIVE_LIMIT):
             chunk = succeeded[start : start + _SQS_RECEIVE_LIMIT]

@@ -39,6 +39,14 @@ class TwinIam:
     ) -> Denial | None:
         return self.authorizer.authorize_service(service, action, resource, context)
 
+    def authorize_function_role(
+        self, logical_id: str, action: str, resource: str, context: dict[str, Any] | None = None
+    ) -> Denial | None:
+        """What the Lambda service does with a function's execution role (polling its SQS event source,
+        sending a failed event to its dead-letter queue): authorized as that role."""
+        identity = self.directory.by_key[self.function_keys[logical_id]]
+        return self.authorizer.evaluate(identity, action, resource, context or {})
+
     def authorize_node(self, role: str, action: str, resource: str, context: dict[str, Any]) -> Denial | None:
         """A node's own call that the twin emulates outside botocore (PutEvents from its user data)."""
         return self.authorizer.evaluate(self.node_identity(role), action, resource, context)

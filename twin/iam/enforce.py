@@ -48,6 +48,8 @@ class Authorizer:
     calls: int = 0
     denials: list[Denial] = field(default_factory=list)
     used: set[tuple[str, policy.StatementRef]] = field(default_factory=set)
+    # Allow statements some call was denied without (see _find_necessary).
+    necessary: set[tuple[str, policy.StatementRef]] = field(default_factory=set)
     by_action: Counter[str] = field(default_factory=Counter)
     on_denial: Callable[[Denial], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -72,14 +74,47 @@ class Authorizer:
         document, kind = resources.resource_policy(resource) if resource != "*" else (None, "ordinary")
         resource_policy = policy.NamedPolicy(f"resource-policy:{resource}", document) if document else None
         full_context = {**_principal_keys(identity.principal), **context}
+        request = policy.Request(identity.principal, action, resource, full_context)
         decision = policy.evaluate(
-            policy.Request(identity.principal, action, resource, full_context),
+            request,
             identity.policies,
             boundary=identity.boundary,
             resource_policy=resource_policy,
             resource_policy_kind=kind,
         )
+        if decision.allowed:
+            self._find_necessary(identity, request, decision, resource_policy, kind)
         return self._record(identity.label, action, resource, decision)
+
+    def _find_necessary(
+        self,
+        identity: Identity,
+        request: policy.Request,
+        decision: policy.Decision,
+        resource_policy: policy.NamedPolicy | None,
+        kind: policy.ResourcePolicyKind,
+    ) -> None:
+        """Which of the identity's own Allow statements this call could not do without: the call is
+        evaluated again without each one that allowed it, and without AWS managed policies (AWS may
+        change those; AmazonSSMManagedInstanceCore's GetParameter on "*" is not what kcluster relies on).
+        A statement never found necessary in any run is one whose removal no run would notice."""
+        own = tuple(named for named in identity.policies if not named.name.startswith("aws-managed:"))
+        for ref in decision.allowing:
+            if (identity.label, ref) in self.necessary or ref.policy.startswith("aws-managed:"):
+                continue
+            without = tuple(_without_statement(named, ref) for named in own)
+            if without == own:
+                continue  # a resource policy's statement, not the identity's
+            again = policy.evaluate(
+                request,
+                without,
+                boundary=identity.boundary,
+                resource_policy=resource_policy,
+                resource_policy_kind=kind,
+            )
+            if not again.allowed:
+                with self._lock:
+                    self.necessary.add((identity.label, ref))
 
     # ----- what AWS services do on the account's behalf
 
@@ -118,6 +153,20 @@ class Authorizer:
                     if (identity.label, ref) not in self.used:
                         unused.append(f"{identity.label} {ref.policy} {ref.sid_or_index}")
         return sorted(set(unused))
+
+
+def _without_statement(named: policy.NamedPolicy, ref: policy.StatementRef) -> policy.NamedPolicy:
+    if named.name != ref.policy:
+        return named
+    statements = named.document.get("Statement") or []
+    if isinstance(statements, dict):
+        statements = [statements]
+    kept = [
+        statement
+        for index, statement in enumerate(statements)
+        if str(statement.get("Sid") or index) != ref.sid_or_index
+    ]
+    return policy.NamedPolicy(named.name, {**named.document, "Statement": kept})
 
 
 def allow_statements(named: policy.NamedPolicy) -> list[policy.StatementRef]:

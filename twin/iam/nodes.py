@@ -1,10 +1,11 @@
 """The node roles' policies as terraform/iam.tf renders them, for the twin to enforce.
 
 Read from the module itself through the offline evaluator (twin/terraform/), never restated: each
-`aws_iam_role.node` instance, its inline policy rendered from its `aws_iam_policy_document` as the AWS
-provider renders one (statement blocks -> JSON), its attached AWS managed policies (their real
-documents, which moto ships) and its permissions boundary. What only AWS knows at apply time (the
-account id, the region, ARNs of what the module creates) is filled in from the twin's deployment.
+`aws_iam_role.node` instance, its inline policy rendered from its `aws_iam_policy_document` by
+twin/terraform/policy_documents.py (the renderer the module's own tests read it through too), its
+attached AWS managed policies (their real documents, which moto ships) and its permissions boundary.
+What only AWS knows at apply time (the account id, the region, ARNs of what the module creates) is
+filled in from the twin's deployment.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from twin.iam.identities import aws_managed_policy
 from twin.iam.policy import NamedPolicy
 from twin.terraform.evaluator import ResourceInstance, TerraformEvaluator, computed_placeholder
 from twin.terraform.hcl import TERRAFORM_DIR, load_configuration
+from twin.terraform.policy_documents import fill, render_policy_document
 
 _ROLE_KEYS = {"control_plane": "control-plane", "worker": "worker"}
 
@@ -47,14 +49,14 @@ def node_roles(inputs: NodeIamInputs) -> dict[str, tuple[str, tuple[NamedPolicy,
     attachments = _attachments(evaluator)
     found = {}
     for key, role in roles.items():
-        name = _fill(role.attribute("name"), inputs.known)
+        name = fill(role.attribute("name"), inputs.known)
         policies = [
             NamedPolicy(
-                f"node-{key}/{_fill(inline[key].attribute('name'), inputs.known)}",
+                f"node-{key}/{fill(inline[key].attribute('name'), inputs.known)}",
                 _document(evaluator, inline[key].attribute("policy"), inputs.known),
             )
         ]
-        policies += [aws_managed_policy(_fill(arn, inputs.known)) for arn in attachments.get(key, [])]
+        policies += [aws_managed_policy(fill(arn, inputs.known)) for arn in attachments.get(key, [])]
         boundary_arn = (
             role.attribute("permissions_boundary")
             if "permissions_boundary" in role.block.attributes
@@ -68,8 +70,7 @@ def node_roles(inputs: NodeIamInputs) -> dict[str, tuple[str, tuple[NamedPolicy,
 def kms_key_policy(inputs: NodeIamInputs) -> dict[str, Any]:
     """The key policy terraform/kms.tf gives the cluster's own key (the module creates it by default)."""
     evaluator = TerraformEvaluator(load_configuration(TERRAFORM_DIR), dict(inputs.variables))
-    (document,) = evaluator.resource("aws_iam_policy_document", "kms_key", data=True)
-    return _render(evaluator, document, inputs.known)
+    return render_policy_document(evaluator, "kms_key", inputs.known)
 
 
 def _attachments(evaluator: TerraformEvaluator) -> dict[str, list[str]]:
@@ -82,63 +83,10 @@ def _attachments(evaluator: TerraformEvaluator) -> dict[str, list[str]]:
     return attached
 
 
-def _fill(value: Any, known: Mapping[str, str]) -> Any:
-    """Replace every computed placeholder inside `value` (strings, lists, maps) by its known value."""
-    if isinstance(value, str):
-        for placeholder, real in known.items():
-            value = value.replace(placeholder, real)
-        if ".computed.invalid" in value:
-            raise LookupError(f"a value known only after apply is not known to the twin: {value}")
-        return value
-    if isinstance(value, list):
-        return [_fill(item, known) for item in value]
-    if isinstance(value, dict):
-        return {key: _fill(item, known) for key, item in value.items()}
-    return value
-
-
 def _document(evaluator: TerraformEvaluator, reference: str, known: Mapping[str, str]) -> dict[str, Any]:
     """The JSON of the `aws_iam_policy_document` a `.json` reference names, rendered like the provider."""
     prefix, suffix = "data-aws-iam-policy-document-", "-json.computed.invalid"
     if not (reference.startswith(prefix) and reference.endswith(suffix)):
         raise LookupError(f"policy {reference!r} is not an aws_iam_policy_document's json")
     name = reference[len(prefix) : -len(suffix)].replace("-", "_")
-    return _render(evaluator, evaluator.resource("aws_iam_policy_document", name, data=True), known)
-
-
-def _render(
-    evaluator: TerraformEvaluator, document: ResourceInstance, known: Mapping[str, str]
-) -> dict[str, Any]:
-    statements = [_statement(evaluator, block, known) for block in document.block.blocks_of("statement")]
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-_LISTS = {
-    "actions": "Action",
-    "not_actions": "NotAction",
-    "resources": "Resource",
-    "not_resources": "NotResource",
-}
-
-
-def _statement(evaluator: TerraformEvaluator, block: Any, known: Mapping[str, str]) -> dict[str, Any]:
-    values = {key: _fill(evaluator.evaluate(expr, {}), known) for key, expr in block.attributes.items()}
-    statement: dict[str, Any] = {"Effect": values.get("effect", "Allow")}
-    if "sid" in values:
-        statement["Sid"] = values["sid"]
-    for attribute, key in _LISTS.items():
-        if attribute in values:
-            statement[key] = (
-                sorted(values[attribute]) if len(values[attribute]) != 1 else values[attribute][0]
-            )
-    for block_type, key in (("principals", "Principal"), ("not_principals", "NotPrincipal")):
-        for principal in block.blocks_of(block_type):
-            fields = {k: _fill(evaluator.evaluate(e, {}), known) for k, e in principal.attributes.items()}
-            statement.setdefault(key, {}).setdefault(fields["type"], []).extend(fields["identifiers"])
-    conditions: dict[str, dict[str, list[str]]] = {}
-    for condition in block.blocks_of("condition"):
-        fields = {k: _fill(evaluator.evaluate(e, {}), known) for k, e in condition.attributes.items()}
-        conditions.setdefault(fields["test"], {}).setdefault(fields["variable"], []).extend(fields["values"])
-    if conditions:
-        statement["Condition"] = conditions
-    return statement
+    return render_policy_document(evaluator, name, known)
