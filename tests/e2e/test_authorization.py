@@ -112,6 +112,15 @@ def test_the_functions_of_demo_cannot_act_on_demo_x(twin: Twin):
         InstanceIds=[instance["InstanceId"]],
     )
     _denied(_client("ssm", remediator).send_command, DocumentName="kcluster-demo-health", InstanceIds=["i-1"])
+    # the remediator cannot mark an instance of demo-x unhealthy (its group is not tagged demo)
+    admin_asg.attach_instances(
+        AutoScalingGroupName=f"kcluster-{OTHER}-workers", InstanceIds=[instance["InstanceId"]]
+    )
+    _denied(
+        _client("autoscaling", remediator).set_instance_health,
+        InstanceId=instance["InstanceId"],
+        HealthStatus="Unhealthy",
+    )
     _denied(
         _client("autoscaling", remediator).complete_lifecycle_action,
         AutoScalingGroupName=twin.worker_asg,

@@ -102,7 +102,7 @@ class Authorizer:
         for ref in decision.allowing:
             if (identity.label, ref) in self.necessary or ref.policy.startswith("aws-managed:"):
                 continue
-            without = tuple(_without_statement(named, ref) for named in own)
+            without = tuple(without_statement(named, ref) for named in own)
             if without == own:
                 continue  # a resource policy's statement, not the identity's
             again = policy.evaluate(
@@ -155,7 +155,7 @@ class Authorizer:
         return sorted(set(unused))
 
 
-def _without_statement(named: policy.NamedPolicy, ref: policy.StatementRef) -> policy.NamedPolicy:
+def without_statement(named: policy.NamedPolicy, ref: policy.StatementRef) -> policy.NamedPolicy:
     if named.name != ref.policy:
         return named
     statements = named.document.get("Statement") or []
