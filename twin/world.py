@@ -143,19 +143,29 @@ class Twin:
         group = self.control_plane_asg if role == contract.ROLE_CONTROL_PLANE else self.worker_asg
         self.recorder.note("operator", f"set desired capacity of {group} to {desired}")
         with self.operator():
-            boto3.client("autoscaling").update_auto_scaling_group(
+            self.operator_client("autoscaling").update_auto_scaling_group(
                 AutoScalingGroupName=group, MinSize=0, MaxSize=max(desired, 10), DesiredCapacity=desired
             )
 
     def terminate(self, instance_id: str, *, decrement: bool = False) -> None:
         self.recorder.note("operator", f"terminate {instance_id} (decrement desired: {decrement})")
         with self.operator():
-            boto3.client("autoscaling").terminate_instance_in_auto_scaling_group(
+            self.operator_client("autoscaling").terminate_instance_in_auto_scaling_group(
                 InstanceId=instance_id, ShouldDecrementDesiredCapacity=decrement
             )
 
     def operator(self):
         return _Paused(self.recorder)
+
+    def operator_client(self, service: str) -> Any:
+        """A client with the operator's own credentials (an administrator, authorized like anyone else)."""
+        return boto3.client(
+            service,
+            region_name=REGION,
+            aws_access_key_id=self.iam.operator_key,
+            aws_secret_access_key="twin-operator",  # noqa: S106 - moto checks no secret
+            aws_session_token="twin-operator",  # noqa: S106
+        )
 
     # --- running -----------------------------------------------------------------------------
 

@@ -141,3 +141,12 @@ def test_only_the_rules_put_messages_on_the_queue(twin: Twin):
 def test_a_key_nobody_was_given_is_refused_loudly(twin: Twin):
     with pytest.raises(PermissionError, match="belongs to no principal"):
         _client("ssm", "ASIAUNKNOWNKEY00000").get_parameter(Name="/kcluster/demo/config")
+
+
+def test_the_operator_acts_with_its_own_credentials(twin: Twin):
+    # WHEN the operator changes desired capacity
+    before = twin.iam.authorizer.calls
+    twin.set_desired("worker", 0)
+    # THEN the call was authorized as the operator's (an administrator), not let through unchecked
+    assert twin.iam.authorizer.calls == before + 1
+    assert any(label == "operator" for label, _ in twin.iam.authorizer.used)

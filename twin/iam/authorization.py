@@ -26,6 +26,8 @@ class TwinIam:
     directory: Directory
     function_keys: dict[str, str]
     node_keys: dict[str, str]
+    # The person who runs terraform apply and changes desired capacity: an administrator of the account.
+    operator_key: str = ""
     undo: Callable[[], None] = field(default=lambda: None)
 
     def function_access_key(self, logical_id: str) -> str:
@@ -96,10 +98,13 @@ def enforce_for(twin: Any) -> TwinIam:
         directory.add_role(role_name, f"node:{role}", policies, boundary)
         node_keys[role] = directory.session_key(role_name, f"{role}-instance")
     twin.fleet.role_access_keys = dict(node_keys)
+    operator_policies = (identities.aws_managed_policy("arn:aws:iam::aws:policy/AdministratorAccess"),)
+    directory.add_role("kcluster-operator", "operator", operator_policies)
+    operator_key = directory.session_key("kcluster-operator", "operator")
     authorizer = Authorizer(directory, twin.stack.account_id)
     authorizer.on_denial = lambda denial: twin.recorder.note(
         "iam", f"AccessDenied: {denial.label} {denial.action} on {denial.resource}"
     )
-    iam = TwinIam(authorizer, directory, function_keys, node_keys)
+    iam = TwinIam(authorizer, directory, function_keys, node_keys, operator_key)
     iam.undo = enforce.install(authorizer)
     return iam
