@@ -35,7 +35,11 @@ if [[ -n "$node_name" ]]; then
   if kc_kubectl drain "$node_name" --ignore-daemonsets --delete-emptydir-data --force \
     --timeout="$SSM_DrainTimeout" 2>"$drain_errors"; then
     drained=true
-  elif grep -q -e 'global timeout reached' -e 'timed out waiting for the condition' "$drain_errors"; then
+  # kubectl up to 1.31 ends a drain that ran out of time with "global timeout reached"; from 1.32 an
+  # evicted pod still terminating at the deadline ends it with "... to terminate: context deadline
+  # exceeded" (the leaving node's kubelet is dead, or a long grace period).
+  elif grep -q -e 'global timeout reached' -e 'timed out waiting for the condition' \
+    -e 'to terminate: context deadline exceeded' "$drain_errors"; then
     drain_timed_out=true
     kc_log "drain of ${node_name} timed out after ${SSM_DrainTimeout} (a PodDisruptionBudget blocks an eviction); going on: the instance is leaving"
   else

@@ -55,6 +55,26 @@ def test_a_pdb_that_blocks_the_drain_times_out_and_the_node_is_still_deleted(nod
     assert len(nodes.model.etcd_members()) == 3
 
 
+def test_a_pod_that_never_terminates_times_out_the_drain_and_the_node_is_still_deleted(nodes: Nodes) -> None:
+    # kubectl 1.32 and newer end such a drain with "... to terminate: context deadline exceeded", not
+    # "global timeout reached": the script reported drain-failed and never deleted the Node.
+    # GIVEN a worker whose kubelet is dead, running a pod with a grace period (it can only ever be
+    # Terminating), in a cluster at the version kcluster installs
+    cps, wks = _cluster(nodes)
+    leaving = _node_name(nodes, wks[0])
+    nodes.model.add_pod(leaving, "db-0", grace_seconds=30)
+    nodes.model.stop_kubelet(wks[0])
+    # WHEN it leaves
+    run = _drain_remove(nodes, cps[0], wks[0], DrainTimeout="30s")
+    # THEN the drain timed out, which is reported, and the Node is gone anyway
+    assert run.exit_code == 0, run.output
+    assert (run.output["drain_timed_out"], run.output["node_deleted"]) == (True, True)
+    assert 'waiting for pod "db-0" in namespace "default" to terminate: context deadline exceeded' in (
+        run.result.stderr
+    )
+    assert wks[0] not in {view.instance_id for view in nodes.model.nodes()}
+
+
 def _node_name_of_removed(run) -> str:
     return run.output["node_name"]
 

@@ -168,6 +168,9 @@ class _Pod:
     pdb: str | None
     daemonset: bool
     emptydir: bool
+    # Seconds its kubelet gives it to stop. 0: an evicted pod is gone at once (the API deletes it with
+    # no kubelet involved); otherwise only a running kubelet can finish its termination.
+    grace_seconds: int = 0
 
 
 @dataclass
@@ -231,6 +234,10 @@ def _member_json(member: _Member) -> dict:
     if member.client_url:
         answer["clientURLs"] = [member.client_url]
     return answer
+
+
+def _kubectl_minor(version: str) -> int:
+    return int(version.lstrip("v").split(".")[1])
 
 
 def _drain_error(node: str, reasons: str) -> str:
@@ -647,11 +654,12 @@ class KubeModel:
         pdb: str | None = None,
         daemonset: bool = False,
         emptydir: bool = False,
+        grace_seconds: int = 0,
     ) -> None:
         with self._lock:
             if self._current is None or node_name not in self._current.nodes:
                 raise KubeError(f'nodes "{node_name}" not found')
-            self._pods[name] = _Pod(name, node_name, pdb, daemonset, emptydir)
+            self._pods[name] = _Pod(name, node_name, pdb, daemonset, emptydir, grace_seconds)
 
     def set_pdb(self, name: str, min_available: int) -> None:
         with self._lock:
@@ -705,13 +713,23 @@ class KubeModel:
             stderr_warning = ""
             if daemonset_pods:
                 stderr_warning = f"Warning: ignoring DaemonSet-managed Pods: {', '.join(daemonset_pods)}\n"
-            blocked = []
+            blocked, stuck = [], []
+            host = self._hosts.get(node.host_id)
+            kubelet_running = host is not None and host.alive and host.kubelet_running
             for pod in [p for p in on_node if not p.daemonset]:
-                if self._eviction_allowed(pod):
-                    stdout += f"evicting pod {POD_NAMESPACE}/{pod.name}\npod/{pod.name} evicted\n"
-                    self._reschedule(pod, leaving=name)
-                else:
+                if not self._eviction_allowed(pod):
                     blocked.append(pod)
+                    continue
+                stdout += f"evicting pod {POD_NAMESPACE}/{pod.name}\npod/{pod.name} evicted\n"
+                if pod.grace_seconds > 0 and not kubelet_running:
+                    stuck.append(pod)  # Terminating until a kubelet that is not there finishes it
+                else:
+                    self._reschedule(pod, leaving=name)
+            if stuck and not blocked:
+                self._record("node-drain-timed-out", node.instance_id, node=name, timeout=timeout)
+                raise KubeError(
+                    _drain_error(name, "; ".join(self._termination_timeout(p, timeout) for p in stuck))
+                )
             if blocked:
                 self._record("node-drain-timed-out", node.instance_id, node=name, timeout=timeout)
                 reasons = "; ".join(
@@ -727,6 +745,16 @@ class KubeModel:
                 raise KubeError(stderr_warning + retries + _drain_error(name, reasons))
             self._record("node-drained", node.instance_id, node=name)
             return stdout + f"node/{name} drained\n"
+
+    def _termination_timeout(self, pod: _Pod, timeout: str) -> str:
+        """kubectl's words for an evicted pod still Terminating at --timeout: from kubectl 1.32 the wait
+        ends with the context's error; before, with its own "global timeout reached" (the kubectl is
+        the cluster's version: the nodes install kubectl with kubeadm)."""
+        version = self._current.kubernetes_version if self._current else ""
+        waiting = f'error when waiting for pod "{pod.name}" in namespace "{POD_NAMESPACE}" to terminate'
+        if version and _kubectl_minor(version) >= 32:
+            return f"{waiting}: context deadline exceeded"
+        return f"{waiting}: global timeout reached: {timeout}"
 
     def delete_node(self, kubeconfig_text: str, name: str, *, ignore_not_found: bool) -> str:
         with self._lock:
