@@ -258,18 +258,7 @@ def _create_secrets_key(spec: InfraSpec, out: Deployment) -> str:
     from twin.iam import nodes
 
     kms = boto3.client("kms", region_name=spec.region)
-    roles = {"control_plane": "control-plane", "worker": "worker"}
-    extra = {
-        (
-            "aws_iam_role",
-            "node",
-            key,
-            "arn",
-        ): f"arn:aws:iam::{_ACCOUNT}:role/kcluster-{spec.cluster_name}-{role}"
-        for key, role in roles.items()
-    }
-    variables = {"cluster_name": spec.cluster_name, "vpc_id": out.vpc_id, "subnet_ids": list(out.subnet_ids)}
-    inputs = nodes.NodeIamInputs(variables, nodes.known_values(_ACCOUNT, spec.region, extra))
+    inputs = nodes.module_inputs(spec.cluster_name, _ACCOUNT, spec.region, out.vpc_id, out.subnet_ids)
     key = kms.create_key(
         Description=f"kcluster {spec.cluster_name}: SecureString parameters",
         Policy=json.dumps(nodes.kms_key_policy(inputs)),

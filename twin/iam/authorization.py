@@ -70,20 +70,15 @@ class TwinIam:
 
 
 def node_inputs(twin: Any) -> nodes.NodeIamInputs:
-    """The module's inputs as the twin deployed it, and what AWS named what the module creates."""
-    account, region = twin.stack.account_id, twin.stack.region
     deployment = twin.deployment
-    variables = {
-        "cluster_name": twin.cluster,
-        "vpc_id": deployment.vpc_id,
-        "subnet_ids": list(deployment.subnet_ids),
-    }
-    extra = {
-        ("aws_iam_role", "node", key, "arn"): f"arn:aws:iam::{account}:role/kcluster-{twin.cluster}-{role}"
-        for key, role in (("control_plane", "control-plane"), ("worker", "worker"))
-    }
-    extra |= {address: value for address, value in getattr(deployment, "known_attributes", {}).items()}
-    return nodes.NodeIamInputs(variables, nodes.known_values(account, region, extra))
+    return nodes.module_inputs(
+        twin.cluster,
+        twin.stack.account_id,
+        twin.stack.region,
+        deployment.vpc_id,
+        deployment.subnet_ids,
+        deployment.known_attributes,
+    )
 
 
 def enforce_for(twin: Any) -> TwinIam:

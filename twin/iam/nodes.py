@@ -41,6 +41,25 @@ def known_values(account: str, region: str, extra: Mapping[tuple[str, ...], str]
     return {computed_placeholder(*address): value for address, value in values.items()}
 
 
+def module_inputs(
+    cluster: str,
+    account: str,
+    region: str,
+    vpc_id: str,
+    subnet_ids: list[str],
+    known_attributes: Mapping[tuple[str, ...], str] | None = None,
+) -> NodeIamInputs:
+    """The module's inputs as the twin deploys it, and what AWS named what the module creates (the node
+    roles, and whatever else the deployment already knows)."""
+    variables = {"cluster_name": cluster, "vpc_id": vpc_id, "subnet_ids": list(subnet_ids)}
+    extra = {
+        ("aws_iam_role", "node", key, "arn"): f"arn:aws:iam::{account}:role/kcluster-{cluster}-{role}"
+        for key, role in _ROLE_KEYS.items()
+    }
+    extra |= dict(known_attributes or {})
+    return NodeIamInputs(variables, known_values(account, region, extra))
+
+
 def node_roles(inputs: NodeIamInputs) -> dict[str, tuple[str, tuple[NamedPolicy, ...], NamedPolicy | None]]:
     """role ("control-plane" | "worker") -> (role name, identity policies, permissions boundary)."""
     evaluator = TerraformEvaluator(load_configuration(TERRAFORM_DIR), dict(inputs.variables))

@@ -20,7 +20,7 @@ from typing import Any
 from twin.iam import catalog, resources
 
 # botocore's service name -> IAM's service prefix, where they differ.
-_IAM_PREFIX = {"elbv2": "elasticloadbalancing", "monitoring": "cloudwatch"}
+_IAM_PREFIX = {"elbv2": "elasticloadbalancing"}
 
 # Operations that IAM authorizes as other actions (the reference lists the actions, not these names).
 _COMPOSITE = {
