@@ -9,6 +9,7 @@ PY := $(VENV)/bin/python
 TOOLS := .tools
 SAM := $(TOOLS)/sam/bin/sam
 CHECKOV := $(TOOLS)/checkov/bin/checkov
+ANSIBLE_INVENTORY := $(TOOLS)/ansible/bin/ansible-inventory
 # sam build needs the Lambda runtime's Python (3.13); pyenv on these machines has it.
 SAM_PYENV := PYENV_VERSION=3.11.7:3.13.0
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -26,6 +27,8 @@ $(PY): requirements-dev.txt constraints.txt pyproject.toml
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-dev.txt -c constraints.txt
 	$(VENV)/bin/pip install -q --no-deps -e .
+	@# The twin and the tests are development-only: the source tree on the venv's path, not in the wheel.
+	$(PY) -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "kcluster-dev-tree.pth").write_text("$(CURDIR)\n")'
 	touch $(PY)
 
 $(SAM):
@@ -36,7 +39,12 @@ $(CHECKOV):
 	$(PYTHON) -m venv $(TOOLS)/checkov
 	$(TOOLS)/checkov/bin/pip install -q checkov==3.3.30
 
-tools: $(SAM) $(CHECKOV)
+# ansible-core: the tests read `kcluster inventory` with the real ansible-inventory.
+$(ANSIBLE_INVENTORY):
+	$(PYTHON) -m venv $(TOOLS)/ansible
+	$(TOOLS)/ansible/bin/pip install -q ansible-core==2.19.14
+
+tools: $(SAM) $(CHECKOV) $(ANSIBLE_INVENTORY)
 
 # Debian packages the checks use: shellcheck, a real etcd for membership scripts, jq for scripts.
 sysdeps:

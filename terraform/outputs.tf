@@ -82,3 +82,8 @@ output "node_role_arns" {
   description = "IAM role ARNs of the nodes, by role key (control_plane, worker)."
   value       = { for key, role in aws_iam_role.node : key => role.arn }
 }
+
+output "ssm_transfer_bucket" {
+  description = "The S3 bucket Ansible's amazon.aws.aws_ssm connection moves files through (`kcluster inventory` sets it for every host)."
+  value       = aws_s3_bucket.ssm_transfer.id
+}

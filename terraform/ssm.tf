@@ -32,6 +32,8 @@ locals {
     api_target_group_arn = aws_lb_target_group.control_plane.arn
     # The nodes encrypt the SecureStrings they write (join secrets, admin kubeconfig) with this key.
     kms_key_arn = local.kms_key_arn
+    # The operator's `kcluster inventory` hands this bucket to Ansible's Session Manager connection.
+    ssm_transfer_bucket = aws_s3_bucket.ssm_transfer.id
   }
 }
 

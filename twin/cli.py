@@ -1,4 +1,4 @@
-"""`kcluster`: run kcluster on the local twin.
+"""The twin's sub-commands of `kcluster`: run kcluster on the local twin.
 
     kcluster simulate [--scenario NAME] [--control-planes N] [--workers N] [--seed S] [--json | --summary]
     kcluster chaos --seeds N [--first-seed S] [--control-planes N] [--workers N] [--json]
@@ -13,11 +13,16 @@ invariant fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shlex
 import sys
 import time
 import warnings
+from typing import Any
+
+import boto3
 
 from kcluster import contract
 from twin import chaos, scenarios
@@ -38,17 +43,34 @@ def iam_table() -> str:
         twin.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kcluster", description="kcluster on the local twin")
-    commands = parser.add_subparsers(dest="command", required=True)
-    simulate = commands.add_parser("simulate", help="run a scenario on the local twin")
+def add_commands(commands: Any) -> None:
+    """The twin's sub-commands of `kcluster` (kcluster_cli/main.py adds them on a development tree)."""
+    simulate = commands.add_parser(
+        "simulate",
+        help="run a scenario on the local twin",
+        description="Run a scenario on the local twin and print its timeline, nodes and invariants.",
+        epilog=(
+            "examples:\n"
+            "  kcluster simulate --scenario demo --control-planes 3 --workers 5 --seed 7\n"
+            "  kcluster simulate --workers 20 --then 'inventory --list' --then 'kubeconfig --stdout' --json"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     simulate.add_argument("--scenario", default="scale-out", choices=sorted(scenarios.SCENARIOS))
     simulate.add_argument("--control-planes", type=_count(1, 9), default=3)
     simulate.add_argument("--workers", type=_count(0, 2000), default=5)
     simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument(
+        "--then",
+        action="append",
+        default=[],
+        metavar="COMMAND",
+        help="an operator command run against the settled world as against AWS (repeatable)",
+    )
     output = simulate.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON document")
     output.add_argument("--summary", action="store_true", help="print only counters, invariants and timings")
+    simulate.set_defaults(run=_simulate, twin_command=True)
     many = commands.add_parser("chaos", help="run the chaos scenario over many seeds and sum up")
     many.add_argument("--seeds", type=_count(1, 100_000), required=True, help="how many seeds to run")
     many.add_argument("--first-seed", type=int, default=1)
@@ -58,16 +80,27 @@ def main(argv: list[str] | None = None) -> int:
         "--processes", type=_count(1, 64), default=os.cpu_count() or 1, help="seeds run in parallel"
     )
     many.add_argument("--json", action="store_true", help="print the summary as one JSON document")
-    commands.add_parser("iam-table", help="print README's who-can-do-what table from the deployed policies")
-    args = parser.parse_args(argv)
+    many.set_defaults(run=_chaos, twin_command=True)
+    table = commands.add_parser(
+        "iam-table", help="print README's who-can-do-what table from the deployed policies"
+    )
+    table.set_defaults(run=_iam_table, twin_command=True)
 
+
+def main(argv: list[str] | None = None) -> int:
+    from kcluster_cli.main import run
+
+    return run(argv)
+
+
+def _iam_table(_args: argparse.Namespace) -> int:
+    sys.stdout.write(iam_table() + "\n")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
     # Powertools warns on every invocation that adds no metric; that is noise here.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    if args.command == "chaos":
-        return _chaos(args)
-    if args.command == "iam-table":
-        sys.stdout.write(iam_table() + "\n")
-        return 0
     started = time.perf_counter()
     result = scenarios.run(
         args.scenario, control_planes=args.control_planes, workers=args.workers, seed=args.seed
@@ -77,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         report = result.report
         if args.scenario == "chaos":
             chaos.with_faults(report, result.twin)
+        operator_runs = [run_operator_command(result.twin, command) for command in args.then]
         if args.json:
+            if args.then:
+                report["operator"] = operator_runs
             sys.stdout.write(json.dumps(report, indent=2) + "\n")
         else:
             if not args.summary:
@@ -86,9 +122,46 @@ def main(argv: list[str] | None = None) -> int:
             _print_summary(report, wall)
             if args.summary:
                 _print_reconciler_tick(result.twin)
+            _print_operator_runs(operator_runs)
     finally:
         result.twin.close()
     return 0 if all(inv["ok"] for inv in report["invariants"].values()) else 1
+
+
+def run_operator_command(twin: Any, command: str) -> dict[str, Any]:
+    """`kcluster <command> --cluster <the twin's cluster>` with the operator's credentials, in this
+    process, against the settled world: the same code and calls as against AWS."""
+    import io
+
+    from kcluster_cli.main import run
+
+    session = boto3.Session(
+        aws_access_key_id=twin.iam.operator_key,
+        aws_secret_access_key="twin-operator",  # noqa: S106 - moto checks no secret
+        aws_session_token="twin-operator",  # noqa: S106
+        region_name=twin.stack.region,
+    )
+    argv = [*shlex.split(command), "--cluster", twin.cluster]
+    output, errors = io.StringIO(), io.StringIO()
+    twin.recorder.note("operator", f"kcluster {command}")
+    with twin.operator(), contextlib.redirect_stderr(errors):
+        try:
+            exit_code = run(argv, session=session, stdout=output)
+        except SystemExit as stop:  # argparse refusing the command line
+            exit_code = int(stop.code or 0)
+    return {
+        "command": command,
+        "exit_code": exit_code,
+        "output": output.getvalue(),
+        "stderr": errors.getvalue(),
+    }
+
+
+def _print_operator_runs(runs: list[dict[str, Any]]) -> None:
+    for run in runs:
+        print(f"\n$ kcluster {run['command']}   # exit {run['exit_code']}")
+        sys.stdout.write(run["output"])
+        sys.stderr.write(run["stderr"])
 
 
 def _chaos(args: argparse.Namespace) -> int:

@@ -248,6 +248,7 @@ class Deployment:
     config_parameter: str = ""
     config: ClusterConfig | None = None
     kms_key_arn: str = ""
+    ssm_transfer_bucket: str = ""
     # What AWS named what the module creates (Terraform address + attribute -> value), for the twin's
     # reading of the module (its IAM policies).
     known_attributes: dict[tuple[str, ...], str] = field(default_factory=dict)
@@ -269,8 +270,68 @@ def _create_secrets_key(spec: InfraSpec, out: Deployment) -> str:
     return key["Arn"]
 
 
+def _create_transfer_bucket(spec: InfraSpec, tags: list[dict[str, str]]) -> str:
+    """The bucket terraform/operator.tf makes for Ansible's Session Manager file transfers: private,
+    TLS-only, SSE-S3, objects expiring after a day. Named as Terraform's bucket_prefix names it."""
+    s3 = boto3.client("s3", region_name=spec.region)
+    # Terraform appends a 26-digit unique suffix to the prefix.
+    name = f"kc-{spec.cluster_name}-20261202000000000000000001"
+    s3.create_bucket(Bucket=name)
+    s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=name,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "transfers-expire",
+                    "Status": "Enabled",
+                    "Filter": {},
+                    "Expiration": {"Days": 1},
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                }
+            ]
+        },
+    )
+    tls_only = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "TlsOnly",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+    s3.put_bucket_policy(Bucket=name, Policy=json.dumps(tls_only))
+    s3.put_bucket_tagging(
+        Bucket=name, Tagging={"TagSet": [*tags, {"Key": "kcluster:purpose", "Value": "ssm-transfer"}]}
+    )
+    return name
+
+
 def cluster_config(
-    spec: InfraSpec, load_balancer_dns: str, target_group_arn: str, kms_key_arn: str | None = None
+    spec: InfraSpec,
+    load_balancer_dns: str,
+    target_group_arn: str,
+    kms_key_arn: str | None = None,
+    ssm_transfer_bucket: str | None = None,
 ) -> ClusterConfig:
     """The /kcluster/<c>/config value, validated by the product's own model."""
     documents = {key.replace("-", "_"): spec.document_name(key) for key in spec.documents}
@@ -283,6 +344,7 @@ def cluster_config(
             "documents": documents,
             "api_target_group_arn": target_group_arn,
             "kms_key_arn": kms_key_arn,
+            "ssm_transfer_bucket": ssm_transfer_bucket,
         }
     )
 
@@ -390,7 +452,10 @@ def deploy(
         )
         out.document_names[key] = name
     out.kms_key_arn = _create_secrets_key(spec, out)
-    out.config = cluster_config(spec, out.load_balancer_dns, out.target_group_arn, out.kms_key_arn)
+    out.ssm_transfer_bucket = _create_transfer_bucket(spec, cluster_tags)
+    out.config = cluster_config(
+        spec, out.load_balancer_dns, out.target_group_arn, out.kms_key_arn, out.ssm_transfer_bucket
+    )
     out.config_parameter = contract.config_parameter_name(spec.cluster_name)
     ssm.put_parameter(
         Name=out.config_parameter, Value=out.config.model_dump_json(), Type="String", Tags=cluster_tags

@@ -182,6 +182,7 @@ def test_config_defaults_are_cluster_config_defaults(evaluator: TerraformEvaluat
                 "documents",
                 "api_target_group_arn",
                 "kms_key_arn",
+                "ssm_transfer_bucket",
             )
         }
     )
@@ -222,9 +223,10 @@ def test_config_matches_the_twin(evaluator: TerraformEvaluator, twin_spec):
 
     twin_config = cluster_config(twin_spec, "x.example", TARGET_GROUP_ARN).model_dump(mode="json")
     written = _config(evaluator)
-    # The endpoint is the NLB's DNS name and the key ARN the KMS key's, which only exist after apply
+    # The endpoint is the NLB's DNS name, the key ARN the KMS key's, the bucket's name has a unique suffix:
+    # they only exist after apply
     # (moto's in the twin).
-    for computed in ("control_plane_endpoint", "kms_key_arn"):
+    for computed in ("control_plane_endpoint", "kms_key_arn", "ssm_transfer_bucket"):
         twin_config.pop(computed, None)
         written.pop(computed)
     assert ClusterConfig.model_validate({**written, "control_plane_endpoint": "x.example:6443"}) == (

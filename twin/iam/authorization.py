@@ -94,8 +94,8 @@ def enforce_for(twin: Any) -> TwinIam:
         node_keys[role] = directory.session_key(role_name, f"{role}-instance")
     twin.fleet.role_access_keys = dict(node_keys)
     operator_policies = (identities.aws_managed_policy("arn:aws:iam::aws:policy/AdministratorAccess"),)
-    directory.add_role("kcluster-operator", "operator", operator_policies)
-    operator_key = directory.session_key("kcluster-operator", "operator")
+    directory.add_role(nodes.OPERATOR_ROLE_NAME, "operator", operator_policies)
+    operator_key = directory.session_key(nodes.OPERATOR_ROLE_NAME, "operator")
     authorizer = Authorizer(directory, twin.stack.account_id)
     authorizer.on_denial = lambda denial: twin.recorder.note(
         "iam", f"AccessDenied: {denial.label} {denial.action} on {denial.resource}"

@@ -41,6 +41,14 @@ def known_values(account: str, region: str, extra: Mapping[tuple[str, ...], str]
     return {computed_placeholder(*address): value for address, value in values.items()}
 
 
+# The operator's role in the twin: an administrator, named in the module's admin_principal_arns.
+OPERATOR_ROLE_NAME = "kcluster-operator"
+
+
+def operator_role_arn(account: str) -> str:
+    return f"arn:aws:iam::{account}:role/{OPERATOR_ROLE_NAME}"
+
+
 def module_inputs(
     cluster: str,
     account: str,
@@ -51,7 +59,13 @@ def module_inputs(
 ) -> NodeIamInputs:
     """The module's inputs as the twin deploys it, and what AWS named what the module creates (the node
     roles, and whatever else the deployment already knows)."""
-    variables = {"cluster_name": cluster, "vpc_id": vpc_id, "subnet_ids": list(subnet_ids)}
+    variables = {
+        "cluster_name": cluster,
+        "vpc_id": vpc_id,
+        "subnet_ids": list(subnet_ids),
+        # As a user deploys it: their administrators' role may decrypt the admin kubeconfig.
+        "admin_principal_arns": [operator_role_arn(account)],
+    }
     extra = {
         ("aws_iam_role", "node", key, "arn"): f"arn:aws:iam::{account}:role/kcluster-{cluster}-{role}"
         for key, role in _ROLE_KEYS.items()

@@ -90,6 +90,8 @@ class ClusterConfig(_Strict):
     worker_batch_size: int = Field(default=contract.MAX_INSTANCES_PER_COMMAND, ge=1, le=50)
     # The KMS key the nodes encrypt their SecureString parameters with (`--key-id`); written by Terraform.
     kms_key_arn: str | None = None
+    # The S3 bucket Ansible's Session Manager connection moves files through (the operator's inventory).
+    ssm_transfer_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
     @field_validator("pod_cidr", "service_cidr")
     @classmethod

@@ -1,0 +1,3 @@
+from kcluster_cli.main import main
+
+raise SystemExit(main())
