@@ -25,6 +25,7 @@ from moto.moto_api._internal import mock_random
 
 from kcluster import contract
 from twin import infra, recorder
+from twin.account import ACCOUNT_ID, REGION
 from twin.aws import alarms, cfn, concurrency, fast_responses, lifecycle, runcommand, targets
 from twin.aws.eventbus import EventBus
 from twin.aws.functions import FunctionRuntime, queue_depth
@@ -36,8 +37,6 @@ from twin.node.model import KubeModel
 from twin.ticker import Ticker
 
 REPO = Path(__file__).resolve().parents[1]
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
 # Credentials moto accepts; nothing leaves the process.
 _ENVIRONMENT = {
     "AWS_DEFAULT_REGION": REGION,
@@ -207,7 +206,7 @@ class Twin:
         return self.queue_depth(ignore=_is_health_probe_event) == 0
 
     def groups(self) -> list[Any]:
-        backend = autoscaling_backends[ACCOUNT][REGION]
+        backend = autoscaling_backends[ACCOUNT_ID][REGION]
         return [
             backend.autoscaling_groups[g.asg_name]
             for g in self.spec.node_groups

@@ -13,11 +13,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from twin.account import REGION
 from twin.clock import Scheduler, VirtualClock
 from twin.latency import LatencyModel
 from twin.recorder import Recorder
-
-REGION = "us-east-1"
 
 
 class RecordingBus:

@@ -13,13 +13,13 @@ import pytest
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.events.models import EventPattern
 
-from tests.twin.conftest import REGION
+from twin.account import ACCOUNT_ID as ACCOUNT
+from twin.account import REGION
 from twin.aws import alarms
 from twin.aws.cfn import RuleSpec, Stack
 from twin.aws.eventbus import EventBus
 from twin.ticker import Ticker
 
-ACCOUNT = "123456789012"
 NAMESPACE = "Twin/Test"
 METRIC = "Errors"
 DIMENSIONS = [{"Name": "Service", "Value": "api"}]

@@ -60,10 +60,9 @@ from moto.cloudwatch import models as cloudwatch_models
 from moto.cloudwatch.models import MetricAggregatedDatum, MetricDatum, cloudwatch_backends
 from moto.sns.models import sns_backends
 
+from twin.account import ACCOUNT_ID, REGION
 from twin.iam import resources as iam_resources
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
 MINUTE = 60.0
 # EventBridge hands an alarm's state change to the rules shortly after it happens.
 EVENT_DELIVERY_SECONDS = 0.5
@@ -233,7 +232,7 @@ class AlarmEvaluator:
 
     def evaluate_all(self, minute: float) -> None:
         """Evaluate every metric alarm of the region over the periods ending at `minute`."""
-        backend = cloudwatch_backends[ACCOUNT][REGION]
+        backend = cloudwatch_backends[ACCOUNT_ID][REGION]
         self._index.update(backend.metric_data)
         for alarm in list(backend.alarms.values()):
             self.evaluate(alarm, minute)
@@ -327,7 +326,7 @@ class AlarmEvaluator:
             "id": self._uuid(),
             "detail-type": DETAIL_TYPE,
             "source": SOURCE,
-            "account": ACCOUNT,
+            "account": ACCOUNT_ID,
             "time": datetime.fromtimestamp(self.twin.clock.now(), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": REGION,
             "resources": [alarm.alarm_arn],
@@ -548,7 +547,7 @@ def _notification(alarm: Any, spec: MetricSpec, old: str, region_name: str) -> d
     return {
         "AlarmName": alarm.name,
         "AlarmDescription": alarm.description,
-        "AWSAccountId": ACCOUNT,
+        "AWSAccountId": ACCOUNT_ID,
         "AlarmConfigurationUpdatedTimestamp": _aws_time(alarm.configuration_updated_timestamp),
         "NewStateValue": alarm.state_value,
         "NewStateReason": alarm.state_reason,
@@ -629,7 +628,7 @@ def install(twin: Any) -> Callable[[], None]:
 
     backend_cls.put_metric_alarm = put_metric_alarm
     # Alarms created before (the stack's) have never been evaluated: moto left them OK.
-    for alarm in cloudwatch_backends[ACCOUNT][REGION].alarms.values():
+    for alarm in cloudwatch_backends[ACCOUNT_ID][REGION].alarms.values():
         if alarm.state_value == OK and alarm.state_reason == INITIAL_REASON and not alarm.history:
             _start_unchecked(alarm)
 

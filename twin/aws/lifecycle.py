@@ -40,14 +40,13 @@ from moto.autoscaling.exceptions import ValidationError
 from moto.core.responses import ActionResult, EmptyResult
 
 from kcluster import contract
+from twin.account import ACCOUNT_ID, REGION, instance_arn
 
 if TYPE_CHECKING:
     from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, InstanceState
 
     from twin.clock import ScheduledCall
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
 ABANDON = "ABANDON"
 CONTINUE = "CONTINUE"
 MIN_HEARTBEAT_SECONDS = 30
@@ -258,7 +257,7 @@ class LifecycleEmulation:
         iam = getattr(self.twin, "iam", None)
         if iam is None:
             return True
-        bus_arn = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
+        bus_arn = f"arn:aws:events:{REGION}:{ACCOUNT_ID}:event-bus/default"
         context = {
             "events:source": [contract.NODE_EVENT_SOURCE],
             "events:detail-type": [contract.NODE_PROVISIONED_DETAIL_TYPE],
@@ -281,7 +280,7 @@ class LifecycleEmulation:
                     "Source": contract.NODE_EVENT_SOURCE,
                     "DetailType": contract.NODE_PROVISIONED_DETAIL_TYPE,
                     "Detail": json.dumps(detail),
-                    "Resources": [_instance_arn(instance_id)],
+                    "Resources": [instance_arn(instance_id)],
                     "Time": self.twin.clock.now_datetime(),
                 }
             ]
@@ -483,7 +482,7 @@ class LifecycleEmulation:
         self.converge(group)
 
     def _backend(self) -> AutoScalingBackend:
-        return asg_models.autoscaling_backends[ACCOUNT][REGION]
+        return asg_models.autoscaling_backends[ACCOUNT_ID][REGION]
 
     def _note(self, text: str) -> None:
         recorder = getattr(self.twin, "recorder", None)
@@ -547,10 +546,6 @@ def _deregister_targets(group: FakeAutoScalingGroup, instance_ids: list[str]) ->
         registered = [i for i in instance_ids if i in target_group.targets]
         if registered:
             elbv2.deregister_targets(target_group.arn, [{"Id": i} for i in registered])
-
-
-def _instance_arn(instance_id: str) -> str:
-    return f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance_id}"
 
 
 def _lifecycle_event(group: FakeAutoScalingGroup, action: LifecycleAction, when: datetime) -> dict[str, Any]:

@@ -42,12 +42,11 @@ from moto.ssm.exceptions import SSMException
 from moto.ssm.models import ssm_backends
 
 from kcluster import contract
+from twin.account import ACCOUNT_ID, REGION, instance_arn
 
 if TYPE_CHECKING:
     from twin.clock import ScheduledCall
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
 OUTPUT_LIMIT = 24_000
 LIST_OUTPUT_LIMIT = 2_500
 DEFAULT_TIMEOUT_SECONDS = 3600
@@ -356,7 +355,7 @@ class RunCommandEmulation:
             "requested-date-time": iso_ms(command.requested_at),
             "status": invocation.status,
         }
-        self._put(contract.COMMAND_STATUS_DETAIL_TYPE, detail, [_instance_arn(invocation.instance_id)])
+        self._put(contract.COMMAND_STATUS_DETAIL_TYPE, detail, [instance_arn(invocation.instance_id)])
 
     def _command_event(self, command: Command) -> None:
         detail = {
@@ -367,7 +366,7 @@ class RunCommandEmulation:
             "requested-date-time": iso_ms(command.requested_at),
             "status": command.status,
         }
-        self._put(COMMAND_DETAIL_TYPE, detail, [_instance_arn(i) for i in command.instance_ids])
+        self._put(COMMAND_DETAIL_TYPE, detail, [instance_arn(i) for i in command.instance_ids])
 
     def _put(self, detail_type: str, detail: dict[str, Any], resources: list[str]) -> None:
         self.twin.bus.put_events(
@@ -392,7 +391,7 @@ class RunCommandEmulation:
 
 
 def _document(name: str, version: str | None) -> Any:
-    documents = ssm_backends[ACCOUNT][REGION]._get_documents(name)  # raises InvalidDocument
+    documents = ssm_backends[ACCOUNT_ID][REGION]._get_documents(name)  # raises InvalidDocument
     if version and version not in ("$DEFAULT", "$LATEST"):
         found = documents.find_by_version(version)
         if found is None:
@@ -458,7 +457,7 @@ def _interpolate(script: str, declared: dict[str, Any], values: dict[str, list[s
 
 
 def _ec2() -> Any:
-    return ec2_backends[ACCOUNT][REGION]
+    return ec2_backends[ACCOUNT_ID][REGION]
 
 
 def _resolve_targets(targets: list[dict[str, Any]]) -> list[str]:
@@ -476,10 +475,6 @@ def _resolve_targets(targets: list[dict[str, Any]]) -> list[str]:
             raise _error("InvalidTarget", f"Target key {key} is not supported by the twin")
         ids = matched if ids is None else [i for i in ids if i in matched]
     return ids or []
-
-
-def _instance_arn(instance_id: str) -> str:
-    return f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance_id}"
 
 
 def _elapsed(invocation: Invocation) -> str:

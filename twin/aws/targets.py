@@ -45,8 +45,8 @@ from typing import Any
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.elbv2 import models as elbv2_models
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
+from twin.account import ACCOUNT_ID, REGION
+
 NAMESPACE = "AWS/NetworkELB"
 MINUTE = 60.0
 # AWS's default deregistration delay is 300 s; the twin's group sets its own (infra.NlbSpec).
@@ -280,7 +280,7 @@ class TargetHealthEmulation:
                         }
                     )
         if data:
-            cloudwatch_backends[ACCOUNT][REGION].put_metric_data(NAMESPACE, data)
+            cloudwatch_backends[ACCOUNT_ID][REGION].put_metric_data(NAMESPACE, data)
 
 
 def target_group_dimension(target_group_arn: str) -> str:
@@ -319,7 +319,7 @@ def _next_whole_minute(now: float) -> float:
 
 
 def _elbv2() -> Any:
-    return elbv2_models.elbv2_backends[ACCOUNT][REGION]
+    return elbv2_models.elbv2_backends[ACCOUNT_ID][REGION]
 
 
 # ---- the patch ------------------------------------------------------------------------------------
