@@ -287,9 +287,7 @@ def cluster_config(
     )
 
 
-def deploy(
-    spec: InfraSpec, twin: Any = None, *, document_content: Callable[[str], dict] | None = None
-) -> Deployment:
+def deploy(spec: InfraSpec, *, document_content: Callable[[str], dict] | None = None) -> Deployment:
     """Create everything `terraform apply` would, through boto3 against moto."""
     if document_content is None:
         from twin.documents import document_content

@@ -9,6 +9,7 @@ product code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -27,13 +28,16 @@ from kcluster import contract
 from twin import infra, recorder
 from twin.account import ACCOUNT_ID, REGION
 from twin.aws import alarms, cfn, concurrency, fast_responses, lifecycle, runcommand, targets
-from twin.aws.eventbus import EventBus
-from twin.aws.functions import FunctionRuntime, queue_depth
+from twin.aws.eventbus import EventBus, EventBusContext
+from twin.aws.functions import FunctionRuntime, FunctionRuntimeContext, queue_depth
 from twin.clock import Scheduler, VirtualClock
 from twin.iam import authorization
+from twin.iam.authorization import TwinIam
 from twin.latency import LatencyModel
+from twin.node.boot import BootContext, InstanceBoot
 from twin.node.fleet import NodeFleet
 from twin.node.model import KubeModel
+from twin.ports import EventPublisher, Late
 from twin.ticker import Ticker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,15 +94,38 @@ class Twin:
         self.fleet = NodeFleet(
             self.workdir, self.model, lambda region: boto3.client("ssm", region_name=region), self.clock.now
         )
-        self.bus: EventBus | None = None
-        self.lifecycle = lifecycle.LifecycleEmulation(self)
-        self._undo.append(lifecycle.install(self))
-        self.runcommand = runcommand.RunCommandEmulation(self)
-        self._undo.append(runcommand.install(self))
+        # The bus and IAM are built from the deployment, which needs Auto Scaling's and Run Command's
+        # emulations in place first: those reach the bus and IAM through references connected below.
+        events: Late[EventPublisher] = Late("the event bus")
+        node_roles: Late[TwinIam] = Late("IAM enforcement")
+        self.runcommand = runcommand.RunCommandEmulation(
+            runcommand.RunCommandContext(
+                self.clock, self.scheduler, self.rng, self.latency, self.recorder, self.fleet, events
+            )
+        )
+        self._undo.append(runcommand.install(self.runcommand))
+        self.boot = InstanceBoot(
+            BootContext(
+                self.clock,
+                self.scheduler,
+                self.latency,
+                self.recorder,
+                sandboxes=self.fleet,
+                events=events,
+                agents=self.runcommand,
+                node_roles=node_roles,
+            )
+        )
+        self.lifecycle = lifecycle.LifecycleEmulation(
+            lifecycle.AutoScalingContext(
+                self.clock, self.scheduler, self.rng, self.latency, self.recorder, events, hosts=self.boot
+            )
+        )
+        self._undo.append(lifecycle.install(self.lifecycle))
 
         self.spec = infra.default_spec(cluster)
         infra.publish_public_ubuntu_ami(REGION, self.spec.architecture)
-        self.deployment = infra.deploy(self.spec, self)
+        self.deployment = infra.deploy(self.spec)
         # `sam deploy --parameter-overrides`, with the Terraform outputs the README tells users to pass.
         parameters = {
             "ClusterName": cluster,
@@ -111,18 +138,30 @@ class Twin:
         # credentials: each function's execution role, each node's instance profile (twin/iam/).
         self.iam = authorization.enforce_for(self)
         self._undo.append(self.iam.undo)
-        self.functions = FunctionRuntime(self, self.stack)
-        self.bus = EventBus(self, self.stack)
+        node_roles.connect(self.iam)
+        self.functions = FunctionRuntime(
+            FunctionRuntimeContext(self.scheduler, self.rng, self.recorder, self.latency, self.iam),
+            self.stack,
+        )
+        self.bus = EventBus(
+            EventBusContext(self.scheduler, self.rng, self.recorder, self.latency, self.functions, self.iam),
+            self.stack,
+        )
+        events.connect(self.bus)
         self.bus.schedule_rules()
         # What AWS does on its own clock (NLB health checks, alarm evaluation) runs on the ticker as virtual
         # time passes, never as scheduler calls: it adds no steps to the world (twin/ticker.py).
         self.ticker = Ticker(self.clock, self.scheduler)
         self._undo.append(self.ticker.install())
-        self.targets = targets.TargetHealthEmulation(self)
+        self.targets = targets.TargetHealthEmulation(
+            targets.TargetHealthContext(self.clock, self.recorder, apiservers=self.model)
+        )
         self.targets.watch(self.deployment.target_group_arn, self.targets.api_probe)
-        self._undo.append(targets.install(self))
-        self.alarms = alarms.AlarmEvaluator(self)
-        self._undo.append(alarms.install(self))
+        self._undo.append(targets.install(self.targets))
+        self.alarms = alarms.AlarmEvaluator(
+            alarms.AlarmContext(self.clock, self.scheduler, self.recorder, seed, bus=self.bus, iam=self.iam)
+        )
+        self._undo.append(alarms.install())
         self.ticker.add(self.targets)
         self.ticker.add(self.alarms)
         # From here on, the product's AWS calls are counted; the twin pauses counting for its own.
@@ -153,8 +192,9 @@ class Twin:
                 InstanceId=instance_id, ShouldDecrementDesiredCapacity=decrement
             )
 
-    def operator(self):
-        return _Paused(self.recorder)
+    def operator(self) -> contextlib.AbstractContextManager[None]:
+        """Calls the twin makes as the operator or for its own bookkeeping are not the product's."""
+        return self.recorder.paused()
 
     def operator_client(self, service: str) -> Any:
         """A client with the operator's own credentials (an administrator, authorized like anyone else)."""
@@ -272,17 +312,3 @@ def _is_health_probe_event(body: str) -> bool:
     except ValueError:
         return False
     return str(detail.get("document-name", "")).endswith(f"-{contract.DOC_HEALTH}")
-
-
-class _Paused:
-    """Calls the twin makes as the operator or for its own bookkeeping are not the product's."""
-
-    def __init__(self, rec: recorder.Recorder) -> None:
-        self.recorder = rec
-        self.previous = rec.recording
-
-    def __enter__(self) -> None:
-        self.recorder.recording = False
-
-    def __exit__(self, *_: object) -> None:
-        self.recorder.recording = self.previous

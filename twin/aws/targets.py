@@ -40,12 +40,17 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.elbv2 import models as elbv2_models
 
 from twin.account import ACCOUNT_ID, REGION
+
+if TYPE_CHECKING:
+    from twin.clock import VirtualClock
+    from twin.ports import ApiServerProbe
+    from twin.recorder import Recorder
 
 NAMESPACE = "AWS/NetworkELB"
 MINUTE = 60.0
@@ -97,13 +102,22 @@ class TargetTransition:
     reason: str | None
 
 
+@dataclass(frozen=True)
+class TargetHealthContext:
+    """What the load balancer's health checks use."""
+
+    clock: VirtualClock
+    recorder: Recorder  # timeline notes when a target turns unhealthy or recovers
+    apiservers: ApiServerProbe | None = None  # the API target group's check; None: nothing answers
+
+
 class TargetHealthEmulation:
-    def __init__(self, twin: Any) -> None:
-        self.twin = twin
+    def __init__(self, context: TargetHealthContext) -> None:
+        self.context = context
         self.watched: dict[str, _Watched] = {}
         # Every state change of every watched target, in order (tests, reports).
         self.transitions: list[TargetTransition] = []
-        self._next_minute = _next_whole_minute(twin.clock.now())
+        self._next_minute = _next_whole_minute(context.clock.now())
 
     # ---- what the twin watches ----------------------------------------------------------------
 
@@ -114,11 +128,11 @@ class TargetHealthEmulation:
 
     def api_probe(self, instance_id: str) -> bool:
         """The API target group's TCP check on 6443: the instance's own kube-apiserver answers."""
-        model = getattr(self.twin, "model", None)
-        if model is None:
+        apiservers = self.context.apiservers
+        if apiservers is None:
             return False
         try:
-            return bool(model.apiserver_running(instance_id))
+            return bool(apiservers.apiserver_running(instance_id))
         except Exception:  # the model raises its own error for an instance it never saw
             return False
 
@@ -196,7 +210,7 @@ class TargetHealthEmulation:
         """Take in registrations and deregistrations made since the last look (all at the clock's now:
         the clock has not moved since, as everything that moves it looks here first)."""
         backend = _elbv2()
-        now = self.twin.clock.now()
+        now = self.context.clock.now()
         for watched in self.watched.values():
             group = backend.target_groups.get(watched.arn)
             registered = group.targets if group is not None else {}
@@ -248,11 +262,10 @@ class TargetHealthEmulation:
         self.transitions.append(
             TargetTransition(now, watched.arn, target.target_id, old, state, reason[0] if reason else None)
         )
-        recorder = getattr(self.twin, "recorder", None)
-        if recorder is not None and UNHEALTHY in (old, state):
+        if UNHEALTHY in (old, state):
             # Routine registrations stay off the timeline; a target failing (or coming back) is news.
             name = watched.arn.rsplit(":", 1)[-1]
-            recorder.note("elb", f"target {target.target_id} in {name}: {old} -> {state}")
+            self.context.recorder.note("elb", f"target {target.target_id} in {name}: {old} -> {state}")
 
     def _publish_minute(self, minute_start: float) -> None:
         backend = _elbv2()
@@ -327,11 +340,11 @@ def _elbv2() -> Any:
 _current: TargetHealthEmulation | None = None
 
 
-def install(twin: Any) -> Callable[[], None]:
-    """Make DescribeTargetHealth answer from `twin.targets` for the groups it watches; returns the undo."""
+def install(emulation: TargetHealthEmulation) -> Callable[[], None]:
+    """Make DescribeTargetHealth answer from `emulation` for the groups it watches; returns the undo."""
     global _current
     previous = _current
-    _current = twin.targets
+    _current = emulation
     backend_cls = elbv2_models.ELBv2Backend
     original = backend_cls.__dict__["describe_target_health"]
 
