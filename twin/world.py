@@ -21,7 +21,7 @@ from typing import Any
 
 import boto3
 from moto import mock_aws
-from moto.autoscaling.models import autoscaling_backends
+from moto.autoscaling.models import FakeAutoScalingGroup, autoscaling_backends
 from moto.moto_api._internal import mock_random
 
 from kcluster import contract
@@ -32,12 +32,11 @@ from twin.aws.eventbus import EventBus, EventBusContext
 from twin.aws.functions import FunctionRuntime, FunctionRuntimeContext, queue_depth
 from twin.clock import Scheduler, VirtualClock
 from twin.iam import authorization
-from twin.iam.authorization import TwinIam
 from twin.latency import LatencyModel
 from twin.node.boot import BootContext, InstanceBoot
 from twin.node.fleet import NodeFleet
 from twin.node.model import KubeModel
-from twin.ports import EventPublisher, Late
+from twin.ports import EventPublisher, Late, NodeAuthorizer
 from twin.ticker import Ticker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,7 +69,7 @@ class Twin:
         os.environ.update(_ENVIRONMENT)
         self._mock = mock_aws()
         self._mock.start()
-        self._undo: list[Any] = []
+        self._undo: list[Callable[[], None]] = []
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="kcluster-twin-"))
         # moto draws resource ids and uuids from its own generator: seed it (and the global one) so a
@@ -91,13 +90,27 @@ class Twin:
         self._undo.append(recorder.install(self.recorder))
         self._undo.append(fast_responses.install())
         self.model = KubeModel(self.clock.now, random.Random(streams.random()))
+        # The bus and IAM are built from the deployment, which needs Auto Scaling's and Run Command's
+        # emulations in place first: those reach the bus and IAM through references connected once built.
+        events: Late[EventPublisher] = Late("the event bus")
+        node_roles: Late[NodeAuthorizer] = Late("IAM enforcement")
+        self._build_instances(events, node_roles)
+        self._deploy(cluster, template)
+        self._build_serverless()
+        node_roles.connect(self.iam)
+        events.connect(self.bus)
+        self.bus.schedule_rules()
+        self._build_ticked(seed)
+        # From here on, the product's AWS calls are counted; the twin pauses counting for its own.
+        self.recorder.recording = True
+
+    # --- wiring, in the order the world needs it --------------------------------------------------
+
+    def _build_instances(self, events: Late[EventPublisher], node_roles: Late[NodeAuthorizer]) -> None:
+        """What runs instances: the node fleet and its boot, Run Command, Auto Scaling."""
         self.fleet = NodeFleet(
             self.workdir, self.model, lambda region: boto3.client("ssm", region_name=region), self.clock.now
         )
-        # The bus and IAM are built from the deployment, which needs Auto Scaling's and Run Command's
-        # emulations in place first: those reach the bus and IAM through references connected below.
-        events: Late[EventPublisher] = Late("the event bus")
-        node_roles: Late[TwinIam] = Late("IAM enforcement")
         self.runcommand = runcommand.RunCommandEmulation(
             runcommand.RunCommandContext(
                 self.clock, self.scheduler, self.rng, self.latency, self.recorder, self.fleet, events
@@ -123,6 +136,8 @@ class Twin:
         )
         self._undo.append(lifecycle.install(self.lifecycle))
 
+    def _deploy(self, cluster: str, template: Path | None) -> None:
+        """What `terraform apply` creates, then `sam deploy` of template.yaml with its outputs."""
         self.spec = infra.default_spec(cluster)
         infra.publish_public_ubuntu_ami(REGION, self.spec.architecture)
         self.deployment = infra.deploy(self.spec)
@@ -134,11 +149,13 @@ class Twin:
         }
         translated = cfn.load_template(template or REPO / "template.yaml", parameters)
         self.stack = cfn.deploy_template(translated, f"kcluster-{cluster}", rng=self.rng)
+
+    def _build_serverless(self) -> None:
+        """IAM enforcement, the Lambda runtime and the event bus, from the deployed stack."""
         # From here on every call is authorized as AWS would authorize it, with each caller's own
         # credentials: each function's execution role, each node's instance profile (twin/iam/).
         self.iam = authorization.enforce_for(self)
         self._undo.append(self.iam.undo)
-        node_roles.connect(self.iam)
         self.functions = FunctionRuntime(
             FunctionRuntimeContext(self.scheduler, self.rng, self.recorder, self.latency, self.iam),
             self.stack,
@@ -147,10 +164,10 @@ class Twin:
             EventBusContext(self.scheduler, self.rng, self.recorder, self.latency, self.functions, self.iam),
             self.stack,
         )
-        events.connect(self.bus)
-        self.bus.schedule_rules()
-        # What AWS does on its own clock (NLB health checks, alarm evaluation) runs on the ticker as virtual
-        # time passes, never as scheduler calls: it adds no steps to the world (twin/ticker.py).
+
+    def _build_ticked(self, seed: int) -> None:
+        """What AWS does on its own clock (NLB health checks, alarm evaluation) runs on the ticker as
+        virtual time passes, never as scheduler calls: it adds no steps to the world (twin/ticker.py)."""
         self.ticker = Ticker(self.clock, self.scheduler)
         self._undo.append(self.ticker.install())
         self.targets = targets.TargetHealthEmulation(
@@ -164,8 +181,6 @@ class Twin:
         self._undo.append(alarms.install())
         self.ticker.add(self.targets)
         self.ticker.add(self.alarms)
-        # From here on, the product's AWS calls are counted; the twin pauses counting for its own.
-        self.recorder.recording = True
 
     # --- what an operator does ---------------------------------------------------------------
 
@@ -245,7 +260,7 @@ class Twin:
             return False
         return self.queue_depth(ignore=_is_health_probe_event) == 0
 
-    def groups(self) -> list[Any]:
+    def groups(self) -> list[FakeAutoScalingGroup]:
         backend = autoscaling_backends[ACCOUNT_ID][REGION]
         return [
             backend.autoscaling_groups[g.asg_name]

@@ -26,7 +26,7 @@ import boto3
 from moto.events.models import EventPattern
 
 from twin.account import ACCOUNT_ID, REGION
-from twin.aws.cfn import RuleSpec, Stack
+from twin.aws.cfn import FunctionSpec, RuleSpec, Stack
 
 if TYPE_CHECKING:
     from twin.clock import Scheduler
@@ -221,7 +221,7 @@ class EventBus:
         with self._twin_internal():
             return self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
 
-    def _function(self, arn: str) -> Any:
+    def _function(self, arn: str) -> FunctionSpec:
         for stack in self.stacks:
             try:
                 return stack.function_by_arn_or_name(arn)

@@ -43,7 +43,8 @@ from kcluster import contract
 from twin.account import ACCOUNT_ID, REGION
 
 if TYPE_CHECKING:
-    from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, InstanceState
+    from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, InstanceState, LifecycleHook
+    from moto.autoscaling.responses import AutoScalingResponse
 
     from twin.clock import ScheduledCall, Scheduler, VirtualClock
     from twin.latency import LatencyModel
@@ -230,7 +231,7 @@ class LifecycleEmulation:
     # ---- waits and actions -----------------------------------------------------------------
 
     def _wait(
-        self, group: FakeAutoScalingGroup, state: InstanceState, transition: str, hooks: list[Any]
+        self, group: FakeAutoScalingGroup, state: InstanceState, transition: str, hooks: list[LifecycleHook]
     ) -> None:
         now = self.context.clock.now()
         state.lifecycle_state = (
@@ -429,7 +430,7 @@ def _zone(state: InstanceState) -> str:
     return state.instance.placement.zone
 
 
-def _hooks(group: FakeAutoScalingGroup, transition: str) -> list[Any]:
+def _hooks(group: FakeAutoScalingGroup, transition: str) -> list[LifecycleHook]:
     return [
         hook
         for hook in group.autoscaling_backend.describe_lifecycle_hooks(group.name)
@@ -447,7 +448,9 @@ def _subnet_in(group: FakeAutoScalingGroup, az: str) -> str | None:
     return subnet_ids[0]
 
 
-def _find_state(backend: AutoScalingBackend, instance_id: str) -> tuple[Any, Any] | None:
+def _find_state(
+    backend: AutoScalingBackend, instance_id: str
+) -> tuple[FakeAutoScalingGroup, InstanceState] | None:
     for group in backend.autoscaling_groups.values():
         for state in group.instance_states:
             if state.instance.id == instance_id:
@@ -546,7 +549,9 @@ def install(emulation: LifecycleEmulation) -> Callable[[], None]:
         if emulation is not None and health_status == "Unhealthy":
             emulation.set_unhealthy(instance_id)
 
-    def terminate_instance(self: AutoScalingBackend, instance_id: str, should_decrement: bool) -> Any:
+    def terminate_instance(
+        self: AutoScalingBackend, instance_id: str, should_decrement: bool
+    ) -> asg_models.TerminateInstanceActivity:
         emulation = _emulation()
         if emulation is None:
             return original_terminate(self, instance_id, should_decrement)
@@ -571,7 +576,7 @@ def install(emulation: LifecycleEmulation) -> Callable[[], None]:
         _register_targets(group, [s for s in group.instance_states if s.lifecycle_state == "InService"])
         return None
 
-    def create_auto_scaling_group(self: Any) -> ActionResult:
+    def create_auto_scaling_group(self: AutoScalingResponse) -> ActionResult:
         if _emulation() is None:
             return original_create_group(self)
         name = self._get_param("AutoScalingGroupName")
@@ -594,7 +599,7 @@ def install(emulation: LifecycleEmulation) -> Callable[[], None]:
                 self.autoscaling_backend.delete_lifecycle_hook(name, hook_name)
             raise
 
-    def put_lifecycle_hook(self: Any) -> ActionResult:
+    def put_lifecycle_hook(self: AutoScalingResponse) -> ActionResult:
         if _emulation() is None:
             return original_put_hook(self)
         _validate_heartbeat(self._get_param("HeartbeatTimeout"))
@@ -606,7 +611,7 @@ def install(emulation: LifecycleEmulation) -> Callable[[], None]:
             _finish_hook(hook, self._get_param("NotificationMetadata"))
         return result
 
-    def set_instance_health_call(self: Any) -> ActionResult:
+    def set_instance_health_call(self: AutoScalingResponse) -> ActionResult:
         emulation = _emulation()
         if emulation is not None and self._get_param("ShouldRespectGracePeriod") in (None, True, "true"):
             instance_id = self._get_param("InstanceId")
@@ -620,7 +625,7 @@ def install(emulation: LifecycleEmulation) -> Callable[[], None]:
                     return EmptyResult()
         return original_set_health_call(self)
 
-    def complete_lifecycle_action(self: Any) -> ActionResult:
+    def complete_lifecycle_action(self: AutoScalingResponse) -> ActionResult:
         emulation = _require_emulation()
         emulation.complete(
             self._get_param("AutoScalingGroupName"),
@@ -631,7 +636,7 @@ def install(emulation: LifecycleEmulation) -> Callable[[], None]:
         )
         return EmptyResult()
 
-    def record_lifecycle_action_heartbeat(self: Any) -> ActionResult:
+    def record_lifecycle_action_heartbeat(self: AutoScalingResponse) -> ActionResult:
         emulation = _require_emulation()
         emulation.heartbeat(
             self._get_param("AutoScalingGroupName"),
@@ -682,7 +687,7 @@ def _validate_heartbeat(value: Any) -> None:
         )
 
 
-def _finish_hook(hook: Any, notification_metadata: str | None) -> None:
+def _finish_hook(hook: LifecycleHook, notification_metadata: str | None) -> None:
     """moto keeps a fixed 48 h global timeout and drops the metadata; AWS does neither."""
     hook.global_timeout = global_timeout_seconds(int(hook.heartbeat_timeout))
     hook.notification_metadata = notification_metadata or None

@@ -46,6 +46,9 @@ from kcluster import contract
 from twin.account import ACCOUNT_ID, REGION, instance_arn
 
 if TYPE_CHECKING:
+    from moto.ec2.models import EC2Backend
+    from moto.ssm.responses import SimpleSystemManagerResponse
+
     from twin.clock import ScheduledCall, Scheduler, VirtualClock
     from twin.latency import LatencyModel
     from twin.ports import EventPublisher, Late, ScriptRunner
@@ -471,7 +474,7 @@ def _interpolate(script: str, declared: dict[str, Any], values: dict[str, list[s
     return re.sub(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}", replace, script)
 
 
-def _ec2() -> Any:
+def _ec2() -> EC2Backend:
     return ec2_backends[ACCOUNT_ID][REGION]
 
 
@@ -643,7 +646,7 @@ def _command_filter(entry: dict[str, str]) -> Callable[[Command], bool]:
     raise _error("InvalidFilterKey", f"Filter key {key!r} is not supported by ListCommands")
 
 
-def _filters(self: Any) -> dict[str, list[str]]:
+def _filters(self: SimpleSystemManagerResponse) -> dict[str, list[str]]:
     """DescribeInstanceInformation's two filter syntaxes, as {key: values}."""
     found: dict[str, list[str]] = {}
     for entry in self._get_param("InstanceInformationFilterList", []) or []:
@@ -661,7 +664,7 @@ def install(emulation: RunCommandEmulation) -> Callable[[], None]:
     response_cls = ssm_responses.SimpleSystemManagerResponse
     originals: list[tuple[str, Any]] = []
 
-    def send_command(self: Any) -> ActionResult:
+    def send_command(self: SimpleSystemManagerResponse) -> ActionResult:
         command = _emulation().send(
             document_name=self._get_param("DocumentName"),
             document_version=self._get_param("DocumentVersion"),
@@ -673,7 +676,7 @@ def install(emulation: RunCommandEmulation) -> Callable[[], None]:
         )
         return ActionResult({"Command": command_response(command)})
 
-    def list_commands(self: Any) -> ActionResult:
+    def list_commands(self: SimpleSystemManagerResponse) -> ActionResult:
         commands = _emulation().list_commands(
             self._get_param("CommandId"), self._get_param("InstanceId"), self._get_param("Filters")
         )
@@ -686,14 +689,14 @@ def install(emulation: RunCommandEmulation) -> Callable[[], None]:
             )
         )
 
-    def get_command_invocation(self: Any) -> ActionResult:
+    def get_command_invocation(self: SimpleSystemManagerResponse) -> ActionResult:
         invocation = _emulation().invocation(self._get_param("CommandId"), self._get_param("InstanceId"))
         plugin = self._get_param("PluginName")
         if plugin and plugin != invocation.command.plugin_name:
             raise _error("InvalidPluginName", f"Plugin {plugin} is not in the document")
         return ActionResult(get_invocation_response(invocation))
 
-    def list_command_invocations(self: Any) -> ActionResult:
+    def list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
         invocations = _emulation().visible_invocations(
             self._get_param("CommandId"), self._get_param("InstanceId")
         )
@@ -707,11 +710,11 @@ def install(emulation: RunCommandEmulation) -> Callable[[], None]:
             )
         )
 
-    def cancel_command(self: Any) -> ActionResult:
+    def cancel_command(self: SimpleSystemManagerResponse) -> ActionResult:
         _emulation().cancel(self._get_param("CommandId"), self._get_param("InstanceIds", []) or [])
         return ActionResult({})
 
-    def describe_instance_information(self: Any) -> ActionResult:
+    def describe_instance_information(self: SimpleSystemManagerResponse) -> ActionResult:
         filters = _filters(self)
         agents = sorted(_emulation().agents.values(), key=lambda a: a.registered_at)
         if "InstanceIds" in filters:

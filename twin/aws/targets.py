@@ -48,6 +48,8 @@ from moto.elbv2 import models as elbv2_models
 from twin.account import ACCOUNT_ID, REGION
 
 if TYPE_CHECKING:
+    from moto.elbv2.models import FakeTargetGroup
+
     from twin.clock import VirtualClock
     from twin.ports import ApiServerProbe
     from twin.recorder import Recorder
@@ -316,11 +318,11 @@ def _note_counts(watched: _Watched) -> None:
     watched.minute_max = (max(watched.minute_max[0], healthy), max(watched.minute_max[1], unhealthy))
 
 
-def _interval(group: Any) -> float:
+def _interval(group: FakeTargetGroup | None) -> float:
     return float(getattr(group, "health_check_interval_seconds", None) or 30)
 
 
-def _deregistration_delay(group: Any) -> float:
+def _deregistration_delay(group: FakeTargetGroup | None) -> float:
     if group is None:
         return 0.0
     value = group.attributes.get("deregistration_delay.timeout_seconds", DEFAULT_DEREGISTRATION_DELAY_SECONDS)
@@ -331,7 +333,7 @@ def _next_whole_minute(now: float) -> float:
     return (math.floor(now / MINUTE) + 1) * MINUTE
 
 
-def _elbv2() -> Any:
+def _elbv2() -> elbv2_models.ELBv2Backend:
     return elbv2_models.elbv2_backends[ACCOUNT_ID][REGION]
 
 
@@ -348,7 +350,9 @@ def install(emulation: TargetHealthEmulation) -> Callable[[], None]:
     backend_cls = elbv2_models.ELBv2Backend
     original = backend_cls.__dict__["describe_target_health"]
 
-    def describe_target_health(self: Any, target_group_arn: str, targets: list[dict[str, Any]]) -> list[Any]:
+    def describe_target_health(
+        self: elbv2_models.ELBv2Backend, target_group_arn: str, targets: list[dict[str, Any]]
+    ) -> list[Any]:
         emulation = _current
         if emulation is None or target_group_arn not in emulation.watched:
             return original(self, target_group_arn, targets)
