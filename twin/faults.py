@@ -193,8 +193,8 @@ class FaultInjector:
             _active = previous
 
         self._undo.append(deactivate)
-        # Twin.close() runs its undo list: the injector never outlives its twin.
-        twin._undo.append(self.uninstall)
+        # The injector never outlives its twin.
+        twin.on_close(self.uninstall)
 
     # ---- events ----------------------------------------------------------------------------
 

@@ -297,6 +297,10 @@ class Twin:
             table = self.stack.physical_id("StateTable")
             return boto3.client("dynamodb").scan(TableName=table)["Items"]
 
+    def on_close(self, undo: Callable[[], None]) -> None:
+        """Run `undo` when the twin closes, before what was installed earlier is undone."""
+        self._undo.append(undo)
+
     def close(self) -> None:
         self.fleet.close()
         for undo in reversed(self._undo):

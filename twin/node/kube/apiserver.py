@@ -26,7 +26,11 @@ from twin.node.kube.state import (
 
 
 class ApiServer(ClusterState):
-    """The API server: Node objects, manifests, cordon and delete; which apiserver answers."""
+    """The API server: Node objects, manifests, cordon and delete; which apiserver answers.
+
+    Uses the etcd part (the API answers while etcd has quorum), the kubelet part (the Ready condition)
+    and the workloads part (a deleted Node's pods are rescheduled).
+    """
 
     def nodes(self) -> list[NodeView]:
         with self._lock:

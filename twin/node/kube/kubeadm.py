@@ -59,7 +59,11 @@ def node_labels(kubelet_args: dict[str, str]) -> dict[str, str]:
 
 
 class Kubeadm(ClusterState):
-    """kubeadm init / join / reset / token create / upload-certs."""
+    """kubeadm init / join / reset / token create / upload-certs.
+
+    Uses the etcd part (members added, dropped, quorum), the API server part (Node registration,
+    kubeconfigs, which API answers) and the kubelet part (Node readiness).
+    """
 
     def set_kubeadm_version(self, instance_id: str, version: str) -> None:
         with self._lock:

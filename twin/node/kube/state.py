@@ -254,6 +254,10 @@ class ClusterState:
             host.kubelet_running = False
             self._record("host-removed", instance_id)
 
+    def _sync_ready_conditions(self) -> None:
+        """Move each Node's Ready condition to what its kubelet would post now: the kubelet part's job
+        (twin/node/kube/kubelet.py overrides this); every recorded change calls it."""
+
     def _record(self, operation: str, instance_id: str | None, **detail: object) -> None:
         # every change of state is recorded: the moment a Node's Ready condition transitions
         self._sync_ready_conditions()

@@ -23,7 +23,11 @@ def _drain_error(node: str, reasons: str) -> str:
 
 
 class Workloads(ClusterState):
-    """Pods, PodDisruptionBudgets, eviction and drain."""
+    """Pods, PodDisruptionBudgets, eviction and drain.
+
+    Uses the API server part (the Node to drain, cordon) and the kubelet part (a pod on a Ready Node is
+    healthy).
+    """
 
     def pods(self) -> list[PodView]:
         with self._lock:
