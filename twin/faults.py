@@ -31,7 +31,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -41,7 +41,12 @@ from kcluster import contract
 from twin.aws import concurrency
 from twin.aws.runcommand import DOCUMENT_KEYS
 from twin.latency import COMMAND_RANGES, DEFAULT_COMMAND_RANGE
+from twin.node.boot import ec2_instance_running
 from twin.node.fleet import ScriptResult
+
+if TYPE_CHECKING:
+    from twin.clock import ScheduledCall
+    from twin.world import Twin
 
 FAULT_KINDS = (
     "event_dropped",
@@ -113,7 +118,7 @@ class InjectedFault:
 class FaultInjector:
     """Injects faults into `twin` from the moment it is built until `stop()`; undone when the twin closes."""
 
-    def __init__(self, twin: Any, rng: random.Random, rates: FaultRates | None = None) -> None:
+    def __init__(self, twin: Twin, rng: random.Random, rates: FaultRates | None = None) -> None:
         self.twin = twin
         self.rng = rng
         self.rates = rates or FaultRates()
@@ -122,7 +127,7 @@ class FaultInjector:
         self._throttled_until: dict[str, float] = {}
         # Instances killed "without their terminate hook firing": their terminate event is lost.
         self._silent_kills: set[str] = set()
-        self._timers: list[Any] = []
+        self._timers: list[ScheduledCall] = []
         # Planned crashes: (service, operation) -> how many more invocations die before that call.
         self._planned_crashes: Counter[tuple[str, str]] = Counter()
         self._undo: list[Callable[[], None]] = []
@@ -188,8 +193,8 @@ class FaultInjector:
             _active = previous
 
         self._undo.append(deactivate)
-        # Twin.close() runs its undo list: the injector never outlives its twin.
-        twin._undo.append(self.uninstall)
+        # The injector never outlives its twin.
+        twin.on_close(self.uninstall)
 
     # ---- events ----------------------------------------------------------------------------
 
@@ -337,7 +342,7 @@ class FaultInjector:
         self.twin.lifecycle.crash(instance_id)
 
     def _may_kill(self, instance_id: str) -> bool:
-        if not self.twin.lifecycle._alive(instance_id):
+        if not ec2_instance_running(instance_id):
             return False
         members = self.twin.model.etcd_members()
         member = next((m for m in members if m.instance_id == instance_id), None)
@@ -368,7 +373,7 @@ class FaultInjector:
         self.twin.recorder.note("fault", f"{kind.replace('_', ' ')}: {subject}")
 
 
-def fault_counts(twin: Any) -> dict[str, int]:
+def fault_counts(twin: Twin) -> dict[str, int]:
     """Faults injected into `twin`, per kind (every kind listed, zeros included)."""
     counters = twin.recorder.counters
     return {kind: counters.get(COUNTER_PREFIX + kind, 0) for kind in FAULT_KINDS}

@@ -17,6 +17,7 @@ import boto3
 
 from kcluster import contract
 from kcluster.config import ClusterConfig, CniConfig, Timeouts
+from twin.account import ACCOUNT_ID, REGION
 
 DOCUMENTS_JSON = "terraform/documents/documents.json"
 # terraform/main.tf reads the AMI id from Canonical's public parameter (data "aws_ssm_parameter").
@@ -24,7 +25,6 @@ UBUNTU_AMI_PARAMETER = (
     "/aws/service/canonical/ubuntu/server/24.04/stable/current/{architecture}/hvm/ebs-gp3/ami-id"
 )
 API_PORT = 6443
-_ACCOUNT = "123456789012"  # moto's default account
 
 
 @dataclass(frozen=True)
@@ -215,12 +215,12 @@ def default_spec(cluster_name: str = "demo", control_planes: int = 0, workers: i
     }
     return InfraSpec(
         cluster_name=cluster_name,
-        region="us-east-1",
+        region=REGION,
         vpc_cidr=vpc_cidr,
         subnets=(
-            SubnetSpec("10.0.0.0/20", "us-east-1a"),
-            SubnetSpec("10.0.16.0/20", "us-east-1b"),
-            SubnetSpec("10.0.32.0/20", "us-east-1c"),
+            SubnetSpec("10.0.0.0/20", f"{REGION}a"),
+            SubnetSpec("10.0.16.0/20", f"{REGION}b"),
+            SubnetSpec("10.0.32.0/20", f"{REGION}c"),
         ),
         security_groups=security_groups,
         control_plane=control_plane,
@@ -259,7 +259,7 @@ def _create_secrets_key(spec: InfraSpec, out: Deployment) -> str:
     from twin.iam import nodes
 
     kms = boto3.client("kms", region_name=spec.region)
-    inputs = nodes.module_inputs(spec.cluster_name, _ACCOUNT, spec.region, out.vpc_id, out.subnet_ids)
+    inputs = nodes.module_inputs(spec.cluster_name, ACCOUNT_ID, spec.region, out.vpc_id, out.subnet_ids)
     key = kms.create_key(
         Description=f"kcluster {spec.cluster_name}: SecureString parameters",
         Policy=json.dumps(nodes.kms_key_policy(inputs)),
@@ -349,9 +349,7 @@ def cluster_config(
     )
 
 
-def deploy(
-    spec: InfraSpec, twin: Any = None, *, document_content: Callable[[str], dict] | None = None
-) -> Deployment:
+def deploy(spec: InfraSpec, *, document_content: Callable[[str], dict] | None = None) -> Deployment:
     """Create everything `terraform apply` would, through boto3 against moto."""
     if document_content is None:
         from twin.documents import document_content
@@ -553,11 +551,11 @@ def publish_public_ubuntu_ami(region: str, architecture: str = "arm64") -> str:
         BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8, "VolumeType": "gp3"}}],
         VirtualizationType="hvm",
     )["ImageId"]
-    backend = ssm_backends[_ACCOUNT][region]
+    backend = ssm_backends[ACCOUNT_ID][region]
     name = UBUNTU_AMI_PARAMETER.format(architecture=architecture)
     backend._parameters[name].append(
         Parameter(
-            account_id=_ACCOUNT,
+            account_id=ACCOUNT_ID,
             name=name,
             value=image_id,
             parameter_type="String",

@@ -12,6 +12,7 @@ stay out of the product's numbers.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -45,6 +46,16 @@ class Recorder:
         # (command id, instance id, stdout, stderr), complete (before AWS's truncation).
         self.command_outputs: list[tuple[str, str, str, str]] = []
         self.timeline: list[TimelineEntry] = []
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Calls made inside are not the product's: the operator's, or what AWS does on its own (a bus
+        delivering to its targets, the Lambda service polling a queue)."""
+        previous, self.recording = self.recording, False
+        try:
+            yield
+        finally:
+            self.recording = previous
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] += n

@@ -15,7 +15,8 @@ from typing import Any
 from moto.sns.models import sns_backends
 
 from kcluster import contract
-from twin.world import ACCOUNT, Twin
+from twin.account import ACCOUNT_ID
+from twin.world import Twin
 
 # Membership-changing documents: at most one of these may run at a time.
 _CONTROL_PLANE_OPS = ("join-control-plane",)
@@ -120,7 +121,7 @@ def _remediation_counters(twin: Twin) -> dict[str, int]:
                     values = document[metric["Name"]]
                     decided[metric["Name"]] += int(sum(values) if isinstance(values, list) else values)
     topic = twin.stack.physical_id("AlertsTopic")
-    sent = sns_backends[ACCOUNT][twin.stack.region].topics[topic].sent_notifications
+    sent = sns_backends[ACCOUNT_ID][twin.stack.region].topics[topic].sent_notifications
     return {
         "remediations": decided["Remediations"],
         "remediations_suppressed": decided["RemediationsSuppressed"],

@@ -9,6 +9,7 @@ product code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -20,24 +21,25 @@ from typing import Any
 
 import boto3
 from moto import mock_aws
-from moto.autoscaling.models import autoscaling_backends
+from moto.autoscaling.models import FakeAutoScalingGroup, autoscaling_backends
 from moto.moto_api._internal import mock_random
 
 from kcluster import contract
 from twin import infra, recorder
+from twin.account import ACCOUNT_ID, REGION
 from twin.aws import alarms, cfn, concurrency, fast_responses, lifecycle, runcommand, targets
-from twin.aws.eventbus import EventBus
-from twin.aws.functions import FunctionRuntime, queue_depth
+from twin.aws.eventbus import EventBus, EventBusContext
+from twin.aws.functions import FunctionRuntime, FunctionRuntimeContext, queue_depth
 from twin.clock import Scheduler, VirtualClock
 from twin.iam import authorization
 from twin.latency import LatencyModel
+from twin.node.boot import BootContext, InstanceBoot
 from twin.node.fleet import NodeFleet
 from twin.node.model import KubeModel
+from twin.ports import EventPublisher, Late, NodeAuthorizer
 from twin.ticker import Ticker
 
 REPO = Path(__file__).resolve().parents[1]
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
 # Credentials moto accepts; nothing leaves the process.
 _ENVIRONMENT = {
     "AWS_DEFAULT_REGION": REGION,
@@ -67,7 +69,7 @@ class Twin:
         os.environ.update(_ENVIRONMENT)
         self._mock = mock_aws()
         self._mock.start()
-        self._undo: list[Any] = []
+        self._undo: list[Callable[[], None]] = []
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="kcluster-twin-"))
         # moto draws resource ids and uuids from its own generator: seed it (and the global one) so a
@@ -88,18 +90,57 @@ class Twin:
         self._undo.append(recorder.install(self.recorder))
         self._undo.append(fast_responses.install())
         self.model = KubeModel(self.clock.now, random.Random(streams.random()))
+        # The bus and IAM are built from the deployment, which needs Auto Scaling's and Run Command's
+        # emulations in place first: those reach the bus and IAM through references connected once built.
+        events: Late[EventPublisher] = Late("the event bus")
+        node_roles: Late[NodeAuthorizer] = Late("IAM enforcement")
+        self._build_instances(events, node_roles)
+        self._deploy(cluster, template)
+        self._build_serverless()
+        node_roles.connect(self.iam)
+        events.connect(self.bus)
+        self.bus.schedule_rules()
+        self._build_ticked(seed)
+        # From here on, the product's AWS calls are counted; the twin pauses counting for its own.
+        self.recorder.recording = True
+
+    # --- wiring, in the order the world needs it --------------------------------------------------
+
+    def _build_instances(self, events: Late[EventPublisher], node_roles: Late[NodeAuthorizer]) -> None:
+        """What runs instances: the node fleet and its boot, Run Command, Auto Scaling."""
         self.fleet = NodeFleet(
             self.workdir, self.model, lambda region: boto3.client("ssm", region_name=region), self.clock.now
         )
-        self.bus: EventBus | None = None
-        self.lifecycle = lifecycle.LifecycleEmulation(self)
-        self._undo.append(lifecycle.install(self))
-        self.runcommand = runcommand.RunCommandEmulation(self)
-        self._undo.append(runcommand.install(self))
+        self.runcommand = runcommand.RunCommandEmulation(
+            runcommand.RunCommandContext(
+                self.clock, self.scheduler, self.rng, self.latency, self.recorder, self.fleet, events
+            )
+        )
+        self._undo.append(runcommand.install(self.runcommand))
+        self.boot = InstanceBoot(
+            BootContext(
+                self.clock,
+                self.scheduler,
+                self.latency,
+                self.recorder,
+                sandboxes=self.fleet,
+                events=events,
+                agents=self.runcommand,
+                node_roles=node_roles,
+            )
+        )
+        self.lifecycle = lifecycle.LifecycleEmulation(
+            lifecycle.AutoScalingContext(
+                self.clock, self.scheduler, self.rng, self.latency, self.recorder, events, hosts=self.boot
+            )
+        )
+        self._undo.append(lifecycle.install(self.lifecycle))
 
+    def _deploy(self, cluster: str, template: Path | None) -> None:
+        """What `terraform apply` creates, then `sam deploy` of template.yaml with its outputs."""
         self.spec = infra.default_spec(cluster)
         infra.publish_public_ubuntu_ami(REGION, self.spec.architecture)
-        self.deployment = infra.deploy(self.spec, self)
+        self.deployment = infra.deploy(self.spec)
         # `sam deploy --parameter-overrides`, with the Terraform outputs the README tells users to pass.
         parameters = {
             "ClusterName": cluster,
@@ -108,26 +149,38 @@ class Twin:
         }
         translated = cfn.load_template(template or REPO / "template.yaml", parameters)
         self.stack = cfn.deploy_template(translated, f"kcluster-{cluster}", rng=self.rng)
+
+    def _build_serverless(self) -> None:
+        """IAM enforcement, the Lambda runtime and the event bus, from the deployed stack."""
         # From here on every call is authorized as AWS would authorize it, with each caller's own
         # credentials: each function's execution role, each node's instance profile (twin/iam/).
         self.iam = authorization.enforce_for(self)
         self._undo.append(self.iam.undo)
-        self.functions = FunctionRuntime(self, self.stack)
-        self.bus = EventBus(self, self.stack)
-        self.bus.schedule_rules()
-        # What AWS does on its own clock (NLB health checks, alarm evaluation) runs on the ticker as virtual
-        # time passes, never as scheduler calls: it adds no steps to the world (twin/ticker.py).
+        self.functions = FunctionRuntime(
+            FunctionRuntimeContext(self.scheduler, self.rng, self.recorder, self.latency, self.iam),
+            self.stack,
+        )
+        self.bus = EventBus(
+            EventBusContext(self.scheduler, self.rng, self.recorder, self.latency, self.functions, self.iam),
+            self.stack,
+        )
+
+    def _build_ticked(self, seed: int) -> None:
+        """What AWS does on its own clock (NLB health checks, alarm evaluation) runs on the ticker as
+        virtual time passes, never as scheduler calls: it adds no steps to the world (twin/ticker.py)."""
         self.ticker = Ticker(self.clock, self.scheduler)
         self._undo.append(self.ticker.install())
-        self.targets = targets.TargetHealthEmulation(self)
+        self.targets = targets.TargetHealthEmulation(
+            targets.TargetHealthContext(self.clock, self.recorder, apiservers=self.model)
+        )
         self.targets.watch(self.deployment.target_group_arn, self.targets.api_probe)
-        self._undo.append(targets.install(self))
-        self.alarms = alarms.AlarmEvaluator(self)
-        self._undo.append(alarms.install(self))
+        self._undo.append(targets.install(self.targets))
+        self.alarms = alarms.AlarmEvaluator(
+            alarms.AlarmContext(self.clock, self.scheduler, self.recorder, seed, bus=self.bus, iam=self.iam)
+        )
+        self._undo.append(alarms.install())
         self.ticker.add(self.targets)
         self.ticker.add(self.alarms)
-        # From here on, the product's AWS calls are counted; the twin pauses counting for its own.
-        self.recorder.recording = True
 
     # --- what an operator does ---------------------------------------------------------------
 
@@ -154,8 +207,9 @@ class Twin:
                 InstanceId=instance_id, ShouldDecrementDesiredCapacity=decrement
             )
 
-    def operator(self):
-        return _Paused(self.recorder)
+    def operator(self) -> contextlib.AbstractContextManager[None]:
+        """Calls the twin makes as the operator or for its own bookkeeping are not the product's."""
+        return self.recorder.paused()
 
     def operator_client(self, service: str) -> Any:
         """A client with the operator's own credentials (an administrator, authorized like anyone else)."""
@@ -206,8 +260,8 @@ class Twin:
             return False
         return self.queue_depth(ignore=_is_health_probe_event) == 0
 
-    def groups(self) -> list[Any]:
-        backend = autoscaling_backends[ACCOUNT][REGION]
+    def groups(self) -> list[FakeAutoScalingGroup]:
+        backend = autoscaling_backends[ACCOUNT_ID][REGION]
         return [
             backend.autoscaling_groups[g.asg_name]
             for g in self.spec.node_groups
@@ -243,6 +297,10 @@ class Twin:
             table = self.stack.physical_id("StateTable")
             return boto3.client("dynamodb").scan(TableName=table)["Items"]
 
+    def on_close(self, undo: Callable[[], None]) -> None:
+        """Run `undo` when the twin closes, before what was installed earlier is undone."""
+        self._undo.append(undo)
+
     def close(self) -> None:
         self.fleet.close()
         for undo in reversed(self._undo):
@@ -273,17 +331,3 @@ def _is_health_probe_event(body: str) -> bool:
     except ValueError:
         return False
     return str(detail.get("document-name", "")).endswith(f"-{contract.DOC_HEALTH}")
-
-
-class _Paused:
-    """Calls the twin makes as the operator or for its own bookkeeping are not the product's."""
-
-    def __init__(self, rec: recorder.Recorder) -> None:
-        self.recorder = rec
-        self.previous = rec.recording
-
-    def __enter__(self) -> None:
-        self.recorder.recording = False
-
-    def __exit__(self, *_: object) -> None:
-        self.recorder.recording = self.previous

@@ -9,9 +9,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from twin.account import REGION
 from twin.world import Twin
 
-REGION = "us-east-1"
 OTHER = "demo-x"
 
 

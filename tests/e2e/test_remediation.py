@@ -11,7 +11,7 @@ import pytest
 from moto.sns.models import sns_backends
 
 from twin import scenarios
-from twin.world import ACCOUNT
+from twin.account import ACCOUNT_ID
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -24,7 +24,7 @@ def people_were_told(twin) -> list[str]:
     topic = twin.stack.physical_id("AlertsTopic")
     return [
         message
-        for _, message, *_ in sns_backends[ACCOUNT][twin.stack.region].topics[topic].sent_notifications
+        for _, message, *_ in sns_backends[ACCOUNT_ID][twin.stack.region].topics[topic].sent_notifications
     ]
 
 

@@ -13,11 +13,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from twin.account import REGION
+from twin.aws.lifecycle import AutoScalingContext, LifecycleEmulation
+from twin.aws.runcommand import RunCommandContext, RunCommandEmulation
 from twin.clock import Scheduler, VirtualClock
 from twin.latency import LatencyModel
+from twin.node.boot import BootContext, InstanceBoot
+from twin.ports import Late, SsmAgents
 from twin.recorder import Recorder
-
-REGION = "us-east-1"
 
 
 class RecordingBus:
@@ -80,13 +83,42 @@ def twin() -> Iterator[SimpleNamespace]:
             recorder=Recorder(clock.now),
             bus=RecordingBus(),
             fleet=CannedFleet(),
-            lifecycle=None,
-            runcommand=None,
         )
         try:
             yield world
         finally:
             clock.close()
+
+
+def auto_scaling(world: SimpleNamespace, agents: SsmAgents | None = None) -> LifecycleEmulation:
+    """Auto Scaling's emulation in the light world, its instances booted by the node side into the canned
+    fleet (no SSM agent registers unless `agents` is given)."""
+    events = Late("the recording bus", world.bus)
+    boot = InstanceBoot(
+        BootContext(
+            world.clock, world.scheduler, world.latency, world.recorder, world.fleet, events, agents=agents
+        )
+    )
+    return LifecycleEmulation(
+        AutoScalingContext(
+            world.clock, world.scheduler, world.rng, world.latency, world.recorder, events, boot
+        )
+    )
+
+
+def run_command(world: SimpleNamespace) -> RunCommandEmulation:
+    """Run Command's emulation in the light world, its scripts "run" by the canned fleet."""
+    return RunCommandEmulation(
+        RunCommandContext(
+            world.clock,
+            world.scheduler,
+            world.rng,
+            world.latency,
+            world.recorder,
+            world.fleet,
+            Late("the recording bus", world.bus),
+        )
+    )
 
 
 def make_network(ec2: Any) -> list[str]:

@@ -13,13 +13,13 @@ import pytest
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.events.models import EventPattern
 
-from tests.twin.conftest import REGION
+from twin.account import ACCOUNT_ID as ACCOUNT
+from twin.account import REGION
 from twin.aws import alarms
 from twin.aws.cfn import RuleSpec, Stack
-from twin.aws.eventbus import EventBus
+from twin.aws.eventbus import EventBus, EventBusContext
 from twin.ticker import Ticker
 
-ACCOUNT = "123456789012"
 NAMESPACE = "Twin/Test"
 METRIC = "Errors"
 DIMENSIONS = [{"Name": "Service", "Value": "api"}]
@@ -34,12 +34,13 @@ RULE_PATTERN = {
 @pytest.fixture
 def cw(twin: SimpleNamespace) -> Iterator[SimpleNamespace]:
     """The light twin of conftest plus the real EventBus, the ticker and the alarm evaluator."""
-    twin.seed = 7
-    twin.bus = EventBus(twin)
+    twin.bus = EventBus(EventBusContext(twin.scheduler, twin.rng, twin.recorder, twin.latency))
     twin.ticker = Ticker(twin.clock, twin.scheduler)
     undo_ticker = twin.ticker.install()
-    undo_alarms = alarms.install(twin)
-    twin.alarms = alarms.AlarmEvaluator(twin)
+    undo_alarms = alarms.install()
+    twin.alarms = alarms.AlarmEvaluator(
+        alarms.AlarmContext(twin.clock, twin.scheduler, twin.recorder, seed=7, bus=twin.bus)
+    )
     twin.ticker.add(twin.alarms)
     twin.start = twin.clock.now()  # 2026-01-01T00:00:00Z, a whole minute
     try:

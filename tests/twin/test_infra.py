@@ -11,7 +11,7 @@ import pytest
 
 from kcluster import contract
 from kcluster.config import ClusterConfig
-from tests.twin.conftest import REGION
+from tests.twin.conftest import REGION, auto_scaling
 from twin.aws import lifecycle
 from twin.documents import document_content, load_documents
 from twin.infra import UBUNTU_AMI_PARAMETER, default_spec, deploy, publish_public_ubuntu_ami
@@ -19,11 +19,11 @@ from twin.infra import UBUNTU_AMI_PARAMETER, default_spec, deploy, publish_publi
 
 @pytest.fixture
 def deployed(twin: SimpleNamespace) -> Iterator[SimpleNamespace]:
-    twin.lifecycle = lifecycle.LifecycleEmulation(twin)
-    undo = lifecycle.install(twin)
+    twin.lifecycle = auto_scaling(twin)
+    undo = lifecycle.install(twin.lifecycle)
     twin.spec = default_spec("demo")
     twin.image_id = publish_public_ubuntu_ami(REGION, twin.spec.architecture)
-    twin.deployment = deploy(twin.spec, twin)
+    twin.deployment = deploy(twin.spec)
     try:
         yield twin
     finally:

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.twin.conftest import REGION, instances_of, make_group
+from tests.twin.conftest import REGION, auto_scaling, instances_of, make_group
 from twin.aws import lifecycle
 
 LAUNCH = "EC2 Instance-launch Lifecycle Action"
@@ -19,8 +19,8 @@ TERMINATE = "EC2 Instance-terminate Lifecycle Action"
 
 @pytest.fixture
 def asg(twin: SimpleNamespace) -> Iterator[SimpleNamespace]:
-    twin.lifecycle = lifecycle.LifecycleEmulation(twin)
-    undo = lifecycle.install(twin)
+    twin.lifecycle = auto_scaling(twin)
+    undo = lifecycle.install(twin.lifecycle)
     try:
         yield twin
     finally:
@@ -289,17 +289,23 @@ def test_unhealthy_instance_is_replaced_through_the_hooks(asg):
     assert list(states.values()) == ["InService"]
 
 
-def test_boot_registers_the_agent_and_emits_node_provisioned(asg):
+def test_boot_registers_the_agent_and_emits_node_provisioned(twin):
     registered: list[str] = []
-    asg.runcommand = SimpleNamespace(register_agent=registered.append, instance_gone=lambda _id: None)
-    make_group(desired=1)
-    (instance_id,) = instances_of("kcluster-demo-workers")
-    settle(asg, 60)
-    assert registered == [instance_id]
-    settle(asg, 180)
-    assert asg.fleet.provisioned == [instance_id]
-    (detail,) = asg.bus.details("Node Provisioned")
-    assert detail == {"cluster": "demo", "instance-id": instance_id, "role": "worker"}
+    agents = SimpleNamespace(register_agent=registered.append, instance_gone=lambda _id: None)
+    asg = twin
+    # The node side (twin/node/boot.py) registers each instance's agent with Run Command.
+    undo = lifecycle.install(auto_scaling(twin, agents=agents))
+    try:
+        make_group(desired=1)
+        (instance_id,) = instances_of("kcluster-demo-workers")
+        settle(asg, 60)
+        assert registered == [instance_id]
+        settle(asg, 180)
+        assert asg.fleet.provisioned == [instance_id]
+        (detail,) = asg.bus.details("Node Provisioned")
+        assert detail == {"cluster": "demo", "instance-id": instance_id, "role": "worker"}
+    finally:
+        undo()
 
 
 def test_crash_is_noticed_and_replaced(asg):
@@ -313,7 +319,6 @@ def test_crash_is_noticed_and_replaced(asg):
 
 
 def test_undo_restores_moto(twin):
-    twin.lifecycle = lifecycle.LifecycleEmulation(twin)
-    lifecycle.install(twin)()
+    lifecycle.install(auto_scaling(twin))()
     make_group(desired=1)
     assert list(instances_of("kcluster-demo-workers").values()) == ["InService"]  # moto's own behaviour

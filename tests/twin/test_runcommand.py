@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.twin.conftest import REGION, CannedResult
+from tests.twin.conftest import REGION, CannedResult, run_command
 from twin.aws import runcommand
 
 DOCUMENT = "kcluster-demo-join-worker"
@@ -52,8 +52,8 @@ def document_content(timeout_seconds: int = 600) -> dict:
 
 @pytest.fixture
 def ssm(twin: SimpleNamespace) -> Iterator[SimpleNamespace]:
-    twin.runcommand = runcommand.RunCommandEmulation(twin)
-    undo = runcommand.install(twin)
+    twin.runcommand = run_command(twin)
+    undo = runcommand.install(twin.runcommand)
     boto3.client("ssm", region_name=REGION).create_document(
         Name=DOCUMENT, Content=json.dumps(document_content()), DocumentType="Command", DocumentFormat="JSON"
     )

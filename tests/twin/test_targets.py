@@ -14,10 +14,10 @@ import pytest
 from moto.elbv2 import models as elbv2_models
 
 from kcluster import contract
+from twin.account import ACCOUNT_ID as ACCOUNT
+from twin.account import REGION
 from twin.aws import targets
 from twin.world import Twin
-
-ACCOUNT, REGION = "123456789012", "us-east-1"
 
 
 def group(arn: str) -> Any:

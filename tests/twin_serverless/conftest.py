@@ -12,8 +12,8 @@ import pytest
 from moto import mock_aws
 
 from twin.aws.cfn import Stack, deploy_template, load_template
-from twin.aws.eventbus import EventBus
-from twin.aws.functions import FunctionRuntime
+from twin.aws.eventbus import EventBus, EventBusContext
+from twin.aws.functions import FunctionRuntime, FunctionRuntimeContext
 from twin.clock import Scheduler, VirtualClock
 from twin.latency import LatencyModel
 from twin.recorder import Recorder
@@ -29,7 +29,7 @@ STACK_NAME = "fx"
 
 @dataclass
 class ServerlessTwin:
-    """The parts of twin.world.Twin the serverless components reach through `twin.`."""
+    """The parts of twin.world.Twin the serverless components use (no IAM, no nodes)."""
 
     clock: VirtualClock
     scheduler: Scheduler
@@ -61,8 +61,13 @@ def build_twin(
     rng = random.Random(seed)
     twin = ServerlessTwin(clock, Scheduler(clock), rng, LatencyModel(rng), Recorder(clock.now))
     twin.stack = deploy_template(load_template(FIXTURE_TEMPLATE, parameters or {}), stack_name, rng=rng)
-    twin.functions = FunctionRuntime(twin, twin.stack)
-    twin.bus = EventBus(twin, twin.stack)
+    twin.functions = FunctionRuntime(
+        FunctionRuntimeContext(twin.scheduler, rng, twin.recorder, twin.latency), twin.stack
+    )
+    twin.bus = EventBus(
+        EventBusContext(twin.scheduler, rng, twin.recorder, twin.latency, functions=twin.functions),
+        twin.stack,
+    )
     return twin
 
 

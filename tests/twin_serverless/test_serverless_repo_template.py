@@ -8,25 +8,30 @@ from pathlib import Path
 
 import boto3
 
-from twin.aws.cfn import deploy_template, load_template
+from twin.aws.cfn import Stack, deploy_template, load_template
 from twin.aws.eventbus import schedule_period_seconds
-from twin.aws.functions import FunctionRuntime
+from twin.aws.functions import FunctionRuntime, FunctionRuntimeContext
+from twin.clock import Scheduler, VirtualClock
 from twin.recorder import Recorder
 
 REPO_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
-
-
-class _Twin:
-    def __init__(self) -> None:
-        self.rng = random.Random(0)
-        self.recorder = Recorder()
 
 
 def test_repo_template_deploys_and_every_handler_cold_starts(aws):
     stack = deploy_template(load_template(REPO_TEMPLATE, {"ClusterName": "demo"}), "kcluster-demo")
     assert stack.functions, "the template declares functions"
     assert stack.iam_findings == []
-    runtime = FunctionRuntime(_Twin(), stack)
+    clock = VirtualClock()
+    try:
+        runtime = FunctionRuntime(
+            FunctionRuntimeContext(Scheduler(clock), random.Random(0), Recorder()), stack
+        )
+        _check_handlers(runtime, stack)
+    finally:
+        clock.close()
+
+
+def _check_handlers(runtime: FunctionRuntime, stack: Stack) -> None:
     for logical_id, spec in stack.functions.items():
         assert spec.code_path.is_dir()
         assert all(path.is_dir() for path in spec.layer_paths)

@@ -54,16 +54,20 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moto.cloudwatch import models as cloudwatch_models
 from moto.cloudwatch.models import MetricAggregatedDatum, MetricDatum, cloudwatch_backends
 from moto.sns.models import sns_backends
 
+from twin.account import ACCOUNT_ID, REGION
 from twin.iam import resources as iam_resources
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
+if TYPE_CHECKING:
+    from twin.clock import Scheduler, VirtualClock
+    from twin.ports import EventRouter, ServiceAuthorizer
+    from twin.recorder import Recorder
+
 MINUTE = 60.0
 # EventBridge hands an alarm's state change to the rules shortly after it happens.
 EVENT_DELIVERY_SECONDS = 0.5
@@ -209,15 +213,27 @@ class _MetricIndex:
         return found
 
 
+@dataclass(frozen=True)
+class AlarmContext:
+    """What alarm evaluation uses."""
+
+    clock: VirtualClock
+    scheduler: Scheduler  # the state-change event's delivery
+    recorder: Recorder  # the state-change events, notification counts, timeline notes
+    seed: int  # seeds this module's own id generator (the world's generators stay untouched)
+    bus: EventRouter | None = None  # rules the state-change events go to; None: nowhere
+    iam: ServiceAuthorizer | None = None  # CloudWatch's own permission on the SNS topics; None: allowed
+
+
 class AlarmEvaluator:
-    def __init__(self, twin: Any) -> None:
-        self.twin = twin
+    def __init__(self, context: AlarmContext) -> None:
+        self.context = context
         self.transitions: list[AlarmTransition] = []
         self.notifications: list[Notification] = []
-        self._next_minute = (math.floor(twin.clock.now() / MINUTE) + 1) * MINUTE
+        self._next_minute = (math.floor(context.clock.now() / MINUTE) + 1) * MINUTE
         self._index = _MetricIndex()
         self._noted: set[tuple[str, Any]] = set()
-        self._ids = random.Random(f"kcluster-twin-alarms/{getattr(twin, 'seed', 0)}")
+        self._ids = random.Random(f"kcluster-twin-alarms/{context.seed}")
 
     # ---- the ticker's interface ---------------------------------------------------------------
 
@@ -233,7 +249,7 @@ class AlarmEvaluator:
 
     def evaluate_all(self, minute: float) -> None:
         """Evaluate every metric alarm of the region over the periods ending at `minute`."""
-        backend = cloudwatch_backends[ACCOUNT][REGION]
+        backend = cloudwatch_backends[ACCOUNT_ID][REGION]
         self._index.update(backend.metric_data)
         for alarm in list(backend.alarms.values()):
             self.evaluate(alarm, minute)
@@ -290,7 +306,7 @@ class AlarmEvaluator:
         if previous["reasonData"] in (None, "", "{}"):
             del previous["reasonData"]
         alarm.update_state(reason, reason_data, new)  # as SetAlarmState does (history, timestamp)
-        now = self.twin.clock.now()
+        now = self.context.clock.now()
         self.transitions.append(AlarmTransition(now, alarm.name, old, new))
         self._note(f"alarm {alarm.name}: {old} -> {new} ({reason})")
         self._emit_event(alarm, spec, previous)
@@ -327,8 +343,8 @@ class AlarmEvaluator:
             "id": self._uuid(),
             "detail-type": DETAIL_TYPE,
             "source": SOURCE,
-            "account": ACCOUNT,
-            "time": datetime.fromtimestamp(self.twin.clock.now(), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "account": ACCOUNT_ID,
+            "time": datetime.fromtimestamp(self.context.clock.now(), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": REGION,
             "resources": [alarm.alarm_arn],
             "detail": {
@@ -343,23 +359,20 @@ class AlarmEvaluator:
                 },
             },
         }
-        recorder = getattr(self.twin, "recorder", None)
-        if recorder is not None:
-            recorder.record_event(event)
-        bus = getattr(self.twin, "bus", None)
-        matching = getattr(bus, "matching_rules", None)
-        if matching is not None and matching(event):
+        self.context.recorder.record_event(event)
+        bus = self.context.bus
+        if bus is not None and bus.matching_rules(event):
             # Durable and on time: no fault injection, no drawn latency. Looked up at delivery, so a
             # wrapped `bus.deliver` (tests do that) sees it.
-            self.twin.scheduler.after(
-                EVENT_DELIVERY_SECONDS, f"event:{DETAIL_TYPE}", lambda: self.twin.bus.deliver(event)
+            self.context.scheduler.after(
+                EVENT_DELIVERY_SECONDS, f"event:{DETAIL_TYPE}", lambda: bus.deliver(event)
             )
 
     def _may_publish(self, alarm: Any, topic_arn: str, topic: Any) -> bool:
         """CloudWatch publishes as cloudwatch.amazonaws.com: the topic policy must allow it and, for an
         encrypted topic, the key policy must let it use the key (alias/aws/sns's never does). A refused
         action is only in the alarm's history on AWS: the twin counts it and notes it."""
-        iam = getattr(self.twin, "iam", None)
+        iam = self.context.iam
         if iam is None:
             return True
         context = {"aws:SourceArn": alarm.alarm_arn}
@@ -370,8 +383,8 @@ class AlarmEvaluator:
                 denial = denial or iam.authorize_service("cloudwatch.amazonaws.com", action, key, context)
         if denial is None:
             return True
-        self.twin.recorder.count("alarm_actions_failed")
-        self.twin.recorder.note("alarm", f"{alarm.name}: action to {topic_arn} failed: {denial.message}")
+        self.context.recorder.count("alarm_actions_failed")
+        self.context.recorder.note("alarm", f"{alarm.name}: action to {topic_arn} failed: {denial.message}")
         return False
 
     def _notify(self, alarm: Any, spec: MetricSpec, arn: str, old: str) -> None:
@@ -396,20 +409,16 @@ class AlarmEvaluator:
         for subscription in subscriptions:
             subscription.publish(message, message_id, subject=subject)
         topic.sent_notifications.append((message_id, message, subject, None, None))
-        now = self.twin.clock.now()
+        now = self.context.clock.now()
         self.notifications.append(Notification(now, alarm.name, arn, alarm.state_value, message_id))
-        recorder = getattr(self.twin, "recorder", None)
-        if recorder is not None:
-            recorder.count("alarm_notifications")
+        self.context.recorder.count("alarm_notifications")
         self._note(f"alarm {alarm.name}: {alarm.state_value} notification to {topic.name}")
 
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
 
     def _note(self, text: str) -> None:
-        recorder = getattr(self.twin, "recorder", None)
-        if recorder is not None:
-            recorder.note("alarm", text)
+        self.context.recorder.note("alarm", text)
 
 
 # ---- helpers --------------------------------------------------------------------------------------
@@ -548,7 +557,7 @@ def _notification(alarm: Any, spec: MetricSpec, old: str, region_name: str) -> d
     return {
         "AlarmName": alarm.name,
         "AlarmDescription": alarm.description,
-        "AWSAccountId": ACCOUNT,
+        "AWSAccountId": ACCOUNT_ID,
         "AlarmConfigurationUpdatedTimestamp": _aws_time(alarm.configuration_updated_timestamp),
         "NewStateValue": alarm.state_value,
         "NewStateReason": alarm.state_reason,
@@ -608,7 +617,7 @@ def _reason_time(start: float) -> str:
 # ---- the patch ------------------------------------------------------------------------------------
 
 
-def install(twin: Any) -> Callable[[], None]:
+def install() -> Callable[[], None]:
     """New alarms start in INSUFFICIENT_DATA and updates keep the state, as in AWS; returns the undo."""
     backend_cls = cloudwatch_models.CloudWatchBackend
     original = backend_cls.__dict__["put_metric_alarm"]
@@ -629,7 +638,7 @@ def install(twin: Any) -> Callable[[], None]:
 
     backend_cls.put_metric_alarm = put_metric_alarm
     # Alarms created before (the stack's) have never been evaluated: moto left them OK.
-    for alarm in cloudwatch_backends[ACCOUNT][REGION].alarms.values():
+    for alarm in cloudwatch_backends[ACCOUNT_ID][REGION].alarms.values():
         if alarm.state_value == OK and alarm.state_reason == INITIAL_REASON and not alarm.history:
             _start_unchecked(alarm)
 

@@ -23,8 +23,8 @@ from typing import Any
 import boto3
 import yaml
 
-REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"
+from twin.account import ACCOUNT_ID, REGION
+
 PARTITION = "aws"
 URL_SUFFIX = "amazonaws.com"
 

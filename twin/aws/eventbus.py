@@ -11,18 +11,28 @@ function runtime (which retries as AWS does), SNS targets are published to. Sche
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
 import re
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from moto.events.models import EventPattern
 
-from twin.aws.cfn import ACCOUNT_ID, REGION, RuleSpec, Stack
+from twin.account import ACCOUNT_ID, REGION
+from twin.aws.cfn import FunctionSpec, RuleSpec, Stack
+
+if TYPE_CHECKING:
+    from twin.clock import Scheduler
+    from twin.latency import LatencyModel
+    from twin.ports import LambdaTargets, ServiceAuthorizer
+    from twin.recorder import Recorder
 
 DEFAULT_EVENT_DELIVERY_SECONDS = 0.5
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
@@ -33,11 +43,29 @@ _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 Interceptor = Callable[[dict[str, Any]], list[tuple[float, dict[str, Any]]]]
 
 
+@dataclass(frozen=True)
+class EventBusContext:
+    """What the bus uses. Without a latency model an event is delivered after 0.5 s; without IAM every
+    delivery is allowed; without a function runtime no rule may target a Lambda function."""
+
+    scheduler: Scheduler
+    rng: random.Random  # event ids
+    recorder: Recorder | None = None  # every event put on the bus
+    latency: LatencyModel | None = None  # delivery delays
+    functions: LambdaTargets | None = None  # Lambda targets, and pollers to wake for SQS targets
+    iam: ServiceAuthorizer | None = None  # EventBridge's own permission on SQS and SNS targets
+
+
 class EventBus:
     def __init__(
-        self, twin: Any, stack: Stack | None = None, *, region: str = REGION, account_id: str = ACCOUNT_ID
+        self,
+        context: EventBusContext,
+        stack: Stack | None = None,
+        *,
+        region: str = REGION,
+        account_id: str = ACCOUNT_ID,
     ):
-        self.twin = twin
+        self.context = context
         self.region = region
         self.account_id = account_id
         self.rules: list[RuleSpec] = []
@@ -86,7 +114,7 @@ class EventBus:
             when_text = _iso(time.time())
         return {
             "version": "0",
-            "id": str(uuid.UUID(int=self.twin.rng.getrandbits(128), version=4)),
+            "id": str(uuid.UUID(int=self.context.rng.getrandbits(128), version=4)),
             "detail-type": entry["DetailType"],
             "source": entry["Source"],
             "account": self.account_id,
@@ -97,16 +125,12 @@ class EventBus:
         }
 
     def _record(self, event: dict[str, Any]) -> None:
-        recorder = getattr(self.twin, "recorder", None)
-        if recorder is not None:
-            recorder.record_event(event)
+        if self.context.recorder is not None:
+            self.context.recorder.record_event(event)
 
     def _schedule_delivery(self, event: dict[str, Any]) -> None:
-        latency = getattr(self.twin, "latency", None)
-        if hasattr(latency, "event_delivery_seconds"):
-            base_delay = latency.event_delivery_seconds()
-        else:
-            base_delay = DEFAULT_EVENT_DELIVERY_SECONDS
+        latency = self.context.latency
+        base_delay = DEFAULT_EVENT_DELIVERY_SECONDS if latency is None else latency.event_delivery_seconds()
         planned: list[tuple[float, dict[str, Any]]] = [(base_delay, event)]
         for interceptor in self.interceptors:
             planned = [
@@ -115,7 +139,7 @@ class EventBus:
                 for extra, changed in interceptor(original)
             ]
         for delay, planned_event in planned:
-            self.twin.scheduler.after(
+            self.context.scheduler.after(
                 delay,
                 f"event:{planned_event['detail-type']}",
                 lambda planned_event=planned_event: self.deliver(planned_event),
@@ -154,12 +178,15 @@ class EventBus:
                 request["MessageGroupId"] = group
             with self._twin_internal():
                 self._sqs.send_message(**request)
-            functions = getattr(self.twin, "functions", None)
-            if functions is not None:
-                functions.wake()
+            if self.context.functions is not None:
+                self.context.functions.wake()
         elif service == "lambda":
             function = self._function(arn)
-            self.twin.functions.invoke_async(function.logical_id, json.loads(payload))
+            if self.context.functions is None:
+                raise NotImplementedError(
+                    f"rule {rule.logical_id}: a Lambda target needs the function runtime"
+                )
+            self.context.functions.invoke_async(function.logical_id, json.loads(payload))
         elif service == "sns":
             with self._twin_internal():
                 self._sns.publish(TopicArn=arn, Message=payload)
@@ -170,15 +197,18 @@ class EventBus:
         """EventBridge delivers to SQS and SNS as events.amazonaws.com: the target's resource policy must
         allow it for this rule (aws:SourceArn). A refused delivery is a failed invocation on AWS (it goes
         to the target's dead-letter queue if it has one); the twin counts it and drops the event."""
-        iam = getattr(self.twin, "iam", None)
+        iam = self.context.iam
         action = {"sqs": "sqs:SendMessage", "sns": "sns:Publish"}.get(arn.split(":")[2])
         if iam is None or action is None:
             return True
         denial = iam.authorize_service("events.amazonaws.com", action, arn, {"aws:SourceArn": rule.arn})
         if denial is None:
             return True
-        self.twin.recorder.count("event_deliveries_denied")
-        self.twin.recorder.note("iam", f"rule {rule.name} could not deliver to {arn}: {denial.message}")
+        if self.context.recorder is not None:
+            self.context.recorder.count("event_deliveries_denied")
+            self.context.recorder.note(
+                "iam", f"rule {rule.name} could not deliver to {arn}: {denial.message}"
+            )
         return False
 
     def _queue_url(self, arn: str) -> str:
@@ -191,7 +221,7 @@ class EventBus:
         with self._twin_internal():
             return self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
 
-    def _function(self, arn: str) -> Any:
+    def _function(self, arn: str) -> FunctionSpec:
         for stack in self.stacks:
             try:
                 return stack.function_by_arn_or_name(arn)
@@ -199,9 +229,10 @@ class EventBus:
                 continue
         raise KeyError(f"no function {arn} in the attached stacks")
 
-    def _twin_internal(self) -> Any:
+    def _twin_internal(self) -> contextlib.AbstractContextManager[None]:
         """EventBridge's own calls to its targets are not the product's API calls."""
-        return _RecordingPaused(getattr(self.twin, "recorder", None))
+        recorder = self.context.recorder
+        return contextlib.nullcontext() if recorder is None else recorder.paused()
 
     # ----- schedules
 
@@ -220,7 +251,7 @@ class EventBus:
         def fire() -> None:
             event = {
                 "version": "0",
-                "id": str(uuid.UUID(int=self.twin.rng.getrandbits(128), version=4)),
+                "id": str(uuid.UUID(int=self.context.rng.getrandbits(128), version=4)),
                 "detail-type": "Scheduled Event",
                 "source": "aws.events",
                 "account": self.account_id,
@@ -234,22 +265,7 @@ class EventBus:
                 self._send_to_target(rule, target, event)
             self._schedule_tick(rule, period)
 
-        self.twin.scheduler.after(period, f"schedule:{rule.name}", fire)
-
-
-class _RecordingPaused:
-    def __init__(self, recorder: Any):
-        self.recorder = recorder
-        self.previous: bool | None = None
-
-    def __enter__(self) -> None:
-        if self.recorder is not None and hasattr(self.recorder, "recording"):
-            self.previous = self.recorder.recording
-            self.recorder.recording = False
-
-    def __exit__(self, *_: object) -> None:
-        if self.previous is not None:
-            self.recorder.recording = self.previous
+        self.context.scheduler.after(period, f"schedule:{rule.name}", fire)
 
 
 def schedule_period_seconds(expression: str) -> float:

@@ -32,6 +32,7 @@ import itertools
 import json
 import logging
 import os
+import random
 import sys
 import threading
 import time
@@ -41,13 +42,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from moto.sqs.models import sqs_backends
 
 from twin.aws import concurrency
 from twin.aws.cfn import EventSourceMappingSpec, FunctionSpec, Stack
+
+if TYPE_CHECKING:
+    from twin.clock import Scheduler
+    from twin.latency import LatencyModel
+    from twin.ports import FunctionRoleAuthorizer
+    from twin.recorder import Recorder
 
 # AWS starts five concurrent pollers (batches) per SQS event source mapping.
 INITIAL_SQS_POLLERS = 5
@@ -178,13 +185,25 @@ def _invocation_scope(runtime: FunctionRuntime, function: str, request_id: str) 
 # ------------------------------------------------------------------------------------- the runtime
 
 
+@dataclass(frozen=True)
+class FunctionRuntimeContext:
+    """What the Lambda runtime uses. Without a latency model the SQS pollers poll every second; without
+    IAM a function runs with the twin's own credentials and the Lambda service may do anything."""
+
+    scheduler: Scheduler  # async retries, SQS polls
+    rng: random.Random  # request ids, which concurrent invocation runs next
+    recorder: Recorder | None = None  # log lines; the product's API calls are counted inside invocations
+    latency: LatencyModel | None = None  # SQS poll interval
+    iam: FunctionRoleAuthorizer | None = None  # each function's execution role
+
+
 class FunctionRuntime:
-    """Runs the stack's functions; `twin` gives scheduler, rng, recorder and (optionally) latency."""
+    """Runs the stack's functions."""
 
     _instances = itertools.count()
 
-    def __init__(self, twin: Any, stack: Stack, *, publish_emf_metrics: bool = True):
-        self.twin = twin
+    def __init__(self, context: FunctionRuntimeContext, stack: Stack, *, publish_emf_metrics: bool = True):
+        self.context = context
         self.stack = stack
         self.functions: dict[str, FunctionSpec] = dict(stack.functions)
         self.publish_emf_metrics = publish_emf_metrics
@@ -224,7 +243,7 @@ class FunctionRuntime:
         }
 
     def _role_credentials(self, spec: FunctionSpec) -> dict[str, str]:
-        iam = getattr(self.twin, "iam", None)
+        iam = self.context.iam
         if iam is None:
             return {}
         return {
@@ -281,7 +300,7 @@ class FunctionRuntime:
     # ----- invocation
 
     def _new_request_id(self) -> str:
-        return str(uuid.UUID(int=self.twin.rng.getrandbits(128), version=4))
+        return str(uuid.UUID(int=self.context.rng.getrandbits(128), version=4))
 
     def _context(self, logical_id: str, request_id: str) -> LambdaContext:
         spec = self.functions[logical_id]
@@ -336,7 +355,7 @@ class FunctionRuntime:
         """Invocations running concurrently under the seeded baton: each result or exception."""
         prepared = [self._prepared_call(logical_id, event, kind) for logical_id, event in calls]
         environments = [self.environment(logical_id) for logical_id, _ in calls]
-        results = concurrency.run_concurrently(prepared, self.twin.rng, environments=environments)
+        results = concurrency.run_concurrently(prepared, self.context.rng, environments=environments)
         self._publish_pending_emf()
         return results
 
@@ -345,7 +364,7 @@ class FunctionRuntime:
         # (made inside an invocation) from its own.
         call = self._prepared_call(logical_id, event, kind)
         (result,) = concurrency.run_concurrently(
-            [call], self.twin.rng, environments=[self.environment(logical_id)]
+            [call], self.context.rng, environments=[self.environment(logical_id)]
         )
         self._publish_pending_emf()
         if isinstance(result, BaseException):
@@ -368,14 +387,14 @@ class FunctionRuntime:
             if retries_done < spec.maximum_retry_attempts:
                 delay = ASYNC_RETRY_DELAYS_SECONDS[min(retries_done, len(ASYNC_RETRY_DELAYS_SECONDS) - 1)]
                 if age + delay <= spec.maximum_event_age_seconds:
-                    self.twin.scheduler.after(
+                    self.context.scheduler.after(
                         delay, f"lambda-async-retry:{logical_id}", lambda: attempt(number + 1)
                     )
                     return
             self.async_failures.append((logical_id, event, failure))
             self._send_to_failure_destination(spec, event, failure, number)
 
-        self.twin.scheduler.after(delay_seconds, f"lambda-async:{logical_id}", lambda: attempt(1))
+        self.context.scheduler.after(delay_seconds, f"lambda-async:{logical_id}", lambda: attempt(1))
 
     def _send_to_failure_destination(
         self, spec: FunctionSpec, event: Any, failure: str, attempts: int
@@ -411,9 +430,8 @@ class FunctionRuntime:
 
     def _capture_line(self, function: str, request_id: str, text: str) -> None:
         self.logs.append(LogLine(time.time(), function, request_id, text))
-        recorder = getattr(self.twin, "recorder", None)
-        if recorder is not None:
-            recorder.record_log_line(text)
+        if self.context.recorder is not None:
+            self.context.recorder.record_log_line(text)
         if '"_aws"' not in text:
             return
         try:
@@ -436,18 +454,10 @@ class FunctionRuntime:
                             Namespace=namespace, MetricData=data[start : start + 1000]
                         )
 
-    @contextlib.contextmanager
-    def _twin_internal(self) -> Iterator[None]:
+    def _twin_internal(self) -> contextlib.AbstractContextManager[None]:
         """Calls the twin makes on AWS's behalf (pollers, log pipeline) stay out of the recorder's counts."""
-        recorder = getattr(self.twin, "recorder", None)
-        recording = getattr(recorder, "recording", None)
-        if recording is not None:
-            recorder.recording = False
-        try:
-            yield
-        finally:
-            if recording is not None:
-                recorder.recording = recording
+        recorder = self.context.recorder
+        return contextlib.nullcontext() if recorder is None else recorder.paused()
 
     # ----- SQS event source mappings
 
@@ -462,11 +472,9 @@ class FunctionRuntime:
         """Something may have landed in a mapped queue: make sure a poll is scheduled."""
         if self._poll_handle is not None:
             return
-        latency = getattr(self.twin, "latency", None)
-        delay = (
-            latency.sqs_poll_seconds() if hasattr(latency, "sqs_poll_seconds") else SQS_POLL_INTERVAL_SECONDS
-        )
-        self._poll_handle = self.twin.scheduler.after(delay, "sqs-poll", self._poll_tick)
+        latency = self.context.latency
+        delay = SQS_POLL_INTERVAL_SECONDS if latency is None else latency.sqs_poll_seconds()
+        self._poll_handle = self.context.scheduler.after(delay, "sqs-poll", self._poll_tick)
 
     def _poll_tick(self) -> None:
         self._poll_handle = None
@@ -477,7 +485,7 @@ class FunctionRuntime:
             # be received, and otherwise not before the first in-flight or delayed one becomes
             # receivable again (a failed batch waits out the visibility timeout) -- the same deliveries
             # at a fraction of the cost.
-            self._poll_handle = self.twin.scheduler.after(
+            self._poll_handle = self.context.scheduler.after(
                 max(SQS_POLL_INTERVAL_SECONDS, wait), "sqs-poll", self._poll_tick
             )
 
@@ -516,13 +524,14 @@ class FunctionRuntime:
         """The Lambda service acts with the function's execution role: an event source mapping polls and
         deletes with it, an OnFailure/dead-letter queue is written with it. A refusal leaves the
         messages where they are, as AWS's mapping does (it keeps retrying and reports the error)."""
-        iam = getattr(self.twin, "iam", None)
+        iam = self.context.iam
         if iam is None:
             return True
         for action in actions:
             denial = iam.authorize_function_role(logical_id, action, resource)
             if denial is not None:
-                self.twin.recorder.count("lambda_service_denied")
+                if self.context.recorder is not None:
+                    self.context.recorder.count("lambda_service_denied")
                 return False
         return True
 

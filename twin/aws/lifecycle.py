@@ -17,17 +17,17 @@ What AWS does and moto does not (../../docs/twin-design.md, DESIGN.md section 8)
 * SetInstanceHealth Unhealthy (outside the grace period) and a vanished instance are replaced.
 * CreateAutoScalingGroup's LifecycleHookSpecificationList is honoured (moto drops it).
 
-Each launched instance also boots: it joins the node fleet, its SSM agent registers after a drawn
-delay, and its user data finishes later (marker written, `Node Provisioned` event emitted), as the
-real user data does.
+What runs on a launched instance (its boot, SSM agent and user data) is the node side's
+(twin/node/boot.py): Auto Scaling hands it each instance it launches and each one that is gone.
 
-`install(twin)` patches moto in one place and returns the undo; the patched methods find the
-emulation through the module-level `_current` twin.
+`install(emulation)` patches moto in one place and returns the undo; the patched methods find the
+emulation through the module-level `_current`.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,14 +40,17 @@ from moto.autoscaling.exceptions import ValidationError
 from moto.core.responses import ActionResult, EmptyResult
 
 from kcluster import contract
+from twin.account import ACCOUNT_ID, REGION
 
 if TYPE_CHECKING:
-    from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, InstanceState
+    from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, InstanceState, LifecycleHook
+    from moto.autoscaling.responses import AutoScalingResponse
 
-    from twin.clock import ScheduledCall
+    from twin.clock import ScheduledCall, Scheduler, VirtualClock
+    from twin.latency import LatencyModel
+    from twin.ports import EventPublisher, InstanceHosts, Late
+    from twin.recorder import Recorder
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
 ABANDON = "ABANDON"
 CONTINUE = "CONTINUE"
 MIN_HEARTBEAT_SECONDS = 30
@@ -104,9 +107,22 @@ class ActionOutcome:
     how: str  # "completed" | "heartbeat-timeout" | "global-timeout" | "superseded"
 
 
+@dataclass(frozen=True)
+class AutoScalingContext:
+    """What Auto Scaling's emulation uses."""
+
+    clock: VirtualClock
+    scheduler: Scheduler
+    rng: random.Random  # scale-in tie breaks, lifecycle action tokens
+    latency: LatencyModel  # lifecycle event delivery, the health check's delay
+    recorder: Recorder  # timeline notes
+    events: Late[EventPublisher]  # the lifecycle events
+    hosts: InstanceHosts  # the node side: boots what is launched, stops what is gone
+
+
 class LifecycleEmulation:
-    def __init__(self, twin: Any) -> None:
-        self.twin = twin
+    def __init__(self, context: AutoScalingContext) -> None:
+        self.context = context
         self._actions: dict[str, LifecycleAction] = {}
         self._waits: dict[str, _Wait] = {}
         self._launch_order: dict[str, tuple[float, int]] = {}
@@ -147,12 +163,12 @@ class LifecycleEmulation:
                 per_az[_zone(state)] = per_az.get(_zone(state), 0) + 1
             eligible_azs = sorted({_zone(s) for s in eligible})
             most = max(per_az[az] for az in eligible_azs)
-            az = self.twin.rng.choice([az for az in eligible_azs if per_az[az] == most])
+            az = self.context.rng.choice([az for az in eligible_azs if per_az[az] == most])
             in_az = [s for s in eligible if _zone(s) == az]
             oldest = min(self._launch_order.get(s.instance_id, (0.0, 0))[0] for s in in_az)
             candidates = [s for s in in_az if self._launch_order.get(s.instance_id, (0.0, 0))[0] == oldest]
             candidates.sort(key=lambda s: self._launch_order.get(s.instance_id, (0.0, 0))[1])
-            victim = self.twin.rng.choice(candidates)
+            victim = self.context.rng.choice(candidates)
             chosen.append(victim)
             remaining.remove(victim)
         return chosen
@@ -195,9 +211,10 @@ class LifecycleEmulation:
         )
         group.instance_states.append(state)
         self._launch_seq += 1
-        self._launch_order[instance.id] = (self.twin.clock.now(), self._launch_seq)
+        self._launch_order[instance.id] = (self.context.clock.now(), self._launch_seq)
         self._note(f"{instance.id} launched into {group.name} ({_zone(state)})")
-        self._boot(group, state, tags)
+        # The instance boots whatever its hooks do (twin/node/boot.py).
+        self.context.hosts.boot(instance, availability_zone=_zone(state), tags=tags)
         hooks = _hooks(group, contract.LAUNCH_TRANSITION)
         if hooks:
             self._wait(group, state, contract.LAUNCH_TRANSITION, hooks)
@@ -211,88 +228,12 @@ class LifecycleEmulation:
         self._note(f"{state.instance_id} InService in {group.name}")
         _register_targets(group, [state])
 
-    # ---- boot: the instance's own life, independent of the hooks ---------------------------
-
-    def _boot(self, group: FakeAutoScalingGroup, state: InstanceState, tags: dict[str, str]) -> None:
-        cluster, role = tags.get(contract.TAG_CLUSTER), tags.get(contract.TAG_ROLE)
-        instance = state.instance
-        fleet = getattr(self.twin, "fleet", None)
-        if fleet is not None and cluster and role:
-            fleet.add_instance(
-                instance.id,
-                availability_zone=_zone(state),
-                private_ip=instance.private_ip,
-                private_dns=instance.private_dns_name,
-                region=REGION,
-                cluster=cluster,
-                role=role,
-            )
-        scheduler, latency = self.twin.scheduler, self.twin.latency
-        scheduler.after(
-            latency.agent_registration_seconds(),
-            f"ssm agent registers on {instance.id}",
-            lambda: self._agent_registered(instance.id),
-        )
-        if cluster and role:
-            scheduler.after(
-                latency.provisioning_seconds(),
-                f"user data done on {instance.id}",
-                lambda: self._provisioned(instance.id, cluster, role),
-            )
-
-    def _alive(self, instance_id: str) -> bool:
-        ec2 = self._backend().ec2_backend
-        try:
-            return ec2.get_instance(instance_id).state == "running"
-        except Exception:  # moto raises its own not-found error for an unknown id
-            return False
-
-    def _agent_registered(self, instance_id: str) -> None:
-        runcommand = getattr(self.twin, "runcommand", None)
-        if runcommand is not None and self._alive(instance_id):
-            runcommand.register_agent(instance_id)
-
-    def _node_may_put_event(self, role: str) -> bool:
-        """The user data's `aws events put-events`, with the node's own role (the twin's bus is not moto's,
-        so the call is authorized here rather than by the botocore hook)."""
-        iam = getattr(self.twin, "iam", None)
-        if iam is None:
-            return True
-        bus_arn = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
-        context = {
-            "events:source": [contract.NODE_EVENT_SOURCE],
-            "events:detail-type": [contract.NODE_PROVISIONED_DETAIL_TYPE],
-        }
-        return iam.authorize_node(role, "events:PutEvents", bus_arn, context) is None
-
-    def _provisioned(self, instance_id: str, cluster: str, role: str) -> None:
-        if not self._alive(instance_id):
-            return
-        fleet = getattr(self.twin, "fleet", None)
-        if fleet is not None:
-            fleet.mark_provisioned(instance_id)
-        self._note(f"{instance_id} provisioned (user data done)")
-        detail = {"cluster": cluster, "instance-id": instance_id, "role": role}
-        if not self._node_may_put_event(role):
-            return  # user data logs it and goes on: the reconciler finds the marker
-        self.twin.bus.put_events(
-            [
-                {
-                    "Source": contract.NODE_EVENT_SOURCE,
-                    "DetailType": contract.NODE_PROVISIONED_DETAIL_TYPE,
-                    "Detail": json.dumps(detail),
-                    "Resources": [_instance_arn(instance_id)],
-                    "Time": self.twin.clock.now_datetime(),
-                }
-            ]
-        )
-
     # ---- waits and actions -----------------------------------------------------------------
 
     def _wait(
-        self, group: FakeAutoScalingGroup, state: InstanceState, transition: str, hooks: list[Any]
+        self, group: FakeAutoScalingGroup, state: InstanceState, transition: str, hooks: list[LifecycleHook]
     ) -> None:
-        now = self.twin.clock.now()
+        now = self.context.clock.now()
         state.lifecycle_state = (
             "Pending:Wait" if transition == contract.LAUNCH_TRANSITION else "Terminating:Wait"
         )
@@ -301,7 +242,7 @@ class LifecycleEmulation:
         for hook in hooks:
             heartbeat = int(hook.heartbeat_timeout)
             action = LifecycleAction(
-                token=str(uuid.UUID(int=self.twin.rng.getrandbits(128), version=4)),
+                token=str(uuid.UUID(int=self.context.rng.getrandbits(128), version=4)),
                 group_name=group.name,
                 hook_name=hook.name,
                 transition=transition,
@@ -316,17 +257,17 @@ class LifecycleEmulation:
             wait.actions[hook.name] = action
             self._actions[action.token] = action
             self._arm_timer(action)
-            event = _lifecycle_event(group, action, self.twin.clock.now_datetime())
-            self.twin.scheduler.after(
-                self.twin.latency.lifecycle_event_seconds(),
+            event = _lifecycle_event(group, action, self.context.clock.now_datetime())
+            self.context.scheduler.after(
+                self.context.latency.lifecycle_event_seconds(),
                 f"{transition} event for {state.instance_id}",
-                lambda event=event: self.twin.bus.put_events([event]),
+                lambda event=event: self.context.events.get().put_events([event]),
             )
         self._note(f"{state.instance_id} {state.lifecycle_state} ({', '.join(wait.actions)})")
 
     def _arm_timer(self, action: LifecycleAction) -> None:
-        self.twin.scheduler.cancel(action.timer)
-        action.timer = self.twin.scheduler.at(
+        self.context.scheduler.cancel(action.timer)
+        action.timer = self.context.scheduler.at(
             action.heartbeat_deadline,
             f"lifecycle timeout {action.hook_name} {action.instance_id}",
             lambda: self._timed_out(action),
@@ -368,7 +309,7 @@ class LifecycleEmulation:
             raise ValidationError("Either LifecycleActionToken or InstanceId must be specified")
         action = self.find_action(group_name, hook_name, token, instance_id)
         action.heartbeat_deadline = min(
-            self.twin.clock.now() + action.heartbeat_timeout, action.global_deadline
+            self.context.clock.now() + action.heartbeat_timeout, action.global_deadline
         )
         self._arm_timer(action)
 
@@ -401,13 +342,13 @@ class LifecycleEmulation:
 
     def _drop(self, action: LifecycleAction) -> None:
         self._actions.pop(action.token, None)
-        self.twin.scheduler.cancel(action.timer)
+        self.context.scheduler.cancel(action.timer)
         action.timer = None
 
     def _record(self, action: LifecycleAction, result: str, how: str) -> None:
         self.outcomes.append(
             ActionOutcome(
-                at=self.twin.clock.now(),
+                at=self.context.clock.now(),
                 instance_id=action.instance_id,
                 group_name=action.group_name,
                 hook_name=action.hook_name,
@@ -443,22 +384,14 @@ class LifecycleEmulation:
         if state in group.instance_states:
             group.instance_states.remove(state)
         self._note(f"{instance.id} Terminated, left {group.name}")
-        self._instance_gone(instance.id)
-
-    def _instance_gone(self, instance_id: str) -> None:
-        fleet = getattr(self.twin, "fleet", None)
-        if fleet is not None:
-            fleet.remove_instance(instance_id)
-        runcommand = getattr(self.twin, "runcommand", None)
-        if runcommand is not None:
-            runcommand.instance_gone(instance_id)
+        self.context.hosts.gone(instance.id)
 
     # ---- health ----------------------------------------------------------------------------
 
     def set_unhealthy(self, instance_id: str) -> None:
         """The group's health check acts after its usual delay: terminate (hooks run) and replace."""
-        self.twin.scheduler.after(
-            self.twin.latency.health_check_seconds(),
+        self.context.scheduler.after(
+            self.context.latency.health_check_seconds(),
             f"health check replaces {instance_id}",
             lambda: self._replace(instance_id, "unhealthy"),
         )
@@ -468,7 +401,7 @@ class LifecycleEmulation:
         ec2 = self._backend().ec2_backend
         ec2.terminate_instances([instance_id])
         self._note(f"{instance_id} crashed")
-        self._instance_gone(instance_id)
+        self.context.hosts.gone(instance_id)
         self.set_unhealthy(instance_id)
 
     def _replace(self, instance_id: str, cause: str) -> None:
@@ -483,12 +416,10 @@ class LifecycleEmulation:
         self.converge(group)
 
     def _backend(self) -> AutoScalingBackend:
-        return asg_models.autoscaling_backends[ACCOUNT][REGION]
+        return asg_models.autoscaling_backends[ACCOUNT_ID][REGION]
 
     def _note(self, text: str) -> None:
-        recorder = getattr(self.twin, "recorder", None)
-        if recorder is not None:
-            recorder.note("asg", text)
+        self.context.recorder.note("asg", text)
 
 
 # ---- helpers over moto's objects ------------------------------------------------------------
@@ -499,7 +430,7 @@ def _zone(state: InstanceState) -> str:
     return state.instance.placement.zone
 
 
-def _hooks(group: FakeAutoScalingGroup, transition: str) -> list[Any]:
+def _hooks(group: FakeAutoScalingGroup, transition: str) -> list[LifecycleHook]:
     return [
         hook
         for hook in group.autoscaling_backend.describe_lifecycle_hooks(group.name)
@@ -517,7 +448,9 @@ def _subnet_in(group: FakeAutoScalingGroup, az: str) -> str | None:
     return subnet_ids[0]
 
 
-def _find_state(backend: AutoScalingBackend, instance_id: str) -> tuple[Any, Any] | None:
+def _find_state(
+    backend: AutoScalingBackend, instance_id: str
+) -> tuple[FakeAutoScalingGroup, InstanceState] | None:
     for group in backend.autoscaling_groups.values():
         for state in group.instance_states:
             if state.instance.id == instance_id:
@@ -549,10 +482,6 @@ def _deregister_targets(group: FakeAutoScalingGroup, instance_ids: list[str]) ->
             elbv2.deregister_targets(target_group.arn, [{"Id": i} for i in registered])
 
 
-def _instance_arn(instance_id: str) -> str:
-    return f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance_id}"
-
-
 def _lifecycle_event(group: FakeAutoScalingGroup, action: LifecycleAction, when: datetime) -> dict[str, Any]:
     launching = action.transition == contract.LAUNCH_TRANSITION
     detail: dict[str, Any] = {
@@ -577,18 +506,18 @@ def _lifecycle_event(group: FakeAutoScalingGroup, action: LifecycleAction, when:
 
 # ---- the patches ----------------------------------------------------------------------------
 
-_current: Any = None
+_current: LifecycleEmulation | None = None
 
 
 def _emulation() -> LifecycleEmulation | None:
-    return None if _current is None else _current.lifecycle
+    return _current
 
 
-def install(twin: Any) -> Callable[[], None]:
-    """Patch moto so Auto Scaling honours lifecycle hooks through `twin.lifecycle`; returns the undo."""
+def install(emulation: LifecycleEmulation) -> Callable[[], None]:
+    """Patch moto so Auto Scaling honours lifecycle hooks through `emulation`; returns the undo."""
     global _current
-    previous_twin = _current
-    _current = twin
+    previous = _current
+    _current = emulation
     group_cls = asg_models.FakeAutoScalingGroup
     backend_cls = asg_models.AutoScalingBackend
     response_cls = asg_responses.AutoScalingResponse
@@ -620,7 +549,9 @@ def install(twin: Any) -> Callable[[], None]:
         if emulation is not None and health_status == "Unhealthy":
             emulation.set_unhealthy(instance_id)
 
-    def terminate_instance(self: AutoScalingBackend, instance_id: str, should_decrement: bool) -> Any:
+    def terminate_instance(
+        self: AutoScalingBackend, instance_id: str, should_decrement: bool
+    ) -> asg_models.TerminateInstanceActivity:
         emulation = _emulation()
         if emulation is None:
             return original_terminate(self, instance_id, should_decrement)
@@ -645,7 +576,7 @@ def install(twin: Any) -> Callable[[], None]:
         _register_targets(group, [s for s in group.instance_states if s.lifecycle_state == "InService"])
         return None
 
-    def create_auto_scaling_group(self: Any) -> ActionResult:
+    def create_auto_scaling_group(self: AutoScalingResponse) -> ActionResult:
         if _emulation() is None:
             return original_create_group(self)
         name = self._get_param("AutoScalingGroupName")
@@ -668,7 +599,7 @@ def install(twin: Any) -> Callable[[], None]:
                 self.autoscaling_backend.delete_lifecycle_hook(name, hook_name)
             raise
 
-    def put_lifecycle_hook(self: Any) -> ActionResult:
+    def put_lifecycle_hook(self: AutoScalingResponse) -> ActionResult:
         if _emulation() is None:
             return original_put_hook(self)
         _validate_heartbeat(self._get_param("HeartbeatTimeout"))
@@ -680,7 +611,7 @@ def install(twin: Any) -> Callable[[], None]:
             _finish_hook(hook, self._get_param("NotificationMetadata"))
         return result
 
-    def set_instance_health_call(self: Any) -> ActionResult:
+    def set_instance_health_call(self: AutoScalingResponse) -> ActionResult:
         emulation = _emulation()
         if emulation is not None and self._get_param("ShouldRespectGracePeriod") in (None, True, "true"):
             instance_id = self._get_param("InstanceId")
@@ -688,13 +619,13 @@ def install(twin: Any) -> Callable[[], None]:
             launched = emulation.launched_at(instance_id)
             if found is not None and launched is not None:
                 grace = found[0].health_check_grace_period or 0
-                if emulation.twin.clock.now() < launched + grace:
+                if emulation.context.clock.now() < launched + grace:
                     # AWS ignores health reports inside the grace period unless told not to.
                     emulation._note(f"{instance_id} health report ignored (grace period)")
                     return EmptyResult()
         return original_set_health_call(self)
 
-    def complete_lifecycle_action(self: Any) -> ActionResult:
+    def complete_lifecycle_action(self: AutoScalingResponse) -> ActionResult:
         emulation = _require_emulation()
         emulation.complete(
             self._get_param("AutoScalingGroupName"),
@@ -705,7 +636,7 @@ def install(twin: Any) -> Callable[[], None]:
         )
         return EmptyResult()
 
-    def record_lifecycle_action_heartbeat(self: Any) -> ActionResult:
+    def record_lifecycle_action_heartbeat(self: AutoScalingResponse) -> ActionResult:
         emulation = _require_emulation()
         emulation.heartbeat(
             self._get_param("AutoScalingGroupName"),
@@ -732,7 +663,7 @@ def install(twin: Any) -> Callable[[], None]:
                 delattr(cls, name)
             else:
                 setattr(cls, name, original)
-        _current = previous_twin
+        _current = previous
 
     return undo
 
@@ -756,7 +687,7 @@ def _validate_heartbeat(value: Any) -> None:
         )
 
 
-def _finish_hook(hook: Any, notification_metadata: str | None) -> None:
+def _finish_hook(hook: LifecycleHook, notification_metadata: str | None) -> None:
     """moto keeps a fixed 48 h global timeout and drops the metadata; AWS does neither."""
     hook.global_timeout = global_timeout_seconds(int(hook.heartbeat_timeout))
     hook.notification_metadata = notification_metadata or None

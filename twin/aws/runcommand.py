@@ -8,7 +8,7 @@ What AWS does and the twin therefore does (../../docs/twin-design.md, DESIGN.md 
   agent must have registered (InvalidInstanceId, the whole call fails).
 * One invocation per instance: Pending -> InProgress -> Success | Failed | TimedOut | Cancelled.
   It is not visible to GetCommandInvocation for about a second (InvocationDoesNotExist).
-  The document's script really runs, through `twin.fleet.run_script`, at the invocation's
+  The document's script really runs, through the node fleet's `run_script`, at the invocation's
   completion time (start + the latency model's run time for the document), with every parameter
   exported as SSM_<Name> (interpolationType ENV_VAR); its exit code decides Success/Failed and is
   the ResponseCode; a run longer than the execution timeout (the step's timeoutSeconds, else
@@ -17,17 +17,18 @@ What AWS does and the twin therefore does (../../docs/twin-design.md, DESIGN.md 
 * An instance that dies: running invocations Failed, never-started ones Failed/Undeliverable,
   its agent ConnectionLost.
 * `EC2 Command Invocation Status-change Notification` (InProgress and the final status) and
-  `EC2 Command Status-change Notification` events (source `aws.ssm`) go onto `twin.bus`.
+  `EC2 Command Status-change Notification` events (source `aws.ssm`) go onto the event bus.
 * DescribeInstanceInformation, ListCommands, ListCommandInvocations, GetCommandInvocation and
   CancelCommand are served from this emulation.
 
-`install(twin)` replaces those operations on moto's SSM response class and returns the undo; they
-find the emulation through the module-level `_current` twin.
+`install(emulation)` replaces those operations on moto's SSM response class and returns the undo; they
+find the emulation through the module-level `_current`.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import uuid
 from collections.abc import Callable
@@ -42,12 +43,17 @@ from moto.ssm.exceptions import SSMException
 from moto.ssm.models import ssm_backends
 
 from kcluster import contract
+from twin.account import ACCOUNT_ID, REGION, instance_arn
 
 if TYPE_CHECKING:
-    from twin.clock import ScheduledCall
+    from moto.ec2.models import EC2Backend
+    from moto.ssm.responses import SimpleSystemManagerResponse
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
+    from twin.clock import ScheduledCall, Scheduler, VirtualClock
+    from twin.latency import LatencyModel
+    from twin.ports import EventPublisher, Late, ScriptRunner
+    from twin.recorder import Recorder
+
 OUTPUT_LIMIT = 24_000
 LIST_OUTPUT_LIMIT = 2_500
 DEFAULT_TIMEOUT_SECONDS = 3600
@@ -132,9 +138,22 @@ class Command:
         return document_key(self.document_name)
 
 
+@dataclass(frozen=True)
+class RunCommandContext:
+    """What Run Command's emulation uses."""
+
+    clock: VirtualClock
+    scheduler: Scheduler
+    rng: random.Random  # command ids
+    latency: LatencyModel  # delivery, visibility and run time of each invocation
+    recorder: Recorder  # commands, their outputs (secrets must never show), timeline notes
+    fleet: ScriptRunner  # where a document's script runs
+    events: Late[EventPublisher]  # the status-change events
+
+
 class RunCommandEmulation:
-    def __init__(self, twin: Any) -> None:
-        self.twin = twin
+    def __init__(self, context: RunCommandContext) -> None:
+        self.context = context
         self.agents: dict[str, Agent] = {}
         self.commands: dict[str, Command] = {}
 
@@ -142,7 +161,7 @@ class RunCommandEmulation:
 
     def register_agent(self, instance_id: str) -> None:
         instance = _ec2().get_instance(instance_id)
-        now = self.twin.clock.now()
+        now = self.context.clock.now()
         self.agents[instance_id] = Agent(
             instance_id=instance_id,
             registered_at=now,
@@ -193,9 +212,9 @@ class RunCommandEmulation:
             if agent is None or agent.ping_status != "Online":
                 raise _error("InvalidInstanceId", "Instances not in a valid state for account")
         step = _shell_step(content)
-        now = self.twin.clock.now()
+        now = self.context.clock.now()
         command = Command(
-            command_id=str(uuid.UUID(int=self.twin.rng.getrandbits(128), version=4)),
+            command_id=str(uuid.UUID(int=self.context.rng.getrandbits(128), version=4)),
             document_name=document_name,
             document_version=str(document.document_version),
             parameters=parameters,
@@ -211,9 +230,9 @@ class RunCommandEmulation:
             instance_ids=ids,
         )
         self.commands[command.command_id] = command
-        self.twin.recorder.record_command(command.command_id, document_name, parameters)
+        self.context.recorder.record_command(command.command_id, document_name, parameters)
         self._note(f"SendCommand {document_name} to {', '.join(ids)} ({command.command_id[:8]})")
-        latency = self.twin.latency
+        latency = self.context.latency
         for instance_id in ids:
             start_delay = latency.command_delivery_seconds()
             invocation = Invocation(
@@ -222,7 +241,7 @@ class RunCommandEmulation:
                 visible_at=now + min(latency.invocation_visible_seconds(), start_delay),
             )
             command.invocations[instance_id] = invocation
-            invocation.timer = self.twin.scheduler.after(
+            invocation.timer = self.context.scheduler.after(
                 start_delay,
                 f"{document_name} starts on {instance_id}",
                 lambda invocation=invocation: self._start(invocation),
@@ -233,20 +252,20 @@ class RunCommandEmulation:
         if invocation.terminal:
             return
         command = invocation.command
-        now = self.twin.clock.now()
+        now = self.context.clock.now()
         invocation.status = invocation.status_details = "InProgress"
         invocation.started_at = now
         self._invocation_event(invocation)
         self._update_command(command)
-        run_seconds = self.twin.latency.command_seconds(command.key)
+        run_seconds = self.context.latency.command_seconds(command.key)
         if run_seconds > command.execution_timeout:
-            invocation.timer = self.twin.scheduler.after(
+            invocation.timer = self.context.scheduler.after(
                 command.execution_timeout,
                 f"{command.document_name} times out on {invocation.instance_id}",
                 lambda: self._finish(invocation, "TimedOut", "ExecutionTimedOut", -1),
             )
         else:
-            invocation.timer = self.twin.scheduler.after(
+            invocation.timer = self.context.scheduler.after(
                 run_seconds,
                 f"{command.document_name} ends on {invocation.instance_id}",
                 lambda: self._run(invocation),
@@ -256,8 +275,8 @@ class RunCommandEmulation:
         if invocation.terminal:
             return
         command = invocation.command
-        result = self.twin.fleet.run_script(invocation.instance_id, command.script, dict(command.env))
-        self.twin.recorder.record_command_output(
+        result = self.context.fleet.run_script(invocation.instance_id, command.script, dict(command.env))
+        self.context.recorder.record_command_output(
             command.command_id, invocation.instance_id, result.stdout, result.stderr
         )
         invocation.stdout = result.stdout[:OUTPUT_LIMIT]
@@ -266,11 +285,11 @@ class RunCommandEmulation:
         self._finish(invocation, status, status, result.exit_code)
 
     def _finish(self, invocation: Invocation, status: str, details: str, response_code: int) -> None:
-        self.twin.scheduler.cancel(invocation.timer)
+        self.context.scheduler.cancel(invocation.timer)
         invocation.timer = None
         invocation.status, invocation.status_details = status, details
         invocation.response_code = response_code
-        invocation.ended_at = self.twin.clock.now()
+        invocation.ended_at = self.context.clock.now()
         self._note(f"{invocation.command.document_name} on {invocation.instance_id}: {status} ({details})")
         self._invocation_event(invocation)
         self._update_command(invocation.command)
@@ -312,7 +331,7 @@ class RunCommandEmulation:
         return invocation
 
     def _visible(self, invocation: Invocation) -> bool:
-        return invocation.status != "Pending" or self.twin.clock.now() >= invocation.visible_at
+        return invocation.status != "Pending" or self.context.clock.now() >= invocation.visible_at
 
     def visible_invocations(self, command_id: str | None, instance_id: str | None) -> list[Invocation]:
         found = []
@@ -356,7 +375,7 @@ class RunCommandEmulation:
             "requested-date-time": iso_ms(command.requested_at),
             "status": invocation.status,
         }
-        self._put(contract.COMMAND_STATUS_DETAIL_TYPE, detail, [_instance_arn(invocation.instance_id)])
+        self._put(contract.COMMAND_STATUS_DETAIL_TYPE, detail, [instance_arn(invocation.instance_id)])
 
     def _command_event(self, command: Command) -> None:
         detail = {
@@ -367,32 +386,30 @@ class RunCommandEmulation:
             "requested-date-time": iso_ms(command.requested_at),
             "status": command.status,
         }
-        self._put(COMMAND_DETAIL_TYPE, detail, [_instance_arn(i) for i in command.instance_ids])
+        self._put(COMMAND_DETAIL_TYPE, detail, [instance_arn(i) for i in command.instance_ids])
 
     def _put(self, detail_type: str, detail: dict[str, Any], resources: list[str]) -> None:
-        self.twin.bus.put_events(
+        self.context.events.get().put_events(
             [
                 {
                     "Source": "aws.ssm",
                     "DetailType": detail_type,
                     "Detail": json.dumps(detail),
                     "Resources": resources,
-                    "Time": self.twin.clock.now_datetime(),
+                    "Time": self.context.clock.now_datetime(),
                 }
             ]
         )
 
     def _note(self, text: str) -> None:
-        recorder = getattr(self.twin, "recorder", None)
-        if recorder is not None:
-            recorder.note("ssm", text)
+        self.context.recorder.note("ssm", text)
 
 
 # ---- documents and parameters ---------------------------------------------------------------
 
 
 def _document(name: str, version: str | None) -> Any:
-    documents = ssm_backends[ACCOUNT][REGION]._get_documents(name)  # raises InvalidDocument
+    documents = ssm_backends[ACCOUNT_ID][REGION]._get_documents(name)  # raises InvalidDocument
     if version and version not in ("$DEFAULT", "$LATEST"):
         found = documents.find_by_version(version)
         if found is None:
@@ -457,8 +474,8 @@ def _interpolate(script: str, declared: dict[str, Any], values: dict[str, list[s
     return re.sub(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}", replace, script)
 
 
-def _ec2() -> Any:
-    return ec2_backends[ACCOUNT][REGION]
+def _ec2() -> EC2Backend:
+    return ec2_backends[ACCOUNT_ID][REGION]
 
 
 def _resolve_targets(targets: list[dict[str, Any]]) -> list[str]:
@@ -476,10 +493,6 @@ def _resolve_targets(targets: list[dict[str, Any]]) -> list[str]:
             raise _error("InvalidTarget", f"Target key {key} is not supported by the twin")
         ids = matched if ids is None else [i for i in ids if i in matched]
     return ids or []
-
-
-def _instance_arn(instance_id: str) -> str:
-    return f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance_id}"
 
 
 def _elapsed(invocation: Invocation) -> str:
@@ -607,13 +620,13 @@ def _paginate(items: list[Any], max_results: int | None, token: str | None, key:
 
 # ---- the patches ----------------------------------------------------------------------------
 
-_current: Any = None
+_current: RunCommandEmulation | None = None
 
 
 def _emulation() -> RunCommandEmulation:
     if _current is None:
         raise _error("InternalServerError", "run command emulation is not installed")
-    return _current.runcommand
+    return _current
 
 
 def _command_filter(entry: dict[str, str]) -> Callable[[Command], bool]:
@@ -633,7 +646,7 @@ def _command_filter(entry: dict[str, str]) -> Callable[[Command], bool]:
     raise _error("InvalidFilterKey", f"Filter key {key!r} is not supported by ListCommands")
 
 
-def _filters(self: Any) -> dict[str, list[str]]:
+def _filters(self: SimpleSystemManagerResponse) -> dict[str, list[str]]:
     """DescribeInstanceInformation's two filter syntaxes, as {key: values}."""
     found: dict[str, list[str]] = {}
     for entry in self._get_param("InstanceInformationFilterList", []) or []:
@@ -643,15 +656,15 @@ def _filters(self: Any) -> dict[str, list[str]]:
     return found
 
 
-def install(twin: Any) -> Callable[[], None]:
-    """Serve SSM Run Command from `twin.runcommand` instead of moto; returns the undo."""
+def install(emulation: RunCommandEmulation) -> Callable[[], None]:
+    """Serve SSM Run Command from `emulation` instead of moto; returns the undo."""
     global _current
-    previous_twin = _current
-    _current = twin
+    previous = _current
+    _current = emulation
     response_cls = ssm_responses.SimpleSystemManagerResponse
     originals: list[tuple[str, Any]] = []
 
-    def send_command(self: Any) -> ActionResult:
+    def send_command(self: SimpleSystemManagerResponse) -> ActionResult:
         command = _emulation().send(
             document_name=self._get_param("DocumentName"),
             document_version=self._get_param("DocumentVersion"),
@@ -663,7 +676,7 @@ def install(twin: Any) -> Callable[[], None]:
         )
         return ActionResult({"Command": command_response(command)})
 
-    def list_commands(self: Any) -> ActionResult:
+    def list_commands(self: SimpleSystemManagerResponse) -> ActionResult:
         commands = _emulation().list_commands(
             self._get_param("CommandId"), self._get_param("InstanceId"), self._get_param("Filters")
         )
@@ -676,14 +689,14 @@ def install(twin: Any) -> Callable[[], None]:
             )
         )
 
-    def get_command_invocation(self: Any) -> ActionResult:
+    def get_command_invocation(self: SimpleSystemManagerResponse) -> ActionResult:
         invocation = _emulation().invocation(self._get_param("CommandId"), self._get_param("InstanceId"))
         plugin = self._get_param("PluginName")
         if plugin and plugin != invocation.command.plugin_name:
             raise _error("InvalidPluginName", f"Plugin {plugin} is not in the document")
         return ActionResult(get_invocation_response(invocation))
 
-    def list_command_invocations(self: Any) -> ActionResult:
+    def list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
         invocations = _emulation().visible_invocations(
             self._get_param("CommandId"), self._get_param("InstanceId")
         )
@@ -697,11 +710,11 @@ def install(twin: Any) -> Callable[[], None]:
             )
         )
 
-    def cancel_command(self: Any) -> ActionResult:
+    def cancel_command(self: SimpleSystemManagerResponse) -> ActionResult:
         _emulation().cancel(self._get_param("CommandId"), self._get_param("InstanceIds", []) or [])
         return ActionResult({})
 
-    def describe_instance_information(self: Any) -> ActionResult:
+    def describe_instance_information(self: SimpleSystemManagerResponse) -> ActionResult:
         filters = _filters(self)
         agents = sorted(_emulation().agents.values(), key=lambda a: a.registered_at)
         if "InstanceIds" in filters:
@@ -739,7 +752,7 @@ def install(twin: Any) -> Callable[[], None]:
                 delattr(response_cls, name)
             else:
                 setattr(response_cls, name, original)
-        _current = previous_twin
+        _current = previous
 
     return undo
 

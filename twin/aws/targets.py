@@ -40,13 +40,20 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.elbv2 import models as elbv2_models
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
+from twin.account import ACCOUNT_ID, REGION
+
+if TYPE_CHECKING:
+    from moto.elbv2.models import FakeTargetGroup
+
+    from twin.clock import VirtualClock
+    from twin.ports import ApiServerProbe
+    from twin.recorder import Recorder
+
 NAMESPACE = "AWS/NetworkELB"
 MINUTE = 60.0
 # AWS's default deregistration delay is 300 s; the twin's group sets its own (infra.NlbSpec).
@@ -97,13 +104,22 @@ class TargetTransition:
     reason: str | None
 
 
+@dataclass(frozen=True)
+class TargetHealthContext:
+    """What the load balancer's health checks use."""
+
+    clock: VirtualClock
+    recorder: Recorder  # timeline notes when a target turns unhealthy or recovers
+    apiservers: ApiServerProbe | None = None  # the API target group's check; None: nothing answers
+
+
 class TargetHealthEmulation:
-    def __init__(self, twin: Any) -> None:
-        self.twin = twin
+    def __init__(self, context: TargetHealthContext) -> None:
+        self.context = context
         self.watched: dict[str, _Watched] = {}
         # Every state change of every watched target, in order (tests, reports).
         self.transitions: list[TargetTransition] = []
-        self._next_minute = _next_whole_minute(twin.clock.now())
+        self._next_minute = _next_whole_minute(context.clock.now())
 
     # ---- what the twin watches ----------------------------------------------------------------
 
@@ -114,11 +130,11 @@ class TargetHealthEmulation:
 
     def api_probe(self, instance_id: str) -> bool:
         """The API target group's TCP check on 6443: the instance's own kube-apiserver answers."""
-        model = getattr(self.twin, "model", None)
-        if model is None:
+        apiservers = self.context.apiservers
+        if apiservers is None:
             return False
         try:
-            return bool(model.apiserver_running(instance_id))
+            return bool(apiservers.apiserver_running(instance_id))
         except Exception:  # the model raises its own error for an instance it never saw
             return False
 
@@ -196,7 +212,7 @@ class TargetHealthEmulation:
         """Take in registrations and deregistrations made since the last look (all at the clock's now:
         the clock has not moved since, as everything that moves it looks here first)."""
         backend = _elbv2()
-        now = self.twin.clock.now()
+        now = self.context.clock.now()
         for watched in self.watched.values():
             group = backend.target_groups.get(watched.arn)
             registered = group.targets if group is not None else {}
@@ -248,11 +264,10 @@ class TargetHealthEmulation:
         self.transitions.append(
             TargetTransition(now, watched.arn, target.target_id, old, state, reason[0] if reason else None)
         )
-        recorder = getattr(self.twin, "recorder", None)
-        if recorder is not None and UNHEALTHY in (old, state):
+        if UNHEALTHY in (old, state):
             # Routine registrations stay off the timeline; a target failing (or coming back) is news.
             name = watched.arn.rsplit(":", 1)[-1]
-            recorder.note("elb", f"target {target.target_id} in {name}: {old} -> {state}")
+            self.context.recorder.note("elb", f"target {target.target_id} in {name}: {old} -> {state}")
 
     def _publish_minute(self, minute_start: float) -> None:
         backend = _elbv2()
@@ -280,7 +295,7 @@ class TargetHealthEmulation:
                         }
                     )
         if data:
-            cloudwatch_backends[ACCOUNT][REGION].put_metric_data(NAMESPACE, data)
+            cloudwatch_backends[ACCOUNT_ID][REGION].put_metric_data(NAMESPACE, data)
 
 
 def target_group_dimension(target_group_arn: str) -> str:
@@ -303,11 +318,11 @@ def _note_counts(watched: _Watched) -> None:
     watched.minute_max = (max(watched.minute_max[0], healthy), max(watched.minute_max[1], unhealthy))
 
 
-def _interval(group: Any) -> float:
+def _interval(group: FakeTargetGroup | None) -> float:
     return float(getattr(group, "health_check_interval_seconds", None) or 30)
 
 
-def _deregistration_delay(group: Any) -> float:
+def _deregistration_delay(group: FakeTargetGroup | None) -> float:
     if group is None:
         return 0.0
     value = group.attributes.get("deregistration_delay.timeout_seconds", DEFAULT_DEREGISTRATION_DELAY_SECONDS)
@@ -318,8 +333,8 @@ def _next_whole_minute(now: float) -> float:
     return (math.floor(now / MINUTE) + 1) * MINUTE
 
 
-def _elbv2() -> Any:
-    return elbv2_models.elbv2_backends[ACCOUNT][REGION]
+def _elbv2() -> elbv2_models.ELBv2Backend:
+    return elbv2_models.elbv2_backends[ACCOUNT_ID][REGION]
 
 
 # ---- the patch ------------------------------------------------------------------------------------
@@ -327,15 +342,17 @@ def _elbv2() -> Any:
 _current: TargetHealthEmulation | None = None
 
 
-def install(twin: Any) -> Callable[[], None]:
-    """Make DescribeTargetHealth answer from `twin.targets` for the groups it watches; returns the undo."""
+def install(emulation: TargetHealthEmulation) -> Callable[[], None]:
+    """Make DescribeTargetHealth answer from `emulation` for the groups it watches; returns the undo."""
     global _current
     previous = _current
-    _current = twin.targets
+    _current = emulation
     backend_cls = elbv2_models.ELBv2Backend
     original = backend_cls.__dict__["describe_target_health"]
 
-    def describe_target_health(self: Any, target_group_arn: str, targets: list[dict[str, Any]]) -> list[Any]:
+    def describe_target_health(
+        self: elbv2_models.ELBv2Backend, target_group_arn: str, targets: list[dict[str, Any]]
+    ) -> list[Any]:
         emulation = _current
         if emulation is None or target_group_arn not in emulation.watched:
             return original(self, target_group_arn, targets)

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twin.iam import enforce, identities, nodes
 from twin.iam.enforce import Authorizer, Denial
 from twin.iam.principals import Directory, Identity
+
+if TYPE_CHECKING:
+    from twin.world import Twin
 
 
 @dataclass
@@ -69,7 +72,7 @@ class TwinIam:
         }
 
 
-def node_inputs(twin: Any) -> nodes.NodeIamInputs:
+def node_inputs(twin: Twin) -> nodes.NodeIamInputs:
     deployment = twin.deployment
     return nodes.module_inputs(
         twin.cluster,
@@ -81,7 +84,7 @@ def node_inputs(twin: Any) -> nodes.NodeIamInputs:
     )
 
 
-def enforce_for(twin: Any) -> TwinIam:
+def enforce_for(twin: Twin) -> TwinIam:
     directory = Directory(twin.stack.account_id)
     function_keys = {}
     for logical_id, (role_name, role_logical_id) in identities.function_roles(twin.stack).items():
