@@ -9,6 +9,7 @@ run, so it must not exist. The exercises are the scenarios plus the rare paths t
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -18,6 +19,7 @@ from moto.sns.models import sns_backends
 
 from kcluster import contract
 from twin import scenarios
+from twin.iam import coverage
 from twin.iam.enforce import allow_statements, without_statement
 from twin.iam.policy import StatementRef
 from twin.node.fleet import ScriptResult
@@ -170,6 +172,12 @@ def test_every_statement_of_kcluster_s_own_policies_is_needed_by_some_run():
     unneeded = sorted(statements - set(necessary))
     assert unneeded == [], "statements no run needs (remove them, or add the run that needs them):\n" + (
         json.dumps(unneeded, indent=1)
+    )
+    # What a run's report calls "exercised elsewhere" is exactly what was measured here.
+    if os.environ.get("KCLUSTER_WRITE_IAM_COVERAGE"):
+        coverage.write(necessary)
+    assert {statement: list(runs) for statement, runs in coverage.needed_by().items()} == necessary, (
+        f"{coverage.NEEDED_BY_PATH} is stale: KCLUSTER_WRITE_IAM_COVERAGE=1 pytest {__file__}"
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from twin.iam import enforce, identities, nodes
+from twin.iam import coverage, enforce, identities, nodes
 from twin.iam.enforce import Authorizer, Denial
 from twin.iam.principals import Directory, Identity
 
@@ -68,7 +68,19 @@ class TwinIam:
                 {"principal": d.label, "action": d.action, "resource": d.resource}
                 for d in self.authorizer.denials[:20]
             ],
-            "unused_statements": self.authorizer.unused_statements(self.identities()),
+            **self._statements_not_used_here(),
+        }
+
+    def _statements_not_used_here(self) -> dict[str, Any]:
+        """Statements no call of this run needed: those no exercise of the coverage test needs either
+        (`unused_statements`, which must stay empty) and those some other exercise needs, with which."""
+        known = coverage.needed_by()
+        not_used = self.authorizer.unused_statements(self.identities())
+        return {
+            "unused_statements": [statement for statement in not_used if statement not in known],
+            "exercised_elsewhere": {
+                statement: list(known[statement]) for statement in not_used if statement in known
+            },
         }
 
 
