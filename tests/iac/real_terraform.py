@@ -14,7 +14,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = REPO_ROOT / "terraform"
 REALTF = REPO_ROOT / "tools" / "terraform" / "realtf.py"
 # The Makefile's tool environment; KCLUSTER_TF_PYTHON overrides it.
-TOOL_PYTHON = Path(os.environ.get("KCLUSTER_TF_PYTHON", REPO_ROOT / ".tools" / "terraform" / "bin" / "python"))
+TOOL_PYTHON = Path(
+    os.environ.get("KCLUSTER_TF_PYTHON", REPO_ROOT / ".tools" / "terraform" / "bin" / "python")
+)
 
 REGION = "eu-west-1"
 VPC_ID = "vpc-0a1b2c3d4e5f60718"
@@ -38,7 +40,11 @@ def fixtures() -> dict:
         "availability_zone": "eu-west-1b",
         "cidr_block": "172.16.0.0/20",
     }
-    subnets[SAME_ZONE_SUBNET] = {"vpc_id": VPC_ID, "availability_zone": "eu-west-1a", "cidr_block": "10.20.48.0/20"}
+    subnets[SAME_ZONE_SUBNET] = {
+        "vpc_id": VPC_ID,
+        "availability_zone": "eu-west-1a",
+        "cidr_block": "10.20.48.0/20",
+    }
     return {
         "account_id": "123456789012",
         "data": {
@@ -113,7 +119,9 @@ class RealTerraform:
         """A copy of terraform/ (nothing Terraform writes lands in the repository)."""
         dest = self.workdir / name / "terraform"
         shutil.copytree(
-            TERRAFORM_DIR, dest, ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*")
+            TERRAFORM_DIR,
+            dest,
+            ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*"),
         )
         return dest
 

@@ -97,7 +97,7 @@ def test_complete_example_plans_applies_and_replans_clean(tf):
     # THEN the example's cluster is planned with its own settings
     creates = _creates(planned)
     assert creates['module.kcluster.aws_autoscaling_group.node["worker"]']["desired_capacity"] == 3
-    assert creates["module.kcluster.aws_autoscaling_group.node[\"control_plane\"]"]["tag"]
+    assert creates['module.kcluster.aws_autoscaling_group.node["control_plane"]']["tag"]
 
 
 def _inject(tf: RealTerraform, name: str, file: str, old: str, new: str) -> Path:
@@ -183,12 +183,18 @@ def test_check_fails_on_a_mistake_with_terraforms_message(tf, mistake):
         ),
         pytest.param(
             {"subnet_ids": [*list(SUBNETS)[:2], SAME_ZONE_SUBNET]},
-            ["Error: Resource precondition failed", "subnet_ids must span at least three availability zones."],
+            [
+                "Error: Resource precondition failed",
+                "subnet_ids must span at least three availability zones.",
+            ],
             id="precondition: two subnets in one zone",
         ),
         pytest.param(
             {"worker_min_size": 5, "worker_desired_capacity": 4},
-            ["Error: Resource precondition failed", "Each node group needs min_size <= desired_capacity <= max_size."],
+            [
+                "Error: Resource precondition failed",
+                "Each node group needs min_size <= desired_capacity <= max_size.",
+            ],
             id="precondition: desired below min",
         ),
         pytest.param(

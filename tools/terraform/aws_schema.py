@@ -119,7 +119,8 @@ class Module:
         element = storage.removesuffix("List").removesuffix("Map").removesuffix("OutputReference")
         if element not in self.hcl:
             return None
-        obj = ["object", {m.group(1): self.attr_type(m.group(4), m.group(5)) or "dynamic" for m in self.hcl[element]}]
+        fields = {m.group(1): self.attr_type(m.group(4), m.group(5)) or "dynamic" for m in self.hcl[element]}
+        obj = ["object", fields]
         return obj if kind in ("struct", "simple") else [{"list": "list", "set": "set"}.get(kind, "map"), obj]
 
     def computed(self, class_name: str) -> dict:
@@ -157,8 +158,10 @@ class Module:
 
 
 def _has_dynamic(cty) -> bool:
-    return cty == "dynamic" or (isinstance(cty, list) and any(_has_dynamic(c) for c in cty[1:])) or (
-        isinstance(cty, dict) and any(_has_dynamic(c) for c in cty.values())
+    return (
+        cty == "dynamic"
+        or (isinstance(cty, list) and any(_has_dynamic(c) for c in cty[1:]))
+        or (isinstance(cty, dict) and any(_has_dynamic(c) for c in cty.values()))
     )
 
 
@@ -192,7 +195,7 @@ def build(wheel: Path) -> dict:
                 p["name"]: (bool(p.get("optional")), "fqn" in p["type"]) for p in t.get("properties", [])
             }
     out: dict = {"provider": None, "resource_schemas": {}, "data_source_schemas": {}}
-    for path, source in sorted(sources.items()):
+    for _path, source in sorted(sources.items()):
         types = RESOURCE_TYPE.findall(source)
         if not types:
             continue

@@ -41,7 +41,11 @@ from tf.types import Unknown
 from tf.utils import read_dynamic_value, to_dynamic_value
 
 ACCOUNT = "123456789012"
-NESTING = {"list": pb.Schema.NestedBlock.LIST, "set": pb.Schema.NestedBlock.SET, "single": pb.Schema.NestedBlock.SINGLE}
+NESTING = {
+    "list": pb.Schema.NestedBlock.LIST,
+    "set": pb.Schema.NestedBlock.SET,
+    "single": pb.Schema.NestedBlock.SINGLE,
+}
 ARN_ID = {"aws_lb", "aws_lb_target_group", "aws_lb_listener", "aws_lb_listener_rule", "aws_sns_topic"}
 ID_PREFIX = {
     "aws_security_group": "sg-",
@@ -153,10 +157,11 @@ class Faker:
             return f"arn:aws:iam::{self.account}:{resource.replace('_', '-')}/{name}"
         if service == "s3":
             return f"arn:aws:s3:::{name}"
+        elb = f"arn:aws:elasticloadbalancing:{self.region}:{self.account}"
         if type_name == "aws_lb":
-            return f"arn:aws:elasticloadbalancing:{self.region}:{self.account}:loadbalancer/net/{name}/{_hex(name, 16)}"
+            return f"{elb}:loadbalancer/net/{name}/{_hex(name, 16)}"
         if type_name == "aws_lb_target_group":
-            return f"arn:aws:elasticloadbalancing:{self.region}:{self.account}:targetgroup/{name}/{_hex(name, 16)}"
+            return f"{elb}:targetgroup/{name}/{_hex(name, 16)}"
         if type_name == "aws_kms_key":
             return f"arn:aws:kms:{self.region}:{self.account}:key/{name}"
         return f"arn:aws:{service}:{self.region}:{self.account}:{resource.replace('_', '-')}/{name}"
@@ -166,13 +171,17 @@ class Faker:
         name = state.get("name") if isinstance(state.get("name"), str) else None
         if "name" in state and state["name"] is Unknown:
             prefix = state.get("name_prefix") if isinstance(state.get("name_prefix"), str) else "terraform-"
-            name = state["name"] = prefix + str(int(_hex(seed, 12), 16)).zfill(26)[:26]
+            name = prefix + str(int(_hex(seed, 12), 16)).zfill(26)[:26]
+            if type_name in ("aws_lb", "aws_lb_target_group"):
+                name = name[:32]  # what ELB accepts
+            state["name"] = name
         if type_name == "aws_kms_key":
             key_id = str(uuid.UUID(_hex(seed, 32)))
             state["key_id"] = key_id
             name = key_id
         if type_name == "aws_s3_bucket" and state.get("bucket") is Unknown:
-            prefix = state.get("bucket_prefix") if isinstance(state.get("bucket_prefix"), str) else "terraform-"
+            prefix = state.get("bucket_prefix")
+            prefix = prefix if isinstance(prefix, str) else "terraform-"
             state["bucket"] = prefix + str(int(_hex(seed, 12), 16)).zfill(26)[:26]
         if type_name == "aws_s3_bucket":
             name = state["bucket"]
@@ -245,7 +254,9 @@ class Faker:
                 user_id="AIDA" + _hex("user", 17).upper(),
             )
         elif type_name == "aws_partition":
-            state.update(id="aws", partition="aws", dns_suffix="amazonaws.com", reverse_dns_prefix="com.amazonaws")
+            state.update(
+                id="aws", partition="aws", dns_suffix="amazonaws.com", reverse_dns_prefix="com.amazonaws"
+            )
         elif type_name == "aws_iam_policy_document":
             doc = policy_document(config)
             state.update(
@@ -300,12 +311,15 @@ def policy_document(config: dict) -> dict:
                         principals = "*"
                         break
                     principals.setdefault(p["type"], []).extend(p["identifiers"])
-                out[key] = principals if principals == "*" else {k: _one_or_list(v) for k, v in principals.items()}
+                if principals != "*":
+                    principals = {k: _one_or_list(v) for k, v in principals.items()}
+                out[key] = principals
         if s.get("condition"):
             conditions: dict = {}
             for c in s["condition"]:
                 values = c["values"]
-                conditions.setdefault(c["test"], {})[c["variable"]] = values[0] if len(values) == 1 else values
+                value = values[0] if len(values) == 1 else values
+                conditions.setdefault(c["test"], {})[c["variable"]] = value
             out["Condition"] = conditions
         statements.append(out)
     doc: dict = {"Version": config.get("version") or "2012-10-17"}
@@ -326,10 +340,11 @@ class Servicer(rpc.ProviderServicer):
         return self.schema[kind][type_name]["block"]
 
     def GetMetadata(self, request, context):
-        return pb.GetMetadata.Response(
+        meta = pb.GetMetadata
+        return meta.Response(
             server_capabilities=pb.ServerCapabilities(plan_destroy=True),
-            resources=[pb.GetMetadata.ResourceMetadata(type_name=t) for t in self.schema["resource_schemas"]],
-            data_sources=[pb.GetMetadata.DataSourceMetadata(type_name=t) for t in self.schema["data_source_schemas"]],
+            resources=[meta.ResourceMetadata(type_name=t) for t in self.schema["resource_schemas"]],
+            data_sources=[meta.DataSourceMetadata(type_name=t) for t in self.schema["data_source_schemas"]],
         )
 
     def GetProviderSchema(self, request, context):
@@ -398,7 +413,8 @@ def schema_response(schema: dict, schema_path: Path) -> pb.GetProviderSchema.Res
         provider=pb.Schema(version=0, block=_block_pb(schema["provider"]["block"])),
         provider_meta=pb.Schema(version=0, block=pb.Schema.Block()),
         resource_schemas={
-            t: pb.Schema(version=s["version"], block=_block_pb(s["block"])) for t, s in schema["resource_schemas"].items()
+            t: pb.Schema(version=s["version"], block=_block_pb(s["block"]))
+            for t, s in schema["resource_schemas"].items()
         },
         data_source_schemas={
             t: pb.Schema(version=s["version"], block=_block_pb(s["block"]))

