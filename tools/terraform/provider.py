@@ -25,6 +25,8 @@ import json
 import os
 import sys
 import tempfile
+import threading
+import time
 import uuid
 from concurrent import futures
 from pathlib import Path
@@ -36,7 +38,6 @@ from tf.gen import grpc_controller_pb2_grpc as controller_rpc
 from tf.gen import grpc_stdio_pb2_grpc as stdio_rpc
 from tf.gen import tfplugin_pb2 as pb
 from tf.gen import tfplugin_pb2_grpc as rpc
-from tf.runner import _self_signed_cert
 from tf.types import Unknown
 from tf.utils import read_dynamic_value, to_dynamic_value
 
@@ -330,21 +331,28 @@ def policy_document(config: dict) -> dict:
 
 
 class Servicer(rpc.ProviderServicer):
-    def __init__(self, schema: dict, schema_response: pb.GetProviderSchema.Response, fixtures: dict):
-        self.schema = schema
+    def __init__(self, schema_path: Path, schema_response: pb.GetProviderSchema.Response, fixtures: dict):
+        self.schema_path = schema_path
         self.response = schema_response
         self.fixtures = fixtures
         self.faker = Faker(os.environ.get("AWS_DEFAULT_REGION", "us-east-1"), fixtures)
+        self._schema: dict | None = None
+        self._lock = threading.Lock()
 
     def _block(self, kind: str, type_name: str) -> dict:
-        return self.schema[kind][type_name]["block"]
+        # Read on first use: most provider processes Terraform starts only validate.
+        with self._lock:
+            if self._schema is None:
+                self._schema = json.loads(self.schema_path.read_text())
+        return self._schema[kind][type_name]["block"]
 
     def GetMetadata(self, request, context):
         meta = pb.GetMetadata
         return meta.Response(
-            server_capabilities=pb.ServerCapabilities(plan_destroy=True),
-            resources=[meta.ResourceMetadata(type_name=t) for t in self.schema["resource_schemas"]],
-            data_sources=[meta.DataSourceMetadata(type_name=t) for t in self.schema["data_source_schemas"]],
+            # Terraform then asks for the schema once per command, not once per provider process.
+            server_capabilities=pb.ServerCapabilities(plan_destroy=True, get_provider_schema_optional=True),
+            resources=[meta.ResourceMetadata(type_name=t) for t in self.response.resource_schemas],
+            data_sources=[meta.DataSourceMetadata(type_name=t) for t in self.response.data_source_schemas],
         )
 
     def GetProviderSchema(self, request, context):
@@ -404,11 +412,12 @@ class Servicer(rpc.ProviderServicer):
         return pb.StopProvider.Response()
 
 
-def schema_response(schema: dict, schema_path: Path) -> pb.GetProviderSchema.Response:
+def schema_response(schema_path: Path) -> pb.GetProviderSchema.Response:
     """The GetProviderSchema answer, serialized once beside the schema (building it takes seconds)."""
     cached = schema_path.with_suffix(".pb")
     if cached.exists() and cached.stat().st_mtime >= schema_path.stat().st_mtime:
         return pb.GetProviderSchema.Response.FromString(cached.read_bytes())
+    schema = json.loads(schema_path.read_text())
     response = pb.GetProviderSchema.Response(
         provider=pb.Schema(version=0, block=_block_pb(schema["provider"]["block"])),
         provider_meta=pb.Schema(version=0, block=pb.Schema.Block()),
@@ -426,6 +435,30 @@ def schema_response(schema: dict, schema_path: Path) -> pb.GetProviderSchema.Res
     tmp.write_bytes(response.SerializeToString())
     tmp.replace(cached)
     return response
+
+
+def server_certificate(cache: Path) -> tuple[bytes, grpc.ServerCredentials]:
+    """go-plugin's server certificate (AutoMTLS): made once a week, kept beside the schema."""
+    path = cache / "server-cert.json"
+    try:
+        cert = json.loads(path.read_text())
+        if cert["expires"] < time.time() + 86400:
+            raise ValueError("expiring")
+    except (OSError, ValueError, KeyError):
+        from tf.runner import _self_signed_cert  # imports cryptography: only when making one
+
+        _self_signed_cert()
+        made = json.loads((Path.home() / ".cache" / "tf-python-provider" / "ssl_cert.json").read_text())
+        cert = {**made, "expires": time.time() + 6 * 86400}
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cert))
+        tmp.replace(path)
+    import base64
+
+    credentials = grpc.ssl_server_credentials(
+        [(cert["key_pem"].encode(), cert["cert_pem"].encode())], require_client_auth=False
+    )
+    return base64.b64decode(cert["cert_chain"]), credentials
 
 
 def serve(servicer: Servicer) -> None:
@@ -452,7 +485,7 @@ def serve(servicer: Servicer) -> None:
     stdio_rpc.add_GRPCStdioServicer_to_server(Stdio(), server)
     with tempfile.TemporaryDirectory() as tmp:
         sock = f"{tmp}/plugin.sock"
-        chain, credentials = _self_signed_cert()
+        chain, credentials = server_certificate(servicer.schema_path.parent)
         server.add_secure_port(f"unix://{sock}", credentials)
         server.start()
         cert = base64.b64encode(chain).decode().rstrip("=")
@@ -465,10 +498,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--schema", type=Path, required=True)
     args, _ = parser.parse_known_args(argv)
-    schema = json.loads(args.schema.read_text())
     fixtures_path = os.environ.get("KCLUSTER_TF_FIXTURES")
     fixtures = json.loads(Path(fixtures_path).read_text()) if fixtures_path else {}
-    serve(Servicer(schema, schema_response(schema, args.schema), fixtures))
+    serve(Servicer(args.schema, schema_response(args.schema), fixtures))
     return 0
 
 

@@ -47,7 +47,7 @@ def ensure_schema() -> Path:
         sys.path.insert(0, str(HERE))
         import provider
 
-        provider.schema_response(json.loads(SCHEMA.read_text()), SCHEMA)
+        provider.schema_response(SCHEMA)
     return SCHEMA
 
 
