@@ -13,6 +13,13 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = REPO_ROOT / "terraform"
 REALTF = REPO_ROOT / "tools" / "terraform" / "realtf.py"
+# Where `make terraform-tools` caches the schema the provider serves (realtf.SCHEMA).
+SCHEMA = (
+    Path(os.environ.get("KCLUSTER_CACHE", Path.home() / ".cache" / "kcluster"))
+    / "terraform"
+    / "aws-5.99.1"
+    / "schema.json"
+)
 # The Makefile's tool environment; KCLUSTER_TF_PYTHON overrides it.
 TOOL_PYTHON = Path(
     os.environ.get("KCLUSTER_TF_PYTHON", REPO_ROOT / ".tools" / "terraform" / "bin" / "python")

@@ -18,6 +18,7 @@ from tests.iac.real_terraform import (
     OTHER_VPC_SUBNET,
     ROOT_VARIABLES,
     SAME_ZONE_SUBNET,
+    SCHEMA,
     SUBNETS,
     RealTerraform,
 )
@@ -27,6 +28,30 @@ from tests.iac.real_terraform import (
 def tf(tmp_path_factory) -> RealTerraform:
     # A missing tool environment is a broken check, not a passed one: RealTerraform fails, it does not skip.
     return RealTerraform(tmp_path_factory.mktemp("real-terraform"))
+
+
+def test_served_schema_is_hashicorp_aws_as_the_module_uses_it(tf):
+    # GIVEN the schema rebuilt from the cdktf bindings of hashicorp/aws 5.99.1 (made by the tf fixture)
+    schema = json.loads(SCHEMA.read_text())
+    assert len(schema["resource_schemas"]) > 1500
+    assert len(schema["data_source_schemas"]) > 600
+    asg = schema["resource_schemas"]["aws_autoscaling_group"]["block"]
+
+    # THEN it says what the provider says: required and computed-only attributes, nesting and counts
+    assert asg["attributes"]["max_size"] == {"type": "number", "required": True}
+    assert asg["attributes"]["arn"] == {"type": "string", "computed": True}
+    assert asg["attributes"]["vpc_zone_identifier"]["type"] == ["set", "string"]
+    assert asg["attributes"]["termination_policies"]["type"] == ["list", "string"]
+    assert asg["block_types"]["initial_lifecycle_hook"]["nesting_mode"] == "set"
+    assert asg["block_types"]["launch_template"]["max_items"] == 1
+    assert asg["block_types"]["instance_refresh"]["block"]["attributes"]["strategy"]["required"]
+    assert asg["block_types"]["timeouts"]["nesting_mode"] == "single"
+    lt = schema["resource_schemas"]["aws_launch_template"]["block"]
+    assert lt["attributes"]["latest_version"] == {"type": "number", "computed": True}
+    assert lt["block_types"]["metadata_options"]["max_items"] == 1
+    policy = schema["data_source_schemas"]["aws_iam_policy_document"]["block"]
+    assert policy["attributes"]["json"] == {"type": "string", "computed": True}
+    assert policy["block_types"]["statement"]["block"]["block_types"]["principals"]["nesting_mode"] == "set"
 
 
 def _plan_json(tf: RealTerraform, cwd: Path, plan: Path) -> dict:

@@ -68,6 +68,13 @@ NAMED_ID = {
     "aws_s3_bucket",
     "aws_kms_alias",
 }
+EC2_ARN = {
+    "aws_security_group": "security-group",
+    "aws_launch_template": "launch-template",
+    "aws_vpc_security_group_ingress_rule": "security-group-rule",
+    "aws_vpc_security_group_egress_rule": "security-group-rule",
+    "aws_instance": "instance",
+}
 SERVICE = {"lb": "elasticloadbalancing", "autoscaling": "autoscaling", "vpc": "ec2", "launch": "ec2"}
 
 
@@ -150,7 +157,7 @@ class Faker:
         self.fixtures = fixtures
         self.account = fixtures.get("account_id", ACCOUNT)
 
-    def arn(self, type_name: str, name: str) -> str:
+    def arn(self, type_name: str, name: str, ident: str = "") -> str:
         parts = type_name.split("_")
         service = SERVICE.get(parts[1], parts[1])
         resource = "_".join(parts[2:]) or parts[1]
@@ -163,9 +170,19 @@ class Faker:
             return f"{elb}:loadbalancer/net/{name}/{_hex(name, 16)}"
         if type_name == "aws_lb_target_group":
             return f"{elb}:targetgroup/{name}/{_hex(name, 16)}"
+        here = f"{self.region}:{self.account}"
         if type_name == "aws_kms_key":
-            return f"arn:aws:kms:{self.region}:{self.account}:key/{name}"
-        return f"arn:aws:{service}:{self.region}:{self.account}:{resource.replace('_', '-')}/{name}"
+            return f"arn:aws:kms:{here}:key/{name}"
+        if type_name == "aws_kms_alias":
+            return f"arn:aws:kms:{here}:{name}"
+        if type_name == "aws_ssm_parameter":
+            return f"arn:aws:ssm:{here}:parameter/{name.lstrip('/')}"
+        if type_name == "aws_autoscaling_group":
+            group = uuid.UUID(_hex(name, 32))
+            return f"arn:aws:autoscaling:{here}:autoScalingGroup:{group}:autoScalingGroupName/{name}"
+        if type_name in EC2_ARN:
+            return f"arn:aws:ec2:{here}:{EC2_ARN[type_name]}/{ident}"
+        return f"arn:aws:{service}:{here}:{resource.replace('_', '-')}/{name}"
 
     def resource(self, type_name: str, planned: dict, block: dict, seed: str) -> dict:
         state = dict(planned)
@@ -187,7 +204,9 @@ class Faker:
         if type_name == "aws_s3_bucket":
             name = state["bucket"]
         ident = self.ident(type_name, name, state, seed)
-        arn = self.arn(type_name, name or ident)
+        arn = self.arn(type_name, name or ident, ident)
+        if type_name == "aws_lb_listener" and isinstance(state.get("load_balancer_arn"), str):
+            arn = state["load_balancer_arn"].replace(":loadbalancer/", ":listener/") + "/" + _hex(seed, 16)
         if state.get("id") is Unknown:
             state["id"] = arn if type_name in ARN_ID else ident
         if state.get("arn") is Unknown:
