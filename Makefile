@@ -86,7 +86,7 @@ test: $(PY) sysdeps tools terraform-tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(REALTF) run fmt -check -recursive terraform
-	CHECKOV=$(CURDIR)/$(CHECKOV) $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "not chaos" tests
+	CHECKOV=$(CURDIR)/$(CHECKOV) KCLUSTER_TF_PYTHON=$(abspath $(TF_PY)) $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "not chaos" tests
 	KCLUSTER_CHAOS_SEEDS=$(TEST_CHAOS_SEEDS) $(PY) -m pytest -m chaos tests
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint --template template.yaml

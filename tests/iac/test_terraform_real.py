@@ -209,6 +209,16 @@ def test_check_fails_on_a_mistake_with_terraforms_message(tf, mistake):
         assert message in output, result.output
 
 
+@pytest.fixture(scope="module")
+def validated_copy(tf) -> Path:
+    cwd = tf.copy_module("inputs")
+    (cwd / "fixture.auto.tfvars.json").write_text(json.dumps(ROOT_VARIABLES))
+    for args in (("init", "-input=false", "-no-color"), ("validate", "-no-color")):
+        result = tf.run(cwd, *args)
+        assert result.ok, result.output
+    return cwd
+
+
 @pytest.mark.parametrize(
     ("variables", "messages"),
     [
@@ -232,12 +242,16 @@ def test_check_fails_on_a_mistake_with_terraforms_message(tf, mistake):
         ),
     ],
 )
-def test_check_fails_on_a_failing_precondition_or_validation(tf, request, variables, messages):
-    # GIVEN an unchanged copy of the module and inputs the module refuses
-    cwd = tf.copy_module(re.sub(r"[^a-z0-9]+", "-", request.node.callspec.id.lower()))
+def test_check_fails_on_a_failing_precondition_or_validation(
+    tf, validated_copy, request, variables, messages
+):
+    # GIVEN an unchanged copy of the module (init and validate do not read the inputs: they ran once, and
+    # passed) and inputs the module refuses
+    var_file = validated_copy / f"{re.sub(r'[^a-z0-9]+', '-', request.node.callspec.id.lower())}.tfvars.json"
+    var_file.write_text(json.dumps({**ROOT_VARIABLES, **variables}))
 
-    # WHEN the check runs
-    result = tf.check(cwd, {**ROOT_VARIABLES, **variables})
+    # WHEN the check's plan runs with them
+    result = tf.run(validated_copy, "plan", "-input=false", "-no-color", f"-var-file={var_file}")
 
     # THEN the plan fails with the module's own message
     assert not result.ok, result.output
