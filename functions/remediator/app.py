@@ -6,7 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kcluster.events import EventNotForUs, EventRejected, parse_alarm_event
 from kcluster.observability import logger, metrics, tracer
-from kcluster.service import build_clients, build_service
+from kcluster.wiring import build_clients, build_service
 
 clients = build_clients()
 

@@ -1,22 +1,20 @@
 """The imperative shell: load the stored view, ask the pure core, write, then act.
 
 A ``Service`` lives for one invocation (it caches the view it loaded); its clients and config are
-built once per cold start by ``build_service`` and shared.
+built once per cold start (kcluster.wiring) and shared.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parameters import SSMProvider
 
 from kcluster import contract
 from kcluster.adapters.autoscaling import Lifecycle
@@ -27,16 +25,16 @@ from kcluster.adapters.targets import TargetHealth
 from kcluster.config import ClusterConfig
 from kcluster.core import health, reconcile, remediation, scale_in, trust, workflow
 from kcluster.core.models import (
-    IN_FLIGHT_PHASES,
     TERMINAL_STATUSES,
-    WAITING_PHASES,
     Action,
     AlarmChanged,
+    AsgInstance,
     CancelCommand,
     ClusterView,
     CommandFinished,
     CompleteLifecycle,
     Event,
+    FoundCommand,
     HealthReported,
     LifecycleLaunch,
     LifecycleTerminate,
@@ -48,6 +46,7 @@ from kcluster.core.models import (
     ReplaceInstance,
     SendCommand,
 )
+from kcluster.core.phases import PENDING_JOIN_PHASES
 from kcluster.core.remediation import RemediationSettings
 from kcluster.events import (
     AlarmStateChangeEvent,
@@ -94,7 +93,7 @@ class Service:
         self.metrics.set_default_dimensions(ClusterName=self.config.cluster_name)
         self._view: ClusterView | None = None
         # What Auto Scaling said of the instances events of this invocation name (None: not listed).
-        self._world: dict[str, reconcile.AsgInstance | None] = {}
+        self._world: dict[str, AsgInstance | None] = {}
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -113,45 +112,21 @@ class Service:
         self._decide(lambda view: workflow.dispatch(view, self.config, self.deps.now()))
 
     def reconcile(self) -> None:
-        """One reconciler tick: re-derive from the world what the events should have told us."""
+        """One reconciler tick: re-derive from the world what the events should have told us. The
+        passes, in order (each decides on the view the ones before it left)."""
         now = self.deps.now()
-        asg_names = [group.asg_name for group in self.config.node_groups]
-        instances = self.deps.lifecycle.instances(asg_names)
-        live = {instance.instance_id for instance in instances}
-        self._decide(lambda v: scale_in.vanished(v, live, self.deps.now()))
-        unfinished, terminates = reconcile.unfinished_lifecycle(self._load(), instances, self.config)
-        self._decide(lambda v: unfinished)
-        for terminate in terminates:
-            self.logger.warning(
-                "terminating instance with no terminate event seen",
-                extra={"instance_id": terminate.instance_id},
-            )
-            self._decide_event(terminate)
-        for launch in reconcile.discover_launches(self._load(), instances, self.config):
-            self.logger.info(
-                "discovered a waiting instance with no record", extra={"instance_id": launch.instance_id}
-            )
-            self._decide_event(launch)
-        overdue = reconcile.unannounced_provisioning(self._load(), now)
-        for instance_id in sorted(self.deps.commands.online_agents(overdue)) if overdue else []:
-            node = self._load().nodes[instance_id]
-            self.logger.info(
-                "agent online but no Provisioned event; proceeding", extra={"instance_id": instance_id}
-            )
-            self._decide_event(NodeProvisioned(instance_id, node.role))
-        for command_id, instance_id in reconcile.commands_to_check(self._load(), now):
-            invocation = self.deps.commands.invocation(command_id, instance_id)
-            if invocation is not None and invocation.status in TERMINAL_STATUSES:
-                self._decide_event(
-                    CommandFinished(command_id, instance_id, invocation.status, invocation.result)
-                )
+        instances = self._asg_instances()
+        self._forget_vanished_instances(instances)
+        self._finish_lifecycle_actions(instances)
+        self._adopt_unseen_launches(instances)
+        self._proceed_on_online_agents(now)
+        self._collect_overdue_results(now)
         self._decide(lambda v: reconcile.stalled_replacements(v, instances, self.deps.now()))
-        sent = self._find_unrecorded_commands(reconcile.unsent_candidates(self._load(), self.deps.now()))
-        self._decide(lambda v: reconcile.unsent_steps(v, self.deps.now(), sent))
+        self._redrive_unsent_steps()
         self._decide(lambda v: reconcile.expired_lease(v, self.deps.now()))
         self._decide(lambda v: reconcile.heartbeats(v, self.config, self.deps.now()))
         self.dispatch()
-        self._check_health_probe()
+        self._collect_overdue_health_probe()
         self._decide(lambda v: health.probe(v, self.config, self.deps.now()))
         self.remediate(instances)
         self._publish_cluster_metrics(self._load())
@@ -173,18 +148,19 @@ class Service:
         )
         self._decide(lambda v: remediation.on_alarm(v, event, self.deps.now()))
 
-    def remediate(self, instances: list[reconcile.AsgInstance] | None = None) -> None:
+    def remediate(self, instances: list[AsgInstance] | None = None) -> None:
         """The next remediation step, while a remediation alarm stands or a remediation is in flight."""
-        cluster = self._load().cluster
-        if not cluster.alarms_in_alarm and cluster.remediating is None:
+        state = self._load().remediation_state
+        if not state.alarms_in_alarm and state.remediating is None:
             return
         if instances is None:
-            instances = self.deps.lifecycle.instances([group.asg_name for group in self.config.node_groups])
+            instances = self._asg_instances()
         unhealthy: tuple[str, ...] = ()
-        if cluster.alarms_in_alarm and self.deps.targets is not None and self.config.api_target_group_arn:
+        if state.alarms_in_alarm and self.deps.targets is not None and self.config.api_target_group_arn:
             unhealthy = self.deps.targets.unhealthy(self.config.api_target_group_arn)
         settings = self.deps.remediation
-        self._decide(lambda v: remediation.next_step(v, instances, unhealthy, settings, self.deps.now()))
+        found = instances
+        self._decide(lambda v: remediation.next_step(v, found, unhealthy, settings, self.deps.now()))
 
     def check_world(self, parsed_events: list[KnownEvent]) -> None:
         """Look up, in as few DescribeAutoScalingInstances calls as the batch allows (50 ids a call),
@@ -197,45 +173,57 @@ class Service:
         if wanted:
             self._look_up(wanted)
 
-    def _claimed_instance(self, parsed: KnownEvent) -> str | None:
-        """The instance an event of this cluster makes a claim about, if it must be checked."""
-        if isinstance(parsed, LaunchLifecycleEvent | TerminateLifecycleEvent):
-            detail = parsed.detail
-            return detail.EC2InstanceId if self.config.role_of(detail.AutoScalingGroupName) else None
-        if isinstance(parsed, NodeProvisionedEvent) and parsed.detail.cluster == self.config.cluster_name:
-            return parsed.detail.instance_id
-        return None
+    # --- the reconciler's passes --------------------------------------------------------------
 
-    def _believed(self, event: Event, detail_type: str) -> Event | None:
-        """The event as the world confirms it, or None (logged) when Auto Scaling does not."""
-        if not trust.needs_check(event):
-            return event
-        if event.instance_id not in self._world:
-            self._look_up([event.instance_id])
-        verdict = trust.verdict(event, self._world.get(event.instance_id), self.config)
-        if isinstance(verdict, trust.Disbelieved):
+    def _asg_instances(self) -> list[AsgInstance]:
+        return self.deps.lifecycle.instances([group.asg_name for group in self.config.node_groups])
+
+    def _forget_vanished_instances(self, instances: list[AsgInstance]) -> None:
+        live = {instance.instance_id for instance in instances}
+        self._decide(lambda v: scale_in.vanished(v, live, self.deps.now()))
+
+    def _finish_lifecycle_actions(self, instances: list[AsgInstance]) -> None:
+        """Lifecycle actions our records are past; terminate actions we never saw, decided now."""
+        unfinished, terminates = reconcile.unfinished_lifecycle(self._load(), instances, self.config)
+        self._decide(lambda v: unfinished)
+        for terminate in terminates:
             self.logger.warning(
-                "event not believed: Auto Scaling does not confirm it; dropped",
-                extra={
-                    "instance_id": verdict.instance_id,
-                    "reason": verdict.reason,
-                    "detail_type": detail_type,
-                },
+                "terminating instance with no terminate event seen",
+                extra={"instance_id": terminate.instance_id},
             )
-            self.metrics.add_metric(name="EventsNotBelieved", unit=MetricUnit.Count, value=1)
-            return None
-        if isinstance(event, NodeProvisioned) and verdict.role != event.role:
-            self.logger.warning(
-                "Node Provisioned names another role than the instance's group; the group's is used",
-                extra={"instance_id": event.instance_id, "claimed": event.role, "role": verdict.role},
+            self._decide_event(terminate)
+
+    def _adopt_unseen_launches(self, instances: list[AsgInstance]) -> None:
+        for launch in reconcile.discover_launches(self._load(), instances, self.config):
+            self.logger.info(
+                "discovered a waiting instance with no record", extra={"instance_id": launch.instance_id}
             )
-        return verdict
+            self._decide_event(launch)
 
-    def _look_up(self, instance_ids: list[str]) -> None:
-        found = self.deps.lifecycle.describe(instance_ids)
-        self._world.update({instance_id: found.get(instance_id) for instance_id in instance_ids})
+    def _proceed_on_online_agents(self, now: float) -> None:
+        """Nodes whose Provisioned event is overdue but whose SSM agent is online: provisioned."""
+        overdue = reconcile.unannounced_provisioning(self._load(), now)
+        for instance_id in sorted(self.deps.commands.online_agents(overdue)) if overdue else []:
+            node = self._load().nodes[instance_id]
+            self.logger.info(
+                "agent online but no Provisioned event; proceeding", extra={"instance_id": instance_id}
+            )
+            self._decide_event(NodeProvisioned(instance_id, node.role))
 
-    def _check_health_probe(self) -> None:
+    def _collect_overdue_results(self, now: float) -> None:
+        """Commands whose status event is overdue: ask SSM, and decide what it says as the event."""
+        for command_id, instance_id in reconcile.commands_to_check(self._load(), now):
+            invocation = self.deps.commands.invocation(command_id, instance_id)
+            if invocation is not None and invocation.status in TERMINAL_STATUSES:
+                self._decide_event(
+                    CommandFinished(command_id, instance_id, invocation.status, invocation.result)
+                )
+
+    def _redrive_unsent_steps(self) -> None:
+        sent = self._find_unrecorded_commands(reconcile.unsent_candidates(self._load(), self.deps.now()))
+        self._decide(lambda v: reconcile.unsent_steps(v, self.deps.now(), sent))
+
+    def _collect_overdue_health_probe(self) -> None:
         overdue = health.probe_to_check(self._load(), self.deps.now())
         if overdue is None:
             return
@@ -244,7 +232,7 @@ class Service:
         if invocation is not None and invocation.status in TERMINAL_STATUSES:
             self._decide_event(HealthReported(command_id, target, invocation.status, invocation.result))
 
-    def _find_unrecorded_commands(self, candidates: list[reconcile.UnsentStep]) -> dict:
+    def _find_unrecorded_commands(self, candidates: list[reconcile.UnsentStep]) -> dict[str, FoundCommand]:
         """For each step whose command id was never recorded, the command SSM knows it was sent, if any."""
         sent = {}
         for step in candidates:
@@ -258,50 +246,104 @@ class Service:
                     break
         return sent
 
+    def _publish_cluster_metrics(self, view: ClusterView) -> None:
+        now = self.deps.now()
+        pending = [n for n in view.nodes.values() if n.phase in PENDING_JOIN_PHASES]
+        oldest = max((now - (n.lifecycle_started_at or n.created_at) for n in pending), default=0.0)
+        joined = sum(1 for n in view.nodes.values() if n.phase == "joined")
+        for metric in (
+            Metric("PendingJoins", len(pending)),
+            Metric("OldestPendingActionAge", oldest, "Seconds"),
+            Metric("JoinedNodes", joined),
+        ):
+            self._publish(metric)
+
+    # --- believing events ---------------------------------------------------------------------
+
+    def _claimed_instance(self, parsed: KnownEvent) -> str | None:
+        """The instance an event of this cluster makes a claim about, if it must be checked."""
+        match parsed:
+            case LaunchLifecycleEvent() | TerminateLifecycleEvent():
+                detail = parsed.detail
+                return detail.EC2InstanceId if self.config.role_of(detail.AutoScalingGroupName) else None
+            case NodeProvisionedEvent() if parsed.detail.cluster == self.config.cluster_name:
+                return parsed.detail.instance_id
+        return None
+
+    def _believed(self, event: Event, detail_type: str) -> Event | None:
+        """The event as the world confirms it, or None (logged) when Auto Scaling does not."""
+        if not trust.needs_check(event):
+            return event
+        instance_id = getattr(event, "instance_id", "")
+        if instance_id not in self._world:
+            self._look_up([instance_id])
+        verdict = trust.verdict(event, self._world.get(instance_id), self.config)
+        if isinstance(verdict, trust.Disbelieved):
+            self.logger.warning(
+                "event not believed: Auto Scaling does not confirm it; dropped",
+                extra={
+                    "instance_id": verdict.instance_id,
+                    "reason": verdict.reason,
+                    "detail_type": detail_type,
+                },
+            )
+            self.metrics.add_metric(name="EventsNotBelieved", unit=MetricUnit.Count, value=1)
+            return None
+        if isinstance(event, NodeProvisioned) and isinstance(verdict, NodeProvisioned) and verdict.role != event.role:
+            self.logger.warning(
+                "Node Provisioned names another role than the instance's group; the group's is used",
+                extra={"instance_id": event.instance_id, "claimed": event.role, "role": verdict.role},
+            )
+        return verdict
+
+    def _look_up(self, instance_ids: list[str]) -> None:
+        found = self.deps.lifecycle.describe(instance_ids)
+        self._world.update({instance_id: found.get(instance_id) for instance_id in instance_ids})
+
     # --- translation of parsed events into core events --------------------------------------------
 
     def _translate(self, parsed: KnownEvent) -> Event | None:
-        cluster = self.config.cluster_name
-        if isinstance(parsed, LaunchLifecycleEvent | TerminateLifecycleEvent):
-            detail = parsed.detail
-            role = self.config.role_of(detail.AutoScalingGroupName)
-            if role is None:
-                raise EventNotForUs(
-                    f"ASG {detail.AutoScalingGroupName!r} is not a node group of cluster {cluster!r}"
-                )
-            self.logger.set_correlation_id(detail.EC2InstanceId)
-            if isinstance(parsed, TerminateLifecycleEvent):
-                terminate = LifecycleTerminate(
-                    detail.EC2InstanceId,
-                    detail.AutoScalingGroupName,
-                    role,
-                    detail.LifecycleHookName,
-                    detail.LifecycleActionToken,
-                    detail.Destination,
-                )
-                return self._believed(terminate, parsed.detail_type)
-            launch = LifecycleLaunch(
-                detail.EC2InstanceId,
-                detail.AutoScalingGroupName,
-                role,
-                detail.LifecycleHookName,
-                detail.LifecycleActionToken,
-                detail.Origin,
+        match parsed:
+            case LaunchLifecycleEvent() | TerminateLifecycleEvent():
+                return self._lifecycle_event(parsed)
+            case NodeProvisionedEvent():
+                return self._provisioned_event(parsed)
+            case CommandStatusEvent():
+                return self._command_event(parsed)
+            case _:
+                assert_never(parsed)
+
+    def _lifecycle_event(self, parsed: LaunchLifecycleEvent | TerminateLifecycleEvent) -> Event | None:
+        detail = parsed.detail
+        role = self.config.role_of(detail.AutoScalingGroupName)
+        if role is None:
+            raise EventNotForUs(
+                f"ASG {detail.AutoScalingGroupName!r} is not a node group of cluster {self.config.cluster_name!r}"
             )
-            return self._believed(launch, parsed.detail_type)
-        if isinstance(parsed, NodeProvisionedEvent):
-            if parsed.detail.cluster != cluster:
-                raise EventNotForUs(
-                    f"Node Provisioned for cluster {parsed.detail.cluster!r}, not {cluster!r}"
-                )
-            self.logger.set_correlation_id(parsed.detail.instance_id)
-            provisioned = NodeProvisioned(parsed.detail.instance_id, parsed.detail.role)
-            return self._believed(provisioned, parsed.detail_type)
-        assert isinstance(parsed, CommandStatusEvent)
+        self.logger.set_correlation_id(detail.EC2InstanceId)
+        common = (detail.EC2InstanceId, detail.AutoScalingGroupName, role, detail.LifecycleHookName)
+        event: Event
+        if isinstance(parsed, TerminateLifecycleEvent):
+            event = LifecycleTerminate(*common, detail.LifecycleActionToken, detail.Destination)
+        else:
+            event = LifecycleLaunch(*common, detail.LifecycleActionToken, detail.Origin)
+        return self._believed(event, parsed.detail_type)
+
+    def _provisioned_event(self, parsed: NodeProvisionedEvent) -> Event | None:
+        cluster = self.config.cluster_name
+        if parsed.detail.cluster != cluster:
+            raise EventNotForUs(f"Node Provisioned for cluster {parsed.detail.cluster!r}, not {cluster!r}")
+        self.logger.set_correlation_id(parsed.detail.instance_id)
+        provisioned = NodeProvisioned(parsed.detail.instance_id, parsed.detail.role)
+        return self._believed(provisioned, parsed.detail_type)
+
+    def _command_event(self, parsed: CommandStatusEvent) -> Event | None:
         detail = parsed.detail
         # Exact names of the documents the config names: a prefix would take another cluster's.
         if detail.document_name not in self._document_names():
-            raise EventNotForUs(f"document {detail.document_name!r} is not one of cluster {cluster!r}")
+            raise EventNotForUs(
+                f"document {detail.document_name!r} is not one of cluster {self.config.cluster_name!r}"
+            )
         self.logger.set_correlation_id(detail.instance_id)
         if detail.status not in TERMINAL_STATUSES:
             return None
@@ -341,14 +383,14 @@ class Service:
         raise WriteConflict(f"gave up after {MAX_DECISION_ATTEMPTS} conflicting decisions")
 
     def _execute(self, plan: Plan) -> None:
-        for step in plan.steps:
-            self.deps.store.write(step.writes)
-            self._view = self._load().with_records(list(step.writes))
-            for note in step.notes:
+        for batch in plan.batches:
+            self.deps.store.write(batch.writes)
+            self._view = self._load().with_records(batch.writes)
+            for note in batch.notes:
                 getattr(self.logger, note.level)(note.message, extra=_log_safe(note.fields))
-            for metric in step.metrics:
-                self._publish(metric if isinstance(metric, Metric) else Metric(*metric))
-            for action in step.actions:
+            for metric in batch.metrics:
+                self._publish(metric)
+            for action in batch.actions:
                 self._act(action)
 
     def _publish(self, metric: Metric) -> None:
@@ -368,49 +410,55 @@ class Service:
                 single.add_dimension(name=name, value=value)
 
     def _act(self, action: Action) -> None:
-        if isinstance(action, SendCommand):
-            self._send(action)
-        elif isinstance(action, CancelCommand):
-            # Never raises: the cancel only narrows a race, and nothing after it may wait on it.
-            failed = self.deps.commands.cancel(action.command_id, action.instance_id)
-            fields = {"command_id": action.command_id, "instance_id": action.instance_id}
-            if failed:
-                self.logger.warning(
-                    "could not cancel a leaving instance's command", extra={**fields, "error": failed}
+        match action:
+            case SendCommand():
+                self._send(action)
+            case CancelCommand():
+                self._cancel(action)
+            case CompleteLifecycle():
+                done = self.deps.lifecycle.complete(
+                    action.asg_name, action.hook_name, action.instance_id, action.token, action.result
                 )
-            else:
-                self.logger.info("cancelled a command for a leaving instance", extra=fields)
-        elif isinstance(action, CompleteLifecycle):
-            done = self.deps.lifecycle.complete(
-                action.asg_name, action.hook_name, action.instance_id, action.token, action.result
-            )
-            level = "info" if done else "warning"
-            getattr(self.logger, level)(
-                f"lifecycle action {action.result}" + ("" if done else ": none was pending"),
-                extra={"instance_id": action.instance_id},
-            )
-        elif isinstance(action, ReplaceInstance):
-            marked = self.deps.lifecycle.mark_unhealthy(action.instance_id)
-            self.logger.warning(
-                "instance marked unhealthy for replacement" if marked else "instance to replace is gone",
-                extra={"instance_id": action.instance_id, "reason": action.reason},
-            )
-        elif isinstance(action, Notify):
-            sent = self.deps.notifier is not None and self.deps.notifier.publish(
-                action.subject, action.message
-            )
-            self.logger.warning(
-                "people notified" if sent else "no alerts topic: notification only logged",
-                extra={"subject": action.subject, "notification": action.message},
-            )
-        elif isinstance(action, RecordHeartbeat):
-            alive = self.deps.lifecycle.heartbeat(
-                action.asg_name, action.hook_name, action.instance_id, action.token
-            )
-            if not alive:
-                self.logger.warning(
-                    "heartbeat: no lifecycle action pending", extra={"instance_id": action.instance_id}
+                getattr(self.logger, "info" if done else "warning")(
+                    f"lifecycle action {action.result}" + ("" if done else ": none was pending"),
+                    extra={"instance_id": action.instance_id},
                 )
+            case ReplaceInstance():
+                marked = self.deps.lifecycle.mark_unhealthy(action.instance_id)
+                self.logger.warning(
+                    "instance marked unhealthy for replacement" if marked else "instance to replace is gone",
+                    extra={"instance_id": action.instance_id, "reason": action.reason},
+                )
+            case Notify():
+                self._notify(action)
+            case RecordHeartbeat():
+                alive = self.deps.lifecycle.heartbeat(
+                    action.asg_name, action.hook_name, action.instance_id, action.token
+                )
+                if not alive:
+                    self.logger.warning(
+                        "heartbeat: no lifecycle action pending", extra={"instance_id": action.instance_id}
+                    )
+            case _:
+                assert_never(action)
+
+    def _cancel(self, action: CancelCommand) -> None:
+        # Never raises: the cancel only narrows a race, and nothing after it may wait on it.
+        failed = self.deps.commands.cancel(action.command_id, action.instance_id)
+        fields = {"command_id": action.command_id, "instance_id": action.instance_id}
+        if failed:
+            self.logger.warning(
+                "could not cancel a leaving instance's command", extra={**fields, "error": failed}
+            )
+        else:
+            self.logger.info("cancelled a command for a leaving instance", extra=fields)
+
+    def _notify(self, action: Notify) -> None:
+        sent = self.deps.notifier is not None and self.deps.notifier.publish(action.subject, action.message)
+        self.logger.warning(
+            "people notified" if sent else "no alerts topic: notification only logged",
+            extra={"subject": action.subject, "notification": action.message},
+        )
 
     def _send(self, send: SendCommand) -> None:
         name = self.config.documents.by_key(send.document)
@@ -441,90 +489,10 @@ class Service:
             self._view = self.deps.store.load()
         return self._view
 
-    def _publish_cluster_metrics(self, view: ClusterView) -> None:
-        now = self.deps.now()
-        pending = [n for n in view.nodes.values() if n.phase in WAITING_PHASES | IN_FLIGHT_PHASES]
-        oldest = max((now - (n.lifecycle_started_at or n.created_at) for n in pending), default=0.0)
-        self.metrics.add_metric(name="PendingJoins", unit=MetricUnit.Count, value=len(pending))
-        self.metrics.add_metric(name="OldestPendingActionAge", unit=MetricUnit.Seconds, value=oldest)
-        self.metrics.add_metric(
-            name="JoinedNodes",
-            unit=MetricUnit.Count,
-            value=sum(1 for n in view.nodes.values() if n.phase == "joined"),
-        )
-
 
 # The standard library refuses a log record whose extra fields overwrite its own attributes.
 _RESERVED_LOG_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
-def _log_safe(fields: dict) -> dict:
+def _log_safe(fields: dict[str, Any]) -> dict[str, Any]:
     return {(f"{key}_" if key in _RESERVED_LOG_FIELDS else key): value for key, value in fields.items()}
-
-
-# --- wiring, once per cold start ---------------------------------------------------------------
-
-
-# The config parameter is read through Powertools Parameters and cached this long per container.
-CONFIG_MAX_AGE_SECONDS = 60
-
-
-@dataclass
-class Clients:
-    dynamodb: Any
-    ssm: Any
-    autoscaling: Any
-    parameters: SSMProvider
-    elbv2: Any = None
-    sns: Any = None
-
-
-def build_clients() -> Clients:
-    import boto3
-
-    ssm = boto3.client("ssm")
-    return Clients(
-        boto3.client("dynamodb"),
-        ssm,
-        boto3.client("autoscaling"),
-        SSMProvider(boto3_client=ssm),
-        boto3.client("elbv2"),
-        boto3.client("sns"),
-    )
-
-
-def load_config(cluster_name: str, provider: SSMProvider) -> ClusterConfig:
-    raw = provider.get(
-        contract.config_parameter_name(cluster_name), transform="json", max_age=CONFIG_MAX_AGE_SECONDS
-    )
-    return ClusterConfig.model_validate(raw)
-
-
-def build_service(clients: Clients, environ: dict[str, str] | None = None) -> Service:
-    env = os.environ if environ is None else environ
-    cluster = env["CLUSTER_NAME"]
-    deps = Dependencies(
-        store=StateStore(env["STATE_TABLE_NAME"], cluster, client=clients.dynamodb),
-        commands=Commands(client=clients.ssm),
-        lifecycle=Lifecycle(client=clients.autoscaling),
-        config_loader=lambda: load_config(cluster, clients.parameters),
-        targets=TargetHealth(client=clients.elbv2) if clients.elbv2 is not None else None,
-        notifier=Notifier(env.get("ALERTS_TOPIC_ARN"), client=clients.sns)
-        if clients.sns is not None
-        else None,
-        remediation=remediation_settings(env),
-    )
-    return Service(deps)
-
-
-def remediation_settings(env: Mapping[str, str]) -> RemediationSettings:
-    """The guard rails from the functions' environment (template parameters); defaults where unset."""
-    defaults = RemediationSettings()
-    return RemediationSettings(
-        grace_seconds=float(env.get("REMEDIATION_GRACE_SECONDS", defaults.grace_seconds)),
-        cooldown_seconds=float(env.get("REMEDIATION_COOLDOWN_SECONDS", defaults.cooldown_seconds)),
-        max_unhealthy_percent=float(
-            env.get("REMEDIATION_MAX_UNHEALTHY_PERCENT", defaults.max_unhealthy_percent)
-        ),
-        max_per_hour=int(env.get("REMEDIATION_MAX_PER_HOUR", defaults.max_per_hour)),
-    )

@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from kcluster.core.reconcile import AsgInstance
+from kcluster.core.models import AsgInstance
 
 # DescribeAutoScalingInstances takes at most this many instance ids per call.
 MAX_DESCRIBE_INSTANCE_IDS = 50

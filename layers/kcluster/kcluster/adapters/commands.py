@@ -11,7 +11,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kcluster import contract
-from kcluster.core.reconcile import FoundCommand
+from kcluster.core.models import FoundCommand
 
 
 class SendRefused(Exception):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from kcluster.config import ClusterConfig
 from kcluster.core.models import Event, LifecycleLaunch, LifecycleTerminate, NodeProvisioned
-from kcluster.core.reconcile import AsgInstance
+from kcluster.core.models import AsgInstance
 
 # A launch action is pending only while the instance waits on the launch hook.
 LAUNCH_STATES = frozenset({"Pending:Wait"})
