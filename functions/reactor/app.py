@@ -5,6 +5,9 @@ not fit, or that could not be decided yet, is reported as a batch item failure (
 dead-lettered); one about another cluster is logged and dropped; the others are done.
 """
 
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kcluster.events import EventNotForUs, ReactorBatchProcessor, ReactorRecord
@@ -29,7 +32,7 @@ def handle_record(record: ReactorRecord, service: Service) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     service = build_service(clients)
     with processor(records=event["Records"], handler=lambda record: handle_record(record, service)):
         # Every instance the batch's events make claims about, looked up at once (DescribeAutoScalingInstances

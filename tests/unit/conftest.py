@@ -116,7 +116,11 @@ def check_written_phase(stored, record) -> None:
         if stored is None:
             assert record.phase in NODE_INITIAL_PHASES | {"waiting", "gone"}, record
         else:
-            before = "launching" if stored.phase == "gone" and record.phase in ("launching", "waiting") else stored.phase
+            before = (
+                "launching"
+                if stored.phase == "gone" and record.phase in ("launching", "waiting")
+                else stored.phase
+            )
             check_node_move(record.instance_id, before, record.phase)
     elif isinstance(record, ClusterState) and stored is not None:
         check_cluster_move(record.name, stored.phase, record.phase)

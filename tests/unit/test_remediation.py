@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kcluster.core import remediation
-from kcluster.core.models import AlarmChanged, HealthSnapshot, Metric, NodeHealth, Notify, ReplaceInstance
-from kcluster.core.models import AsgInstance
+from kcluster.core.models import (
+    AlarmChanged,
+    AsgInstance,
+    HealthSnapshot,
+    Metric,
+    NodeHealth,
+    Notify,
+    ReplaceInstance,
+)
 from kcluster.core.remediation import RemediationSettings
 
 from .conftest import CP_ASG, WORKER_ASG
@@ -142,7 +149,8 @@ def test_the_error_budget_stops_remediation_and_tells_people(harness):
     store(
         harness,
         replace(
-            harness.view.remediation_state, remediations=(harness.now - 3000, harness.now - 2000, harness.now - 1000)
+            harness.view.remediation_state,
+            remediations=(harness.now - 3000, harness.now - 2000, harness.now - 1000),
         ),
     )
     observe(harness, {workers[0]: harness.now - 600})

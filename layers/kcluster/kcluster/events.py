@@ -10,15 +10,14 @@ decided from it. ``parse_event`` parses one event alone, raising ``EventRejected
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.base import FailureResponse
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
-from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, Json, TypeAdapter, ValidationError
-
 
 INSTANCE_ID = r"^i-[0-9a-f]{8,17}$"
 
@@ -95,7 +94,7 @@ class AlarmMetric(_Detail):
     """One entry of configuration.metrics: a metric (metricStat) or a math expression (expression)."""
 
     id: str
-    metricStat: dict | None = None
+    metricStat: dict[str, Any] | None = None
     expression: str | None = None
     returnData: bool | None = None
 
@@ -138,7 +137,7 @@ _KNOWN: TypeAdapter[KnownEvent] = TypeAdapter(KnownEventShape)
 class ReactorRecord(SqsRecordModel):
     """One message of the reactor's queue: an EventBridge event of one of the known shapes."""
 
-    body: Json[KnownEventShape]  # type: ignore[assignment]  # the JSON string, parsed
+    body: Json[KnownEventShape]  # the JSON string, parsed
 
 
 class ReactorBatchProcessor(BatchProcessor):
@@ -168,7 +167,10 @@ class ReactorBatchProcessor(BatchProcessor):
         if isinstance(error, ValidationError):
             self.log.error(
                 "event refused",
-                extra={"reason": describe_rejection(error), "message_id": getattr(record, "message_id", None)},
+                extra={
+                    "reason": describe_rejection(error),
+                    "message_id": getattr(record, "message_id", None),
+                },
             )
         return super().failure_handler(record, exception)
 
@@ -195,21 +197,23 @@ def describe_rejection(error: ValidationError) -> str:
     return f"{shape!r} event does not fit: {_short(error)}"
 
 
-def _short(error: Exception) -> str:
+def _short(error: BaseException) -> str:
+    # Powertools wraps pydantic's error in its own: the cause says what did not fit.
+    if not isinstance(error, ValidationError):
+        error = error.__cause__ or error
     if isinstance(error, ValidationError):
         return "; ".join(
-            f"{'.'.join(str(p) for p in item['loc'] if p != 'body')}: {item['msg']}" for item in error.errors()[:5]
+            f"{'.'.join(str(p) for p in item['loc'] if p != 'body')}: {item['msg']}"
+            for item in error.errors()[:5]
         )
     text = str(error)
     return text if len(text) <= 300 else text[:300] + "..."
 
 
-def parse_alarm_event(raw: str | dict) -> AlarmStateChangeEvent:
+def parse_alarm_event(raw: str | dict[str, Any]) -> AlarmStateChangeEvent:
     """Parse a "CloudWatch Alarm State Change" event of any alarm shape (single metric, metric math,
     composite)."""
     try:
-        return parse(event=raw, model=AlarmStateChangeEvent)
+        return parse(event=cast(dict[str, Any], raw), model=AlarmStateChangeEvent)  # it takes JSON text too
     except Exception as error:  # Powertools wraps pydantic and JSON errors alike
-        raise EventRejected(
-            f"not a CloudWatch alarm state change: {_short(error.__cause__ or error)}"
-        ) from error
+        raise EventRejected(f"not a CloudWatch alarm state change: {_short(error)}") from error

@@ -47,6 +47,7 @@ from kcluster.core.models import (
     SendCommand,
 )
 from kcluster.core.phases import PENDING_JOIN_PHASES
+from kcluster.core.reconcile import UnsentStep
 from kcluster.core.remediation import RemediationSettings
 from kcluster.events import (
     AlarmStateChangeEvent,
@@ -232,7 +233,7 @@ class Service:
         if invocation is not None and invocation.status in TERMINAL_STATUSES:
             self._decide_event(HealthReported(command_id, target, invocation.status, invocation.result))
 
-    def _find_unrecorded_commands(self, candidates: list[reconcile.UnsentStep]) -> dict[str, FoundCommand]:
+    def _find_unrecorded_commands(self, candidates: list[UnsentStep]) -> dict[str, FoundCommand]:
         """For each step whose command id was never recorded, the command SSM knows it was sent, if any."""
         sent = {}
         for step in candidates:
@@ -289,7 +290,11 @@ class Service:
             )
             self.metrics.add_metric(name="EventsNotBelieved", unit=MetricUnit.Count, value=1)
             return None
-        if isinstance(event, NodeProvisioned) and isinstance(verdict, NodeProvisioned) and verdict.role != event.role:
+        if (
+            isinstance(event, NodeProvisioned)
+            and isinstance(verdict, NodeProvisioned)
+            and verdict.role != event.role
+        ):
             self.logger.warning(
                 "Node Provisioned names another role than the instance's group; the group's is used",
                 extra={"instance_id": event.instance_id, "claimed": event.role, "role": verdict.role},
@@ -317,8 +322,9 @@ class Service:
         detail = parsed.detail
         role = self.config.role_of(detail.AutoScalingGroupName)
         if role is None:
+            cluster = self.config.cluster_name
             raise EventNotForUs(
-                f"ASG {detail.AutoScalingGroupName!r} is not a node group of cluster {self.config.cluster_name!r}"
+                f"ASG {detail.AutoScalingGroupName!r} is not a node group of cluster {cluster!r}"
             )
         self.logger.set_correlation_id(detail.EC2InstanceId)
         common = (detail.EC2InstanceId, detail.AutoScalingGroupName, role, detail.LifecycleHookName)

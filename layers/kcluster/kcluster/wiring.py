@@ -64,7 +64,9 @@ def build_service(clients: Clients, environ: Mapping[str, str] | None = None) ->
         lifecycle=Lifecycle(client=clients.autoscaling),
         config_loader=lambda: load_config(cluster, clients.parameters),
         targets=TargetHealth(client=clients.elbv2) if clients.elbv2 is not None else None,
-        notifier=Notifier(env.get("ALERTS_TOPIC_ARN"), client=clients.sns) if clients.sns is not None else None,
+        notifier=Notifier(env.get("ALERTS_TOPIC_ARN"), client=clients.sns)
+        if clients.sns is not None
+        else None,
         remediation=remediation_settings(env),
     )
     return Service(deps)
@@ -76,6 +78,8 @@ def remediation_settings(env: Mapping[str, str]) -> RemediationSettings:
     return RemediationSettings(
         grace_seconds=float(env.get("REMEDIATION_GRACE_SECONDS", defaults.grace_seconds)),
         cooldown_seconds=float(env.get("REMEDIATION_COOLDOWN_SECONDS", defaults.cooldown_seconds)),
-        max_unhealthy_percent=float(env.get("REMEDIATION_MAX_UNHEALTHY_PERCENT", defaults.max_unhealthy_percent)),
+        max_unhealthy_percent=float(
+            env.get("REMEDIATION_MAX_UNHEALTHY_PERCENT", defaults.max_unhealthy_percent)
+        ),
         max_per_hour=int(env.get("REMEDIATION_MAX_PER_HOUR", defaults.max_per_hour)),
     )

@@ -79,7 +79,9 @@ class Lifecycle:
         return found
 
     @staticmethod
-    def _call(operation, asg_name: str, hook_name: str, instance_id: str, token: str | None, **extra) -> bool:
+    def _call(
+        operation: Any, asg_name: str, hook_name: str, instance_id: str, token: str | None, **extra: str
+    ) -> bool:
         target = {"LifecycleActionToken": token} if token else {"InstanceId": instance_id}
         try:
             operation(AutoScalingGroupName=asg_name, LifecycleHookName=hook_name, **target, **extra)

@@ -23,6 +23,7 @@ from kcluster.core.models import (
     NodeHealth,
     NodeRecord,
     Record,
+    RecordT,
     RemediationState,
 )
 
@@ -31,7 +32,13 @@ from kcluster.core.models import (
 COMMAND_RECORD_TTL_SECONDS = 7 * 24 * 3600
 MAX_TRANSACTION_ITEMS = 100
 
-_LEGACY_REMEDIATION_FIELDS = ("alarms_in_alarm", "remediating", "remediating_since", "remediations", "notified_at")
+_LEGACY_REMEDIATION_FIELDS = (
+    "alarms_in_alarm",
+    "remediating",
+    "remediating_since",
+    "remediations",
+    "notified_at",
+)
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -115,14 +122,14 @@ class StateStore:
                 raise WriteConflict(str(error)) from error
             raise
 
-    def _conditional_put(self, record: Record) -> dict:
+    def _conditional_put(self, record: Record) -> dict[str, Any]:
         item = {k: v for k, v in dataclasses.asdict(record).items() if v is not None}
         item.update(pk=partition_key(self.cluster), sk=sort_key(record), kind=_kind(record))
         if isinstance(record, CommandRecord):
             item["expires_at"] = int(record.sent_at) + COMMAND_RECORD_TTL_SECONDS
         elif isinstance(record, NodeRecord) and record.phase == "gone":
             item["expires_at"] = int(record.updated_at) + COMMAND_RECORD_TTL_SECONDS
-        put: dict = {
+        put: dict[str, Any] = {
             "TableName": self.table_name,
             "Item": {key: _serializer.serialize(_dynamo_value(value)) for key, value in item.items()},
         }
@@ -157,10 +164,11 @@ def _from_item(item: dict[str, Any]) -> Record:
             return _record(CommandRecord, item)
 
 
-def _record(cls: type, item: dict) -> Any:
+def _record(cls: type[RecordT], item: dict[str, Any]) -> RecordT:
     """A record from its item: DynamoDB lists back into the tuples the record declares."""
     tuples = {f.name for f in dataclasses.fields(cls) if str(f.type).startswith("tuple")}
-    return cls(**{key: tuple(value) if key in tuples else value for key, value in item.items()})
+    values: dict[str, Any] = {key: tuple(value) if key in tuples else value for key, value in item.items()}
+    return cls(**values)
 
 
 def _dynamo_value(value: Any) -> Any:

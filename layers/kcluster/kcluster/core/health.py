@@ -9,6 +9,8 @@ NodeNotReadySeconds (dimension InstanceId).
 
 from __future__ import annotations
 
+from typing import Any
+
 from kcluster import contract
 from kcluster.config import ClusterConfig
 from kcluster.core import helper_control_plane
@@ -92,7 +94,7 @@ def on_report(view: ClusterView, event: HealthReported, now: float) -> Plan:
     return Plan.one(snapshot, trust, notes=notes, metrics=_metrics(snapshot, now))
 
 
-def _snapshot(previous: HealthSnapshot, result: dict, ran_on: str, now: float) -> HealthSnapshot:
+def _snapshot(previous: HealthSnapshot, result: dict[str, Any], ran_on: str, now: float) -> HealthSnapshot:
     counts = result.get("counts") or {}
     etcd = result.get("etcd") or {}
     not_ready = tuple(

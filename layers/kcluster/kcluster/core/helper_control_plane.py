@@ -24,4 +24,5 @@ def choose(view: ClusterView, exclude: str | None = None, *, leaving_ok: bool = 
             if n.is_control_plane and n.phase in LEAVING_PHASES and n.instance_id != exclude
         )
     trusted = [c for c in candidates if c not in view.cluster.suspect_helpers]
-    return (trusted or candidates or [None])[0]
+    preferred = trusted or candidates
+    return preferred[0] if preferred else None

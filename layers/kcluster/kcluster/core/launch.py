@@ -18,6 +18,7 @@ from kcluster.config import ClusterConfig
 from kcluster.core import helper_control_plane
 from kcluster.core.models import (
     Batch,
+    ClusterState,
     ClusterView,
     CommandFinished,
     CommandRecord,
@@ -73,7 +74,9 @@ def on_provisioned(view: ClusterView, event: NodeProvisioned, now: float) -> Pla
     if node is None:
         # Provisioned overtook the launch event: remember it; the launch event (or the reconciler's
         # discovery of the Pending:Wait instance) supplies the hook.
-        stub = NodeRecord(instance_id=event.instance_id, role=event.role, created_at=now).mark_provisioned(now)
+        stub = NodeRecord(instance_id=event.instance_id, role=event.role, created_at=now).mark_provisioned(
+            now
+        )
         return Plan.one(stub, notes=[Note("info", "node provisioned before its launch event", fields(stub))])
     if node.provisioned:
         return Plan()
@@ -97,7 +100,9 @@ def on_refresh_finished(
         # The control plane that ran it failed, not the joining nodes: back to waiting, with backoff,
         # and the lease (if a control plane held it) released so dispatch starts over cleanly.
         error = error_code(event)
-        requeued = [n.requeue(now, f"refresh-join {error}", backoff=FAILURE_BACKOFF_SECONDS) for n in beneficiaries]
+        requeued = [
+            n.requeue(now, f"refresh-join {error}", backoff=FAILURE_BACKOFF_SECONDS) for n in beneficiaries
+        ]
         cluster = view.cluster.after_helper_command(
             event.instance_id, False, release_lease_of=[n.instance_id for n in beneficiaries]
         )
@@ -119,7 +124,9 @@ def on_refresh_finished(
     return Plan.of(*batches)
 
 
-def on_step_finished(view: ClusterView, node: NodeRecord, event: CommandFinished, config: ClusterConfig, now: float) -> Plan:
+def on_step_finished(
+    view: ClusterView, node: NodeRecord, event: CommandFinished, config: ClusterConfig, now: float
+) -> Plan:
     """init or a join, run on the node itself, finished."""
     if succeeded(event, default=True):
         return _on_step_succeeded(view, node, event, now)
@@ -168,7 +175,9 @@ def _cluster_initialized(view: ClusterView, owner: NodeRecord, now: float) -> Ba
     return Batch.of(
         view.cluster.initialized(owner.instance_id),
         *(n.stranded(now) for n in stranded),
-        actions=[ReplaceInstance(n.instance_id, "joined to a cluster that no longer exists") for n in stranded],
+        actions=[
+            ReplaceInstance(n.instance_id, "joined to a cluster that no longer exists") for n in stranded
+        ],
         notes=notes,
         metrics=metrics,
     )
@@ -184,7 +193,9 @@ def _merge(first: Batch, second: Batch) -> Batch:
     )
 
 
-def _on_step_failed(view: ClusterView, node: NodeRecord, error: str, config: ClusterConfig, now: float) -> Plan:
+def _on_step_failed(
+    view: ClusterView, node: NodeRecord, error: str, config: ClusterConfig, now: float
+) -> Plan:
     retryable = error in RETRYABLE_ERRORS
     attempts = node.attempts if retryable else node.attempts + 1
     if node.step == contract.DOC_INIT:
@@ -212,9 +223,12 @@ def _on_step_failed(view: ClusterView, node: NodeRecord, error: str, config: Clu
     )
 
 
-def on_send_failed(view: ClusterView, nodes: list[NodeRecord], send: SendCommand, error: str, now: float) -> Batch:
+def on_send_failed(
+    view: ClusterView, nodes: list[NodeRecord], send: SendCommand, error: str, now: float
+) -> Batch:
     """SendCommand of a launch-side document was refused for `nodes` (e.g. InvalidInstanceId: the agent
     has not registered yet): back to waiting, and whatever the refused step held released."""
+    cluster: ClusterState | None
     if any(n.step == contract.DOC_INIT for n in nodes):
         # Refused before it ran: nothing was started, another control plane may init.
         cluster = view.cluster.release_init()
@@ -229,7 +243,9 @@ def on_send_failed(view: ClusterView, nodes: list[NodeRecord], send: SendCommand
 
 
 def dispatch_joins(view: ClusterView, config: ClusterConfig, now: float) -> Plan:
-    waiting = sorted((n for n in view.nodes.values() if n.eligible(now)), key=lambda n: (n.created_at, n.instance_id))
+    waiting = sorted(
+        (n for n in view.nodes.values() if n.eligible(now)), key=lambda n: (n.created_at, n.instance_id)
+    )
     if not waiting:
         return Plan()
     match view.cluster.phase:
@@ -293,7 +309,9 @@ def start_document(nodes: list[NodeRecord], document: str, config: ClusterConfig
     return Batch.of(*(n.start_document(document, now) for n in nodes), actions=[send])
 
 
-def _refresh(nodes: list[NodeRecord], helper: str, *, upload_certificates: bool, config: ClusterConfig, now: float) -> Batch:
+def _refresh(
+    nodes: list[NodeRecord], helper: str, *, upload_certificates: bool, config: ClusterConfig, now: float
+) -> Batch:
     """refresh-join on the helper control plane, for the nodes about to join."""
     document = contract.DOC_REFRESH_JOIN
     parameters = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from kcluster import contract
 from kcluster.core.phases import (
@@ -149,7 +149,9 @@ class RemediationState:
 
     def alarms_standing(self, alarms: tuple[str, ...]) -> RemediationState:
         # When none stands any more, the next episode is told afresh.
-        return bump(self, alarms_in_alarm=alarms, **({} if alarms else {"notified_at": {}}))
+        if not alarms:
+            return bump(self, alarms_in_alarm=alarms, notified_at={})
+        return bump(self, alarms_in_alarm=alarms)
 
     def started(self, instance_id: str, now: float, recent: tuple[float, ...]) -> RemediationState:
         return bump(self, remediating=instance_id, remediating_since=now, remediations=(*recent, now))
@@ -343,7 +345,10 @@ class CommandRecord:
 Record = ClusterState | RemediationState | NodeRecord | CommandRecord | HealthSnapshot
 
 
-def bump(record: Any, now: float | None = None, **changes: Any) -> Any:
+RecordT = TypeVar("RecordT", ClusterState, RemediationState, NodeRecord, CommandRecord, HealthSnapshot)
+
+
+def bump(record: RecordT, now: float | None = None, **changes: Any) -> RecordT:
     """A new version of a record; ``now`` stamps nodes' updated_at. A phase change is checked against
     the transition table (core/phases.py); a new node record must start in an initial phase."""
     if isinstance(record, NodeRecord):
@@ -402,7 +407,10 @@ class ClusterView:
         return any(
             n.is_control_plane
             and n.instance_id != exclude
-            and (n.phase in JOIN_COMMAND_PHASES or (n.phase == "waiting" and n.step == contract.DOC_JOIN_CONTROL_PLANE))
+            and (
+                n.phase in JOIN_COMMAND_PHASES
+                or (n.phase == "waiting" and n.step == contract.DOC_JOIN_CONTROL_PLANE)
+            )
             for n in self.nodes.values()
         )
 
@@ -530,7 +538,6 @@ class Notify:
 
 
 Action = SendCommand | CompleteLifecycle | RecordHeartbeat | CancelCommand | ReplaceInstance | Notify
-
 
 
 @dataclass(frozen=True)

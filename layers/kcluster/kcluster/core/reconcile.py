@@ -7,6 +7,7 @@ two calls, or an instance was already waiting before the functions were deployed
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from kcluster import contract
 from kcluster.config import ClusterConfig
@@ -155,7 +156,9 @@ def unsent_steps(view: ClusterView, now: float, sent: dict[str, FoundCommand] | 
             continue
         node = view.nodes[candidate.instance_id]
         # An init owner keeps its claim: dispatch sends init to it again (the script is idempotent).
-        note = Note("warning", "step was never sent; re-driving", {"instance_id": node.instance_id, "step": node.step})
+        note = Note(
+            "warning", "step was never sent; re-driving", {"instance_id": node.instance_id, "step": node.step}
+        )
         batches.append(
             Batch.of(
                 node.requeue(now, "step never sent"),
@@ -195,8 +198,8 @@ def commands_to_check(view: ClusterView, now: float) -> list[tuple[str, str]]:
         if now - (node.step_started_at or now) < STATUS_CHECK_AFTER_SECONDS:
             continue
         # A join runs on the node itself; refresh-join and drain-remove run on a helper control plane.
-        runs_on_node = command is None or node.instance_id in command.targets
-        for target in (node.instance_id,) if runs_on_node else command.targets:
+        runs_on = command.targets if command is not None and node.instance_id not in command.targets else ()
+        for target in runs_on or (node.instance_id,):
             overdue[(node.command_id, target)] = None
     return list(overdue)[:MAX_STATUS_CHECKS_PER_TICK]
 
@@ -244,7 +247,7 @@ def unfinished_lifecycle(
             and node is not None
             and node.phase in ("joined", "abandoned")
         ):
-            result = "CONTINUE" if node.phase == "joined" else "ABANDON"
+            result: Literal["CONTINUE", "ABANDON"] = "CONTINUE" if node.phase == "joined" else "ABANDON"
             actions.append(
                 CompleteLifecycle(instance.instance_id, instance.asg_name, hooks.launch, None, result)
             )

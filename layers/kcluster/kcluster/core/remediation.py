@@ -163,11 +163,11 @@ def _broken(
         seen.setdefault(instance_id, ("API server health check failing", now))
     broken = []
     for instance_id, (why, since) in seen.items():
-        node = view.nodes.get(instance_id)
-        if node is None or instance_id not in live or node.phase != "joined":
+        record = view.nodes.get(instance_id)
+        if record is None or instance_id not in live or record.phase != "joined":
             continue
-        if node.replace_requested_at is None:
-            broken.append(Broken(node, why, since))
+        if record.replace_requested_at is None:
+            broken.append(Broken(record, why, since))
     return sorted(broken, key=lambda b: (b.since, b.node.instance_id))
 
 

@@ -14,12 +14,15 @@ Rules (DESIGN.md section 5, and what NTH / Cluster API / kops users got hurt by)
 
 from __future__ import annotations
 
+from typing import Any
+
 from kcluster import contract
 from kcluster.config import ClusterConfig
 from kcluster.core import helper_control_plane
 from kcluster.core.models import (
     Batch,
     CancelCommand,
+    ClusterState,
     ClusterView,
     CommandFinished,
     CompleteLifecycle,
@@ -92,7 +95,7 @@ def on_terminate(view: ClusterView, event: LifecycleTerminate, config: ClusterCo
     return _complete_at_once(view, node, terminate, fields, now)
 
 
-def _start_leaving(before: NodeRecord, terminate: dict, fields: dict, now: float) -> Plan:
+def _start_leaving(before: NodeRecord, terminate: dict[str, Any], fields: dict[str, Any], now: float) -> Plan:
     leaving = before.leave(now, **terminate)
     actions: list[CancelCommand] = []
     if before.phase == "joining" and before.command_id:
@@ -105,7 +108,7 @@ def _start_leaving(before: NodeRecord, terminate: dict, fields: dict, now: float
 
 
 def _complete_at_once(
-    view: ClusterView, before: NodeRecord, terminate: dict, fields: dict, now: float
+    view: ClusterView, before: NodeRecord, terminate: dict[str, Any], fields: dict[str, Any], now: float
 ) -> Plan:
     gone = before.gone(now, **terminate)
     # No CancelCommand here: what is in flight for it (init) runs on the instance itself, which is let
@@ -144,7 +147,9 @@ def on_drain_finished(
         return Plan.one(retry, cluster, notes=[note], metrics=[Metric("QuorumRiskRefusals")])
     attempts = node.attempts + 1
     if error != "quorum-risk" and attempts < config.max_attempts:
-        note = Note("warning", "drain-remove failed; will retry", {**fields, "error": error, "attempts": attempts})
+        note = Note(
+            "warning", "drain-remove failed; will retry", {**fields, "error": error, "attempts": attempts}
+        )
         retry = node.requeue(now, error, backoff=DRAIN_RETRY_SECONDS * attempts, attempts=attempts)
         return Plan.one(retry, cluster, notes=[note], metrics=[Metric("StepFailures")])
     gone = node.gone(now, attempts=attempts, last_error=error)
@@ -154,10 +159,18 @@ def on_drain_finished(
         "let the reconciler remove what is left",
         {**fields, "error": error},
     )
-    return Plan.one(gone, cluster, actions=_complete(gone), notes=[note], metrics=[Metric("TerminationsWithoutCleanup")])
+    return Plan.one(
+        gone, cluster, actions=_complete(gone), notes=[note], metrics=[Metric("TerminationsWithoutCleanup")]
+    )
 
 
-def _drained(node: NodeRecord, cluster: object, result: dict[str, object], fields: dict[str, object], now: float) -> Plan:
+def _drained(
+    node: NodeRecord,
+    cluster: ClusterState | None,
+    result: dict[str, object],
+    fields: dict[str, object],
+    now: float,
+) -> Plan:
     metrics = [
         Metric("TerminationsCompleted"),
         Metric("Drains", 1 if result.get("drained") else 0),
@@ -168,7 +181,11 @@ def _drained(node: NodeRecord, cluster: object, result: dict[str, object], field
     if result.get("drain_timed_out"):
         metrics.append(Metric("DrainTimeouts"))
         notes.append(
-            Note("error", "drain timed out (a PodDisruptionBudget blocked eviction); node removed anyway", fields)
+            Note(
+                "error",
+                "drain timed out (a PodDisruptionBudget blocked eviction); node removed anyway",
+                fields,
+            )
         )
     node_name = result.get("node_name", node.node_name)
     gone = node.gone(now, last_error=None, node_name=node_name)
@@ -192,11 +209,15 @@ def vanished(view: ClusterView, live_instances: set[str], now: float) -> Plan:
             continue  # Auto Scaling's listing may not show a brand-new instance yet
         fields = {"instance_id": node.instance_id, "role": node.role, "was": node.phase}
         if may_be_in_cluster(node):
-            note = Note("warning", "instance vanished without a terminate action; cleaning up its Node", fields)
+            note = Note(
+                "warning", "instance vanished without a terminate action; cleaning up its Node", fields
+            )
             batches.append(Batch.of(node.leave(now), notes=[note]))
             continue
         note = Note("warning", "instance vanished before joining", fields)
-        batches.append(Batch.of(node.gone(now), view.cluster.released_by_leaving(node.instance_id), notes=[note]))
+        batches.append(
+            Batch.of(node.gone(now), view.cluster.released_by_leaving(node.instance_id), notes=[note])
+        )
     return Plan.of(*batches)
 
 
@@ -204,7 +225,11 @@ def dispatch_leaving(view: ClusterView, config: ClusterConfig, now: float) -> tu
     """Start drain-remove for leaving nodes. Returns the plan and the view as it will be after it, so
     the join dispatch that follows sees the lease taken here."""
     leaving = sorted(
-        (n for n in view.nodes.values() if n.phase == "leaving" and (n.not_before is None or n.not_before <= now)),
+        (
+            n
+            for n in view.nodes.values()
+            if n.phase == "leaving" and (n.not_before is None or n.not_before <= now)
+        ),
         key=lambda n: (n.terminate_started_at or 0, n.instance_id),
     )
     batches: list[Batch] = []
@@ -278,7 +303,9 @@ def _no_document(node: NodeRecord, now: float) -> Batch:
         "no drain-remove document configured; terminating without cleanup",
         {"instance_id": node.instance_id},
     )
-    return Batch.of(gone, actions=_complete(gone), notes=[note], metrics=[Metric("TerminationsWithoutCleanup")])
+    return Batch.of(
+        gone, actions=_complete(gone), notes=[note], metrics=[Metric("TerminationsWithoutCleanup")]
+    )
 
 
 def _complete(node: NodeRecord) -> tuple[CompleteLifecycle, ...]:

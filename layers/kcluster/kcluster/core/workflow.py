@@ -58,7 +58,9 @@ def on_event(view: ClusterView, event: Event, config: ClusterConfig, now: float)
             assert_never(event)
 
 
-def _on_command_finished(view: ClusterView, event: CommandFinished, config: ClusterConfig, now: float) -> Plan:
+def _on_command_finished(
+    view: ClusterView, event: CommandFinished, config: ClusterConfig, now: float
+) -> Plan:
     command = view.commands.get(event.command_id)
     if command is None:
         # Either not ours, or the event overtook the write that records the command id.
@@ -88,7 +90,9 @@ def on_command_sent(view: ClusterView, send: SendCommand, command_id: str, now: 
     nodes = [
         node.command_sent(command_id, now)
         for iid in send.for_instances
-        if (node := view.nodes.get(iid)) is not None and node.phase in COMMAND_PHASES and node.command_id is None
+        if (node := view.nodes.get(iid)) is not None
+        and node.phase in COMMAND_PHASES
+        and node.command_id is None
     ]
     return Plan.one(record, *nodes)
 
@@ -98,7 +102,9 @@ def on_send_failed(view: ClusterView, send: SendCommand, error_code: str, now: f
     waiting_on_it = [
         node
         for iid in send.for_instances
-        if (node := view.nodes.get(iid)) is not None and node.phase in COMMAND_PHASES and node.command_id is None
+        if (node := view.nodes.get(iid)) is not None
+        and node.phase in COMMAND_PHASES
+        and node.command_id is None
     ]
     leaving = [n for n in waiting_on_it if n.phase == "draining"]
     joining = [n for n in waiting_on_it if n.phase != "draining"]
