@@ -45,7 +45,7 @@ def probe(view: ClusterView, config: ClusterConfig, now: float) -> Plan:
     helper = helper_control_plane.choose(view)
     if helper is None:
         return Plan()
-    sent = bump(last, probe_command_id=None, probe_target=helper, probe_sent_at=now)
+    sent = last.probe_sent(helper, now)
     send = SendCommand(
         contract.DOC_HEALTH, (helper,), {"ClusterName": config.cluster_name}, (), PROBE_TIMEOUT_SECONDS
     )
@@ -65,7 +65,7 @@ def probe_to_check(view: ClusterView, now: float) -> tuple[str, str] | None:
 
 def on_sent(view: ClusterView, command_id: str) -> Plan:
     last = view.health or HealthSnapshot()
-    return Plan.one(bump(last, probe_command_id=command_id))
+    return Plan.one(last.probe_recorded(command_id))
 
 
 def on_report(view: ClusterView, event: HealthReported, now: float) -> Plan:
@@ -74,7 +74,7 @@ def on_report(view: ClusterView, event: HealthReported, now: float) -> Plan:
         return Plan()  # late, duplicate, or of a probe given up on
     result = event.result or {}
     if event.status != "Success" or not result.get("ok"):
-        probe_done = bump(last, probe_command_id=None, probe_target=None, probe_sent_at=None)
+        probe_done = last.probe_failed()
         suspect = view.cluster.suspect_helper(event.instance_id)
         note = Note(
             "warning",

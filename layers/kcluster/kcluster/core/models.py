@@ -329,6 +329,16 @@ class HealthSnapshot:
     def total_nodes(self) -> int:
         return self.ready_nodes + self.not_ready_nodes
 
+    def probe_sent(self, target: str, now: float) -> HealthSnapshot:
+        """A probe goes to `target` (its command id is recorded once SendCommand answers)."""
+        return bump(self, probe_command_id=None, probe_target=target, probe_sent_at=now)
+
+    def probe_recorded(self, command_id: str) -> HealthSnapshot:
+        return bump(self, probe_command_id=command_id)
+
+    def probe_failed(self) -> HealthSnapshot:
+        return bump(self, probe_command_id=None, probe_target=None, probe_sent_at=None)
+
 
 @dataclass(frozen=True)
 class CommandRecord:
@@ -340,6 +350,18 @@ class CommandRecord:
     for_instances: tuple[str, ...]  # nodes whose progress depends on it
     sent_at: float
     version: int = 0
+
+    @classmethod
+    def sent(
+        cls,
+        command_id: str,
+        document: str,
+        targets: tuple[str, ...],
+        for_instances: tuple[str, ...],
+        at: float,
+    ) -> CommandRecord:
+        """The record of a command just sent (or found sent): written once, never changed."""
+        return bump(cls(command_id, document, targets, for_instances, sent_at=at))
 
 
 Record = ClusterState | RemediationState | NodeRecord | CommandRecord | HealthSnapshot

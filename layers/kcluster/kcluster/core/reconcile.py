@@ -24,7 +24,6 @@ from kcluster.core.models import (
     Plan,
     RecordHeartbeat,
     ReplaceInstance,
-    bump,
 )
 from kcluster.core.phases import COMMAND_PHASES, LEAVING_PHASES, NOT_STARTED_PHASES, SETTLED_PHASES
 
@@ -168,14 +167,12 @@ def unsent_steps(view: ClusterView, now: float, sent: dict[str, FoundCommand] | 
         )
     for command_id, found in adopted.items():
         command = (sent or {})[found[0].instance_id]
-        record = bump(
-            CommandRecord(
-                command_id,
-                found[0].document,
-                command.instance_ids,
-                tuple(c.instance_id for c in found),
-                sent_at=min(c.started_at for c in found),
-            )
+        record = CommandRecord.sent(
+            command_id,
+            found[0].document,
+            command.instance_ids,
+            tuple(c.instance_id for c in found),
+            min(c.started_at for c in found),
         )
         nodes = [view.nodes[c.instance_id].command_sent(command_id, now) for c in found]
         note = Note(

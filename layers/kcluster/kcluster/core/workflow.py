@@ -37,7 +37,6 @@ from kcluster.core.models import (
     Note,
     Plan,
     SendCommand,
-    bump,
 )
 from kcluster.core.phases import COMMAND_PHASES, JOIN_COMMAND_PHASES
 
@@ -86,7 +85,7 @@ def on_command_sent(view: ClusterView, send: SendCommand, command_id: str, now: 
     """Record the command id on the nodes it is for, and what the command is for."""
     if send.document == contract.DOC_HEALTH:
         return health.on_sent(view, command_id)
-    record = bump(CommandRecord(command_id, send.document, send.targets, send.for_instances, sent_at=now))
+    record = CommandRecord.sent(command_id, send.document, send.targets, send.for_instances, now)
     nodes = [
         node.command_sent(command_id, now)
         for iid in send.for_instances
