@@ -11,8 +11,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kcluster.events import EventNotForUs, ReactorBatchProcessor, ReactorRecord
+from kcluster.intake import EventDeferred
 from kcluster.observability import logger, metrics, tracer
-from kcluster.service import EventDeferred, Service
+from kcluster.service import Service
 from kcluster.wiring import build_clients, build_service
 
 clients = build_clients()

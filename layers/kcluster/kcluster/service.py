@@ -1,7 +1,8 @@
 """The imperative shell: load the stored view, ask the pure core, write, then act.
 
 A ``Service`` lives for one invocation (it caches the view it loaded); its clients and config are
-built once per cold start (kcluster.wiring) and shared.
+built once per cold start (kcluster.wiring) and shared. Parsed events become core events in
+kcluster.intake; actions are carried out by kcluster.actuator.
 """
 
 from __future__ import annotations
@@ -11,63 +12,50 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, assert_never
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
 from kcluster import contract
+from kcluster.actuator import Actuator, FollowUp
 from kcluster.adapters.autoscaling import Lifecycle
-from kcluster.adapters.commands import Commands, SendRefused
+from kcluster.adapters.commands import Commands
 from kcluster.adapters.notifier import Notifier
 from kcluster.adapters.state_store import StateStore, WriteConflict
 from kcluster.adapters.targets import TargetHealth
 from kcluster.config import ClusterConfig
-from kcluster.core import health, reconcile, remediation, scale_in, trust, workflow
+from kcluster.core import health, reconcile, remediation, scale_in, workflow
 from kcluster.core.models import (
     TERMINAL_STATUSES,
-    Action,
     AlarmChanged,
     AsgInstance,
-    CancelCommand,
     ClusterView,
     CommandFinished,
-    CompleteLifecycle,
     Event,
     FoundCommand,
     HealthReported,
-    LifecycleLaunch,
-    LifecycleTerminate,
     Metric,
     NodeProvisioned,
-    Notify,
     Plan,
-    RecordHeartbeat,
-    ReplaceInstance,
-    SendCommand,
 )
 from kcluster.core.phases import PENDING_JOIN_PHASES
 from kcluster.core.reconcile import UnsentStep
 from kcluster.core.remediation import RemediationSettings
 from kcluster.events import (
     AlarmStateChangeEvent,
-    CommandStatusEvent,
     EventNotForUs,
     KnownEvent,
-    LaunchLifecycleEvent,
-    NodeProvisionedEvent,
-    TerminateLifecycleEvent,
 )
+from kcluster.intake import EventDeferred, Intake
 from kcluster.observability import logger as default_logger
 from kcluster.observability import metrics as default_metrics
+
+__all__ = ["Dependencies", "EventDeferred", "Service"]
 
 MAX_DECISION_ATTEMPTS = 5
 # An event naming a command we have no record of is retried through the queue while it is this young.
 DEFER_WINDOW_SECONDS = 300
-
-
-class EventDeferred(Exception):
-    """The event cannot be decided yet; let the queue deliver it again."""
 
 
 @dataclass
@@ -93,8 +81,8 @@ class Service:
         # Every metric carries the cluster's name: the alarms select on it.
         self.metrics.set_default_dimensions(ClusterName=self.config.cluster_name)
         self._view: ClusterView | None = None
-        # What Auto Scaling said of the instances events of this invocation name (None: not listed).
-        self._world: dict[str, AsgInstance | None] = {}
+        self.intake = Intake(self.config, deps.commands, deps.lifecycle, logger, metrics)
+        self.actuator = Actuator(self.config, deps.commands, deps.lifecycle, deps.notifier, logger)
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -102,7 +90,7 @@ class Service:
         """Decide one parsed event.
 
         Raises EventNotForUs (another cluster's event) or EventDeferred (decide it later)."""
-        event = self._translate(parsed)
+        event = self.intake.translate(parsed)
         if event is None:
             return
         self._decide(
@@ -164,15 +152,8 @@ class Service:
         self._decide(lambda v: remediation.next_step(v, found, unhealthy, settings, self.deps.now()))
 
     def check_world(self, parsed_events: list[KnownEvent]) -> None:
-        """Look up, in as few DescribeAutoScalingInstances calls as the batch allows (50 ids a call),
-        every instance the events of this batch make claims about, before deciding any of them."""
-        wanted = [
-            instance_id
-            for instance_id in (self._claimed_instance(parsed) for parsed in parsed_events)
-            if instance_id is not None and instance_id not in self._world
-        ]
-        if wanted:
-            self._look_up(wanted)
+        """Every instance the events of this batch make claims about, looked up before deciding any."""
+        self.intake.check_world(parsed_events)
 
     # --- the reconciler's passes --------------------------------------------------------------
 
@@ -259,111 +240,6 @@ class Service:
         ):
             self._publish(metric)
 
-    # --- believing events ---------------------------------------------------------------------
-
-    def _claimed_instance(self, parsed: KnownEvent) -> str | None:
-        """The instance an event of this cluster makes a claim about, if it must be checked."""
-        match parsed:
-            case LaunchLifecycleEvent() | TerminateLifecycleEvent():
-                detail = parsed.detail
-                return detail.EC2InstanceId if self.config.role_of(detail.AutoScalingGroupName) else None
-            case NodeProvisionedEvent() if parsed.detail.cluster == self.config.cluster_name:
-                return parsed.detail.instance_id
-        return None
-
-    def _believed(self, event: Event, detail_type: str) -> Event | None:
-        """The event as the world confirms it, or None (logged) when Auto Scaling does not."""
-        if not trust.needs_check(event):
-            return event
-        instance_id = getattr(event, "instance_id", "")
-        if instance_id not in self._world:
-            self._look_up([instance_id])
-        verdict = trust.verdict(event, self._world.get(instance_id), self.config)
-        if isinstance(verdict, trust.Disbelieved):
-            self.logger.warning(
-                "event not believed: Auto Scaling does not confirm it; dropped",
-                extra={
-                    "instance_id": verdict.instance_id,
-                    "reason": verdict.reason,
-                    "detail_type": detail_type,
-                },
-            )
-            self.metrics.add_metric(name="EventsNotBelieved", unit=MetricUnit.Count, value=1)
-            return None
-        if (
-            isinstance(event, NodeProvisioned)
-            and isinstance(verdict, NodeProvisioned)
-            and verdict.role != event.role
-        ):
-            self.logger.warning(
-                "Node Provisioned names another role than the instance's group; the group's is used",
-                extra={"instance_id": event.instance_id, "claimed": event.role, "role": verdict.role},
-            )
-        return verdict
-
-    def _look_up(self, instance_ids: list[str]) -> None:
-        found = self.deps.lifecycle.describe(instance_ids)
-        self._world.update({instance_id: found.get(instance_id) for instance_id in instance_ids})
-
-    # --- translation of parsed events into core events --------------------------------------------
-
-    def _translate(self, parsed: KnownEvent) -> Event | None:
-        match parsed:
-            case LaunchLifecycleEvent() | TerminateLifecycleEvent():
-                return self._lifecycle_event(parsed)
-            case NodeProvisionedEvent():
-                return self._provisioned_event(parsed)
-            case CommandStatusEvent():
-                return self._command_event(parsed)
-            case _:
-                assert_never(parsed)
-
-    def _lifecycle_event(self, parsed: LaunchLifecycleEvent | TerminateLifecycleEvent) -> Event | None:
-        detail = parsed.detail
-        role = self.config.role_of(detail.AutoScalingGroupName)
-        if role is None:
-            cluster = self.config.cluster_name
-            raise EventNotForUs(
-                f"ASG {detail.AutoScalingGroupName!r} is not a node group of cluster {cluster!r}"
-            )
-        self.logger.set_correlation_id(detail.EC2InstanceId)
-        common = (detail.EC2InstanceId, detail.AutoScalingGroupName, role, detail.LifecycleHookName)
-        event: Event
-        if isinstance(parsed, TerminateLifecycleEvent):
-            event = LifecycleTerminate(*common, detail.LifecycleActionToken, detail.Destination)
-        else:
-            event = LifecycleLaunch(*common, detail.LifecycleActionToken, detail.Origin)
-        return self._believed(event, parsed.detail_type)
-
-    def _provisioned_event(self, parsed: NodeProvisionedEvent) -> Event | None:
-        cluster = self.config.cluster_name
-        if parsed.detail.cluster != cluster:
-            raise EventNotForUs(f"Node Provisioned for cluster {parsed.detail.cluster!r}, not {cluster!r}")
-        self.logger.set_correlation_id(parsed.detail.instance_id)
-        provisioned = NodeProvisioned(parsed.detail.instance_id, parsed.detail.role)
-        return self._believed(provisioned, parsed.detail_type)
-
-    def _command_event(self, parsed: CommandStatusEvent) -> Event | None:
-        detail = parsed.detail
-        # Exact names of the documents the config names: a prefix would take another cluster's.
-        if detail.document_name not in self._document_names():
-            raise EventNotForUs(
-                f"document {detail.document_name!r} is not one of cluster {self.config.cluster_name!r}"
-            )
-        self.logger.set_correlation_id(detail.instance_id)
-        if detail.status not in TERMINAL_STATUSES:
-            return None
-        invocation = self.deps.commands.invocation(detail.command_id, detail.instance_id)
-        if invocation is None:
-            raise EventDeferred(f"invocation {detail.command_id}/{detail.instance_id} not visible yet")
-        if detail.document_name == self.config.documents.health:
-            return HealthReported(detail.command_id, detail.instance_id, detail.status, invocation.result)
-        return CommandFinished(detail.command_id, detail.instance_id, detail.status, invocation.result)
-
-    def _document_names(self) -> frozenset[str]:
-        documents = self.config.documents
-        return frozenset(name for name in documents.model_dump().values() if name)
-
     # --- deciding and acting ----------------------------------------------------------------------
 
     def _decide_event(self, event: Event) -> None:
@@ -397,7 +273,13 @@ class Service:
             for metric in batch.metrics:
                 self._publish(metric)
             for action in batch.actions:
-                self._act(action)
+                follow_up = self.actuator.act(action)
+                if follow_up is not None:
+                    self._decide_follow_up(follow_up)
+
+    def _decide_follow_up(self, follow_up: FollowUp) -> None:
+        """What an action's outcome means for the stored state (a command id to record, say)."""
+        self._decide(lambda view: follow_up(view, self.deps.now()))
 
     def _publish(self, metric: Metric) -> None:
         unit = MetricUnit(metric.unit)
@@ -414,81 +296,6 @@ class Service:
         ) as single:
             for name, value in metric.dimensions:
                 single.add_dimension(name=name, value=value)
-
-    def _act(self, action: Action) -> None:
-        match action:
-            case SendCommand():
-                self._send(action)
-            case CancelCommand():
-                self._cancel(action)
-            case CompleteLifecycle():
-                done = self.deps.lifecycle.complete(
-                    action.asg_name, action.hook_name, action.instance_id, action.token, action.result
-                )
-                getattr(self.logger, "info" if done else "warning")(
-                    f"lifecycle action {action.result}" + ("" if done else ": none was pending"),
-                    extra={"instance_id": action.instance_id},
-                )
-            case ReplaceInstance():
-                marked = self.deps.lifecycle.mark_unhealthy(action.instance_id)
-                self.logger.warning(
-                    "instance marked unhealthy for replacement" if marked else "instance to replace is gone",
-                    extra={"instance_id": action.instance_id, "reason": action.reason},
-                )
-            case Notify():
-                self._notify(action)
-            case RecordHeartbeat():
-                alive = self.deps.lifecycle.heartbeat(
-                    action.asg_name, action.hook_name, action.instance_id, action.token
-                )
-                if not alive:
-                    self.logger.warning(
-                        "heartbeat: no lifecycle action pending", extra={"instance_id": action.instance_id}
-                    )
-            case _:
-                assert_never(action)
-
-    def _cancel(self, action: CancelCommand) -> None:
-        # Never raises: the cancel only narrows a race, and nothing after it may wait on it.
-        failed = self.deps.commands.cancel(action.command_id, action.instance_id)
-        fields = {"command_id": action.command_id, "instance_id": action.instance_id}
-        if failed:
-            self.logger.warning(
-                "could not cancel a leaving instance's command", extra={**fields, "error": failed}
-            )
-        else:
-            self.logger.info("cancelled a command for a leaving instance", extra=fields)
-
-    def _notify(self, action: Notify) -> None:
-        sent = self.deps.notifier is not None and self.deps.notifier.publish(action.subject, action.message)
-        self.logger.warning(
-            "people notified" if sent else "no alerts topic: notification only logged",
-            extra={"subject": action.subject, "notification": action.message},
-        )
-
-    def _send(self, send: SendCommand) -> None:
-        name = self.config.documents.by_key(send.document)
-        try:
-            command_id = self.deps.commands.send(
-                name,
-                send.targets,
-                send.parameters,
-                send.timeout_seconds,
-                comment=f"kcluster {send.document} for {len(send.for_instances)}",
-            )
-        except SendRefused as refused:
-            code = refused.code
-            self._decide(lambda view: workflow.on_send_failed(view, send, code, self.deps.now()))
-            return
-        self.logger.info(
-            f"sent {send.document}",
-            extra={
-                "command_id": command_id,
-                "targets": list(send.targets),
-                "for_instances": list(send.for_instances),
-            },
-        )
-        self._decide(lambda view: workflow.on_command_sent(view, send, command_id, self.deps.now()))
 
     def _load(self) -> ClusterView:
         if self._view is None:

@@ -134,22 +134,24 @@ def on_step_finished(
 
 
 def _on_step_succeeded(view: ClusterView, node: NodeRecord, event: CommandFinished, now: float) -> Plan:
-    result = event.result or {}
-    joined = node.joined(now, result.get("node_name", node.node_name))
+    joined = node.joined(now, (event.result or {}).get("node_name", node.node_name))
     complete = CompleteLifecycle(
         node.instance_id, node.asg_name or "", node.hook_name or "", node.lifecycle_token, "CONTINUE"
     )
-    done = Batch.of(
-        joined,
-        actions=[complete],
-        notes=[Note("info", f"{node.step} succeeded", fields(joined))],
-        metrics=[Metric("NodesJoined")],
-    )
+    succeeded_note = Note("info", f"{node.step} succeeded", fields(joined))
     if node.step == contract.DOC_INIT:
-        return Plan.of(_merge(_cluster_initialized(view, node, now), done))
-    if node.is_control_plane:
-        return Plan.of(_merge(Batch.of(view.cluster.lease_released_by([node.instance_id])), done))
-    return Plan.of(done)
+        ready = _cluster_initialized(view, node, now)
+        return Plan.one(
+            joined,
+            *ready.writes,
+            actions=[complete, *ready.actions],
+            notes=[succeeded_note, *ready.notes],
+            metrics=[*ready.metrics, Metric("NodesJoined")],
+        )
+    released = view.cluster.lease_released_by([node.instance_id]) if node.is_control_plane else None
+    return Plan.one(
+        joined, released, actions=[complete], notes=[succeeded_note], metrics=[Metric("NodesJoined")]
+    )
 
 
 def _cluster_initialized(view: ClusterView, owner: NodeRecord, now: float) -> Batch:
@@ -180,16 +182,6 @@ def _cluster_initialized(view: ClusterView, owner: NodeRecord, now: float) -> Ba
         ],
         notes=notes,
         metrics=metrics,
-    )
-
-
-def _merge(first: Batch, second: Batch) -> Batch:
-    """One batch of both (the node's record written first, then the first's, as the shell did)."""
-    return Batch(
-        second.writes[:1] + first.writes + second.writes[1:],
-        second.actions + first.actions,
-        second.notes + first.notes,
-        first.metrics + second.metrics,
     )
 
 
