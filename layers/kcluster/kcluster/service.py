@@ -110,13 +110,13 @@ class Service:
         self._adopt_unseen_launches(instances)
         self._proceed_on_online_agents(now)
         self._collect_overdue_results(now)
-        self._decide(lambda v: reconcile.stalled_replacements(v, instances, self.deps.now()))
+        self._mark_stalled_replacements_again(instances)
         self._redrive_unsent_steps()
-        self._decide(lambda v: reconcile.expired_lease(v, self.deps.now()))
-        self._decide(lambda v: reconcile.heartbeats(v, self.config, self.deps.now()))
+        self._release_expired_lease()
+        self._send_heartbeats()
         self.dispatch()
         self._collect_overdue_health_probe()
-        self._decide(lambda v: health.probe(v, self.config, self.deps.now()))
+        self._probe_health()
         self.remediate(instances)
         self._publish_cluster_metrics(self._load())
 
@@ -200,6 +200,18 @@ class Service:
                 self._decide_event(
                     CommandFinished(command_id, instance_id, invocation.status, invocation.result)
                 )
+
+    def _mark_stalled_replacements_again(self, instances: list[AsgInstance]) -> None:
+        self._decide(lambda v: reconcile.stalled_replacements(v, instances, self.deps.now()))
+
+    def _release_expired_lease(self) -> None:
+        self._decide(lambda v: reconcile.expired_lease(v, self.deps.now()))
+
+    def _send_heartbeats(self) -> None:
+        self._decide(lambda v: reconcile.heartbeats(v, self.config, self.deps.now()))
+
+    def _probe_health(self) -> None:
+        self._decide(lambda v: health.probe(v, self.config, self.deps.now()))
 
     def _redrive_unsent_steps(self) -> None:
         sent = self._find_unrecorded_commands(reconcile.unsent_candidates(self._load(), self.deps.now()))

@@ -118,8 +118,7 @@ def on_refresh_finished(
         if node.is_control_plane:
             batches.append(start_document([node], contract.DOC_JOIN_CONTROL_PLANE, config, now))
     workers = [n for n in beneficiaries if not n.is_control_plane]
-    for start in range(0, len(workers), config.worker_batch_size):
-        batch = workers[start : start + config.worker_batch_size]
+    for batch in _in_batches(workers, config.worker_batch_size):
         batches.append(start_document(batch, contract.DOC_JOIN_WORKER, config, now))
     return Plan.of(*batches)
 
@@ -128,7 +127,7 @@ def on_step_finished(
     view: ClusterView, node: NodeRecord, event: CommandFinished, config: ClusterConfig, now: float
 ) -> Plan:
     """init or a join, run on the node itself, finished."""
-    if succeeded(event, default=True):
+    if succeeded(event):
         return _on_step_succeeded(view, node, event, now)
     return _on_step_failed(view, node, error_code(event), config, now)
 
@@ -285,10 +284,14 @@ def _start_joins(view: ClusterView, waiting: list[NodeRecord], config: ClusterCo
         note = Note("info", "control-plane join lease taken", fields(joiner))
         batches.append(Batch.of(leased, *refresh.writes, actions=refresh.actions, notes=[note]))
     workers = [n for n in waiting if not n.is_control_plane]
-    for start in range(0, len(workers), config.worker_batch_size):
-        batch = workers[start : start + config.worker_batch_size]
+    for batch in _in_batches(workers, config.worker_batch_size):
         batches.append(_refresh(batch, helper, upload_certificates=False, config=config, now=now))
     return Plan.of(*batches)
+
+
+def _in_batches(workers: list[NodeRecord], size: int) -> list[list[NodeRecord]]:
+    """Workers join in batches of `size`: one SendCommand each (SSM takes up to 50 targets)."""
+    return [workers[start : start + size] for start in range(0, len(workers), size)]
 
 
 # --- starting documents ----------------------------------------------------------------------------
@@ -339,9 +342,9 @@ def _timeout(document: str, config: ClusterConfig) -> int:
 # --- reading results -------------------------------------------------------------------------------
 
 
-def succeeded(event: CommandFinished, *, default: bool = True) -> bool:
-    """The command succeeded and its result line (if any) says ok (absent: `default`)."""
-    return event.status == "Success" and bool((event.result or {}).get("ok", default))
+def succeeded(event: CommandFinished) -> bool:
+    """The command succeeded and its result line, if it printed one, says ok."""
+    return event.status == "Success" and bool((event.result or {}).get("ok", True))
 
 
 def error_code(event: CommandFinished) -> str:
