@@ -19,6 +19,8 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
 from pydantic import BaseModel, ConfigDict, Field, Json, TypeAdapter, ValidationError
 
+from kcluster.core.phases import IllegalTransition
+
 INSTANCE_ID = r"^i-[0-9a-f]{8,17}$"
 
 
@@ -172,6 +174,9 @@ class ReactorBatchProcessor(BatchProcessor):
                     "message_id": getattr(record, "message_id", None),
                 },
             )
+        elif isinstance(error, IllegalTransition):
+            # A decision tried a move the state machine forbids: a bug, never a condition to wait out.
+            self.log.error("illegal transition; event not decided", exc_info=exception)
         return super().failure_handler(record, exception)
 
 
