@@ -75,9 +75,13 @@ sysdeps:
 demo: $(PY) sysdeps
 	$(VENV)/bin/kcluster simulate --scenario demo --control-planes 3 --workers 5 --seed 7
 
+# The type checker over what ships: the layer (one run) and each handler (each is a module named app).
+TYPECHECK := $(VENV)/bin/mypy && for app in functions/*/app.py; do $(VENV)/bin/mypy $$app || exit 1; done
+
 lint: $(PY)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(TYPECHECK)
 
 unit: $(PY)
 	$(PY) -m pytest tests/unit
@@ -86,6 +90,7 @@ test: $(PY) sysdeps tools terraform-tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(REALTF) run fmt -check -recursive terraform
+	$(TYPECHECK)
 	CHECKOV=$(CURDIR)/$(CHECKOV) KCLUSTER_TF_PYTHON=$(abspath $(TF_PY)) $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "not chaos" tests
 	KCLUSTER_CHAOS_SEEDS=$(TEST_CHAOS_SEEDS) $(PY) -m pytest -m chaos tests
 	$(VENV)/bin/cfn-lint template.yaml

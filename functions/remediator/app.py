@@ -2,11 +2,13 @@
 remediation step (or say why none is taken). The reconciler takes the following steps, once a minute,
 for as long as the alarm stands."""
 
+from typing import Any
+
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kcluster.events import EventNotForUs, EventRejected, parse_alarm_event
 from kcluster.observability import logger, metrics, tracer
-from kcluster.service import build_clients, build_service
+from kcluster.wiring import build_clients, build_service
 
 clients = build_clients()
 
@@ -14,7 +16,7 @@ clients = build_clients()
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         parsed = parse_alarm_event(event)
     except EventRejected as rejected:

@@ -51,7 +51,7 @@ def test_first_writer_wins_the_init_claim(store):
 def test_a_step_is_all_or_nothing(store):
     node = bump(NodeRecord("i-00000001", "worker"), 1.0)
     store.write((node,))
-    stale_node = bump(NodeRecord("i-00000001", "worker"), 2.0, phase="joining")  # based on version 0 again
+    stale_node = bump(NodeRecord("i-00000001", "worker"), 2.0, phase="waiting")  # based on version 0 again
     new_node = bump(NodeRecord("i-00000002", "worker"), 2.0)
     with pytest.raises(WriteConflict):
         store.write((new_node, stale_node))

@@ -80,14 +80,14 @@ def remediator(state_table, cluster_config, worker, monkeypatch):
 def test_an_alarm_replaces_the_broken_worker_and_an_ok_stops_remediation(remediator, lambda_context, worker):
     assert remediator.lambda_handler(alarm_event(), lambda_context) == {"ok": True}
     view = StateStore(TABLE, CLUSTER).load()
-    assert view.cluster.alarms_in_alarm == (f"kcluster-{CLUSTER}-remediate-nodes-not-ready",)
-    assert view.cluster.remediating == worker
+    assert view.remediation_state.alarms_in_alarm == (f"kcluster-{CLUSTER}-remediate-nodes-not-ready",)
+    assert view.remediation_state.remediating == worker
     (instance,) = boto3.client("autoscaling").describe_auto_scaling_instances(InstanceIds=[worker])[
         "AutoScalingInstances"
     ]
     assert instance["HealthStatus"].upper() == "UNHEALTHY"
     assert remediator.lambda_handler(alarm_event("OK"), lambda_context) == {"ok": True}
-    assert StateStore(TABLE, CLUSTER).load().cluster.alarms_in_alarm == ()
+    assert StateStore(TABLE, CLUSTER).load().remediation_state.alarms_in_alarm == ()
 
 
 def test_another_clusters_alarm_and_a_malformed_event_change_nothing(remediator, lambda_context):

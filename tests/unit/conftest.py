@@ -18,8 +18,10 @@ from kcluster.core.models import (
     NodeProvisioned,
     NodeRecord,
     Plan,
+    RemediationState,
     SendCommand,
 )
+from kcluster.core.phases import NODE_INITIAL_PHASES, check_cluster_move, check_node_move
 
 CP_ASG = "kcluster-demo-control-plane"
 WORKER_ASG = "kcluster-demo-workers"
@@ -59,13 +61,15 @@ class Harness:
 
     def apply(self, plan: Plan) -> list[Action]:
         new_actions: list[Action] = []
-        for step in plan.steps:
-            for record in step.writes:
+        for batch in plan.batches:
+            for record in batch.writes:
                 # The store's conditional write: each record exactly one version past the stored one.
                 stored = _stored(self.view, record)
                 assert record.version == (stored.version if stored else 0) + 1, (record, stored)
-            self.view = self.view.with_records(list(step.writes))
-            new_actions += step.actions
+                # Every phase change is one the transition table allows (core/phases.py).
+                check_written_phase(stored, record)
+            self.view = self.view.with_records(list(batch.writes))
+            new_actions += batch.actions
         self.actions += new_actions
         return new_actions
 
@@ -105,9 +109,28 @@ def harness(config) -> Harness:
     return Harness(config)
 
 
+def check_written_phase(stored, record) -> None:
+    """The phase a written record moves to must follow the stored one's (a new node starts launching,
+    or comes back from "gone" through a fresh record)."""
+    if isinstance(record, NodeRecord):
+        if stored is None:
+            assert record.phase in NODE_INITIAL_PHASES | {"waiting", "gone"}, record
+        else:
+            before = (
+                "launching"
+                if stored.phase == "gone" and record.phase in ("launching", "waiting")
+                else stored.phase
+            )
+            check_node_move(record.instance_id, before, record.phase)
+    elif isinstance(record, ClusterState) and stored is not None:
+        check_cluster_move(record.name, stored.phase, record.phase)
+
+
 def _stored(view: ClusterView, record):
     if isinstance(record, ClusterState):
         return view.cluster
+    if isinstance(record, RemediationState):
+        return view.remediation
     if isinstance(record, NodeRecord):
         return view.nodes.get(record.instance_id)
     if isinstance(record, HealthSnapshot):

@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
+from aws_lambda_powertools import Logger
 
+from kcluster.core.phases import IllegalTransition
 from kcluster.events import (
     CommandStatusEvent,
     EventRejected,
     LaunchLifecycleEvent,
     NodeProvisionedEvent,
+    ReactorBatchProcessor,
     TerminateLifecycleEvent,
     parse_alarm_event,
     parse_event,
@@ -100,3 +103,28 @@ def test_alarm_events_that_do_not_fit_are_refused(change):
     change(event)
     with pytest.raises(EventRejected, match="not a CloudWatch alarm state change"):
         parse_alarm_event(event)
+
+
+def test_the_batch_processor_parses_each_record_once_and_refuses_alone_what_does_not_fit(caplog):
+    records = json.loads((EVENTS / "reactor-launch-lifecycle.json").read_text())["Records"]
+    good = records[0]
+    bad = {**good, "messageId": "bad-one", "body": json.dumps({"detail-type": "Something Else"})}
+    broken = {**good, "messageId": "broken-one"}
+    processor = ReactorBatchProcessor(Logger(service="test"))
+    handled = []
+
+    def handle(record):
+        handled.append(record)
+        if record.messageId == "broken-one":
+            raise IllegalTransition("node i-1: joined -> waiting is not an allowed transition")
+
+    with processor(records=[good, bad, broken], handler=handle):
+        parsed = processor.validate()
+        processor.process()
+    assert [type(record.body) for record in parsed] == [LaunchLifecycleEvent, LaunchLifecycleEvent]
+    assert [id(r) for r in handled] == [id(r) for r in parsed]  # the parsed records, not parsed again
+    assert processor.response() == {
+        "batchItemFailures": [{"itemIdentifier": "bad-one"}, {"itemIdentifier": "broken-one"}]
+    }
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "event refused" in errors and "illegal transition; event not decided" in errors

@@ -84,7 +84,7 @@ def test_an_answer_becomes_the_snapshot_and_the_metrics_the_alarms_watch(harness
     assert [(n.instance_id, n.since) for n in snapshot.not_ready] == [("i-0000000b", 700.0)]
     assert (snapshot.etcd_members, snapshot.etcd_healthy, snapshot.etcd_unhealthy) == (3, 2, ("cp-d",))
     assert snapshot.probe_command_id is None
-    metrics = {m.name: m for step in plan.steps for m in step.metrics if isinstance(m, Metric)}
+    metrics = {m.name: m for batch in plan.batches for m in batch.metrics if isinstance(m, Metric)}
     assert metrics["NotReadyNodes"].value == 1 and metrics["ReadyControlPlanes"].value == 1
     assert metrics["EtcdMembersUnhealthy"].value == 1
     per_node = metrics["NodeNotReadySeconds"]
@@ -115,7 +115,7 @@ def test_without_the_api_only_etcd_is_reported(harness):
     plan = workflow.on_event(
         harness.view, HealthReported(command_id, "i-0000000a", "Success", result), harness.config, harness.now
     )
-    names = {m.name for step in plan.steps for m in step.metrics if isinstance(m, Metric)}
+    names = {m.name for batch in plan.batches for m in batch.metrics if isinstance(m, Metric)}
     assert "ApiServerReady" in names and "EtcdMembersHealthy" in names
     assert not names & {"ReadyNodes", "NotReadyNodes", "ReadyControlPlanes"}  # absent, not zero
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kcluster import contract
-from kcluster.core import workflow
+from kcluster.core import launch, workflow
 from kcluster.core.models import (
     CompleteLifecycle,
     LifecycleLaunch,
@@ -47,8 +47,8 @@ def test_concurrent_deciders_write_the_same_cluster_version():
         h.launch(iid, "control-plane")
     plan_a = workflow.dispatch(h.view, h.config, h.now)
     plan_b = workflow.dispatch(h.view, h.config, h.now)
-    claim_a = next(w for w in plan_a.steps[0].writes if w.__class__.__name__ == "ClusterState")
-    claim_b = next(w for w in plan_b.steps[0].writes if w.__class__.__name__ == "ClusterState")
+    claim_a = next(w for w in plan_a.batches[0].writes if w.__class__.__name__ == "ClusterState")
+    claim_b = next(w for w in plan_b.batches[0].writes if w.__class__.__name__ == "ClusterState")
     assert claim_a.version == claim_b.version == h.view.cluster.version + 1
 
 
@@ -183,7 +183,7 @@ def test_failed_join_waits_for_its_backoff(harness):
     (join,) = harness.sends(harness.finish(harness.send(refresh), "i-0000000a", result={"ok": True}))
     harness.finish(harness.send(join), "i-0000000b", "Failed", {"ok": False, "error": "kubeadm-failed"})
     assert harness.sends(harness.dispatch()) == []
-    harness.now += workflow.FAILURE_BACKOFF_SECONDS
+    harness.now += launch.FAILURE_BACKOFF_SECONDS
     assert len(harness.sends(harness.dispatch())) == 1
 
 
@@ -225,7 +225,7 @@ def test_init_that_may_have_started_a_control_plane_is_retried_by_its_owner_only
     cluster = harness.view.cluster
     assert (cluster.phase, cluster.init_owner, cluster.epoch) == ("initializing", owner, 1)
     assert harness.sends(harness.dispatch()) == []  # ... nothing before the backoff ...
-    harness.now += workflow.FAILURE_BACKOFF_SECONDS
+    harness.now += launch.FAILURE_BACKOFF_SECONDS
     (again,) = harness.sends(harness.dispatch())  # ... then init again, on the owner, same epoch
     assert (again.document, again.targets) == (contract.DOC_INIT, (owner,))
     harness.finish(harness.send(again), owner, "TimedOut", None)
@@ -273,7 +273,7 @@ def test_agent_not_registered_is_retried_later_without_waiting(harness):
     assert (node.phase, node.attempts, node.last_error) == ("waiting", 0, "InvalidInstanceId")
     assert harness.view.cluster.phase == "uninitialized"
     assert harness.sends(harness.dispatch()) == []
-    harness.now += workflow.NOT_READY_BACKOFF_SECONDS
+    harness.now += launch.NOT_READY_BACKOFF_SECONDS
     (again,) = harness.sends(harness.dispatch())
     assert again.document == contract.DOC_INIT
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from kcluster import contract
 from kcluster.core import reconcile
-from kcluster.core.models import LifecycleTerminate, RecordHeartbeat
-from kcluster.core.reconcile import AsgInstance
+from kcluster.core.models import AsgInstance, FoundCommand, LifecycleTerminate, RecordHeartbeat
 
 from .conftest import WORKER_ASG
 from .test_launch_workflow import start_cluster
@@ -91,7 +90,11 @@ def test_expired_lease_of_a_holder_still_working_is_kept(harness):
     from kcluster.core.models import bump
 
     harness.launch("i-0000000b", "control-plane")
-    busy = bump(harness.view.nodes["i-0000000b"], harness.now, phase="joining", command_id="c" * 36)
+    waiting = harness.view.nodes["i-0000000b"]
+    busy = waiting.start_document(contract.DOC_REFRESH_JOIN, harness.now).start_document(
+        contract.DOC_JOIN_CONTROL_PLANE, harness.now
+    )
+    busy = busy.command_sent("c" * 36, harness.now)
     held = bump(harness.view.cluster, lease_owner="i-0000000b", lease_expires_at=harness.now)
     harness.view = harness.view.with_records([busy, held])
     assert reconcile.expired_lease(harness.view, harness.now + 1).empty
@@ -112,7 +115,7 @@ def test_a_step_sent_but_never_recorded_is_followed_not_redriven(harness):
         contract.DOC_JOIN_CONTROL_PLANE,
         ("i-0000000b",),
     )
-    listed = [reconcile.FoundCommand("cmd-join", ("i-0000000b",), {"ClusterName": "demo"})]
+    listed = [FoundCommand("cmd-join", ("i-0000000b",), {"ClusterName": "demo"})]
     command = reconcile.sent_for(candidate, listed)
     harness.apply(reconcile.unsent_steps(harness.view, harness.now, {"i-0000000b": command}))
     # THEN the node follows that command: still joining, lease kept, and its result is understood
@@ -134,7 +137,7 @@ def test_drain_remove_is_looked_for_on_the_control_planes_by_its_instance_parame
     harness.now += reconcile.UNSENT_STEP_SECONDS
     (candidate,) = reconcile.unsent_candidates(harness.view, harness.now)
     assert candidate.look_on == ("i-0000000a",)
-    other = reconcile.FoundCommand("cmd-other", ("i-0000000a",), {"InstanceId": "i-000000ff"})
-    ours = reconcile.FoundCommand("cmd-ours", ("i-0000000a",), {"InstanceId": "i-0000000c"})
+    other = FoundCommand("cmd-other", ("i-0000000a",), {"InstanceId": "i-000000ff"})
+    ours = FoundCommand("cmd-ours", ("i-0000000a",), {"InstanceId": "i-0000000c"})
     assert reconcile.sent_for(candidate, [other, ours]) == ours
     assert reconcile.sent_for(candidate, [other]) is None

@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kcluster.core import remediation
-from kcluster.core.models import AlarmChanged, HealthSnapshot, Metric, NodeHealth, Notify, ReplaceInstance
-from kcluster.core.reconcile import AsgInstance
+from kcluster.core.models import (
+    AlarmChanged,
+    AsgInstance,
+    HealthSnapshot,
+    Metric,
+    NodeHealth,
+    Notify,
+    ReplaceInstance,
+)
 from kcluster.core.remediation import RemediationSettings
 
 from .conftest import CP_ASG, WORKER_ASG
@@ -66,7 +73,7 @@ def alarm(harness, state: str = "ALARM", name: str = NOT_READY_ALARM) -> None:
 def decide(harness, unhealthy_targets=(), settings=SETTINGS):
     plan = remediation.next_step(harness.view, in_service(harness), unhealthy_targets, settings, harness.now)
     actions = harness.apply(plan)
-    metrics = [m for step in plan.steps for m in step.metrics if isinstance(m, Metric)]
+    metrics = [m for batch in plan.batches for m in batch.metrics if isinstance(m, Metric)]
     return actions, metrics
 
 
@@ -86,7 +93,7 @@ def test_a_node_notready_past_the_grace_period_is_replaced_and_only_one(harness)
     # the one past its grace period, through SetInstanceHealth; its record keeps it joined (it is drained)
     assert replaced(actions) == [workers[0]]
     assert [m.name for m in metrics] == ["Remediations"]
-    assert harness.view.cluster.remediating == workers[0]
+    assert harness.view.remediation_state.remediating == workers[0]
     assert harness.phase(workers[0]) == "joined"
 
 
@@ -96,7 +103,7 @@ def test_nothing_without_a_standing_alarm_and_an_ok_stops_what_is_pending(harnes
     assert decide(harness) == ([], [])
     alarm(harness)
     alarm(harness, "OK")
-    assert harness.view.cluster.alarms_in_alarm == ()
+    assert harness.view.remediation_state.alarms_in_alarm == ()
     assert decide(harness) == ([], [])
 
 
@@ -112,7 +119,7 @@ def test_one_in_flight_then_a_cooldown_then_the_next(harness):
     store(harness, replace(harness.view.nodes[workers[0]], phase="gone"))
     observe(harness, {workers[1]: harness.now - 860})
     actions, metrics = decide(harness)
-    assert harness.view.cluster.remediating is None and replaced(actions) == []
+    assert harness.view.remediation_state.remediating is None and replaced(actions) == []
     actions, metrics = decide(harness)
     assert suppressed(metrics) == ["cooldown"]
     # ... and once the cooldown has passed, the next broken node goes
@@ -142,7 +149,8 @@ def test_the_error_budget_stops_remediation_and_tells_people(harness):
     store(
         harness,
         replace(
-            harness.view.cluster, remediations=(harness.now - 3000, harness.now - 2000, harness.now - 1000)
+            harness.view.remediation_state,
+            remediations=(harness.now - 3000, harness.now - 2000, harness.now - 1000),
         ),
     )
     observe(harness, {workers[0]: harness.now - 600})

@@ -315,8 +315,7 @@ def test_nodes_left_joined_to_a_cluster_that_was_reinitialized_are_replaced(harn
 
 def test_a_replacement_the_group_did_not_act_on_is_requested_again(harness):
     from kcluster.core import reconcile
-    from kcluster.core.models import ReplaceInstance
-    from kcluster.core.reconcile import AsgInstance
+    from kcluster.core.models import AsgInstance, ReplaceInstance
 
     cp, worker = joined_cluster(harness, control_planes=1, workers=1)
     node = harness.view.nodes[worker]

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kcluster.core.models import LifecycleLaunch, LifecycleTerminate, NodeProvisioned
-from kcluster.core.reconcile import AsgInstance
+from kcluster.core.models import AsgInstance, LifecycleLaunch, LifecycleTerminate, NodeProvisioned
 from kcluster.core.trust import Disbelieved, verdict
 
 from .conftest import CP_ASG, WORKER_ASG

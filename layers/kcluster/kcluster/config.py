@@ -59,7 +59,7 @@ class Documents(_Strict):
     health: str | None = None
 
     def by_key(self, key: str) -> str:
-        name = getattr(self, key.replace("-", "_"))
+        name: str | None = getattr(self, key.replace("-", "_"))
         if not name:
             raise KeyError(f"document {key!r} is not configured")
         return name

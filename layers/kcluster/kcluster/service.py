@@ -1,73 +1,61 @@
 """The imperative shell: load the stored view, ask the pure core, write, then act.
 
 A ``Service`` lives for one invocation (it caches the view it loaded); its clients and config are
-built once per cold start by ``build_service`` and shared.
+built once per cold start (kcluster.wiring) and shared. Parsed events become core events in
+kcluster.intake; actions are carried out by kcluster.actuator.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parameters import SSMProvider
 
 from kcluster import contract
+from kcluster.actuator import Actuator, FollowUp
 from kcluster.adapters.autoscaling import Lifecycle
-from kcluster.adapters.commands import Commands, SendRefused
+from kcluster.adapters.commands import Commands
 from kcluster.adapters.notifier import Notifier
 from kcluster.adapters.state_store import StateStore, WriteConflict
 from kcluster.adapters.targets import TargetHealth
 from kcluster.config import ClusterConfig
-from kcluster.core import health, reconcile, remediation, scale_in, trust, workflow
+from kcluster.core import health, reconcile, remediation, scale_in, workflow
 from kcluster.core.models import (
-    IN_FLIGHT_PHASES,
     TERMINAL_STATUSES,
-    WAITING_PHASES,
-    Action,
     AlarmChanged,
-    CancelCommand,
+    AsgInstance,
     ClusterView,
     CommandFinished,
-    CompleteLifecycle,
     Event,
+    FoundCommand,
     HealthReported,
-    LifecycleLaunch,
-    LifecycleTerminate,
     Metric,
     NodeProvisioned,
-    Notify,
     Plan,
-    RecordHeartbeat,
-    ReplaceInstance,
-    SendCommand,
 )
+from kcluster.core.phases import PENDING_JOIN_PHASES
+from kcluster.core.reconcile import UnsentStep
 from kcluster.core.remediation import RemediationSettings
 from kcluster.events import (
     AlarmStateChangeEvent,
-    CommandStatusEvent,
     EventNotForUs,
     KnownEvent,
-    LaunchLifecycleEvent,
-    NodeProvisionedEvent,
-    TerminateLifecycleEvent,
 )
+from kcluster.intake import EventDeferred, Intake
 from kcluster.observability import logger as default_logger
 from kcluster.observability import metrics as default_metrics
+
+__all__ = ["Dependencies", "EventDeferred", "Service"]
 
 MAX_DECISION_ATTEMPTS = 5
 # An event naming a command we have no record of is retried through the queue while it is this young.
 DEFER_WINDOW_SECONDS = 300
-
-
-class EventDeferred(Exception):
-    """The event cannot be decided yet; let the queue deliver it again."""
 
 
 @dataclass
@@ -93,8 +81,8 @@ class Service:
         # Every metric carries the cluster's name: the alarms select on it.
         self.metrics.set_default_dimensions(ClusterName=self.config.cluster_name)
         self._view: ClusterView | None = None
-        # What Auto Scaling said of the instances events of this invocation name (None: not listed).
-        self._world: dict[str, reconcile.AsgInstance | None] = {}
+        self.intake = Intake(self.config, deps.commands, deps.lifecycle, logger, metrics)
+        self.actuator = Actuator(self.config, deps.commands, deps.lifecycle, deps.notifier, logger)
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -102,7 +90,7 @@ class Service:
         """Decide one parsed event.
 
         Raises EventNotForUs (another cluster's event) or EventDeferred (decide it later)."""
-        event = self._translate(parsed)
+        event = self.intake.translate(parsed)
         if event is None:
             return
         self._decide(
@@ -113,46 +101,22 @@ class Service:
         self._decide(lambda view: workflow.dispatch(view, self.config, self.deps.now()))
 
     def reconcile(self) -> None:
-        """One reconciler tick: re-derive from the world what the events should have told us."""
+        """One reconciler tick: re-derive from the world what the events should have told us. The
+        passes, in order (each decides on the view the ones before it left)."""
         now = self.deps.now()
-        asg_names = [group.asg_name for group in self.config.node_groups]
-        instances = self.deps.lifecycle.instances(asg_names)
-        live = {instance.instance_id for instance in instances}
-        self._decide(lambda v: scale_in.vanished(v, live, self.deps.now()))
-        unfinished, terminates = reconcile.unfinished_lifecycle(self._load(), instances, self.config)
-        self._decide(lambda v: unfinished)
-        for terminate in terminates:
-            self.logger.warning(
-                "terminating instance with no terminate event seen",
-                extra={"instance_id": terminate.instance_id},
-            )
-            self._decide_event(terminate)
-        for launch in reconcile.discover_launches(self._load(), instances, self.config):
-            self.logger.info(
-                "discovered a waiting instance with no record", extra={"instance_id": launch.instance_id}
-            )
-            self._decide_event(launch)
-        overdue = reconcile.unannounced_provisioning(self._load(), now)
-        for instance_id in sorted(self.deps.commands.online_agents(overdue)) if overdue else []:
-            node = self._load().nodes[instance_id]
-            self.logger.info(
-                "agent online but no Provisioned event; proceeding", extra={"instance_id": instance_id}
-            )
-            self._decide_event(NodeProvisioned(instance_id, node.role))
-        for command_id, instance_id in reconcile.commands_to_check(self._load(), now):
-            invocation = self.deps.commands.invocation(command_id, instance_id)
-            if invocation is not None and invocation.status in TERMINAL_STATUSES:
-                self._decide_event(
-                    CommandFinished(command_id, instance_id, invocation.status, invocation.result)
-                )
-        self._decide(lambda v: reconcile.stalled_replacements(v, instances, self.deps.now()))
-        sent = self._find_unrecorded_commands(reconcile.unsent_candidates(self._load(), self.deps.now()))
-        self._decide(lambda v: reconcile.unsent_steps(v, self.deps.now(), sent))
-        self._decide(lambda v: reconcile.expired_lease(v, self.deps.now()))
-        self._decide(lambda v: reconcile.heartbeats(v, self.config, self.deps.now()))
+        instances = self._asg_instances()
+        self._forget_vanished_instances(instances)
+        self._finish_lifecycle_actions(instances)
+        self._adopt_unseen_launches(instances)
+        self._proceed_on_online_agents(now)
+        self._collect_overdue_results(now)
+        self._mark_stalled_replacements_again(instances)
+        self._redrive_unsent_steps()
+        self._release_expired_lease()
+        self._send_heartbeats()
         self.dispatch()
-        self._check_health_probe()
-        self._decide(lambda v: health.probe(v, self.config, self.deps.now()))
+        self._collect_overdue_health_probe()
+        self._probe_health()
         self.remediate(instances)
         self._publish_cluster_metrics(self._load())
 
@@ -173,69 +137,87 @@ class Service:
         )
         self._decide(lambda v: remediation.on_alarm(v, event, self.deps.now()))
 
-    def remediate(self, instances: list[reconcile.AsgInstance] | None = None) -> None:
+    def remediate(self, instances: list[AsgInstance] | None = None) -> None:
         """The next remediation step, while a remediation alarm stands or a remediation is in flight."""
-        cluster = self._load().cluster
-        if not cluster.alarms_in_alarm and cluster.remediating is None:
+        state = self._load().remediation_state
+        if not state.alarms_in_alarm and state.remediating is None:
             return
         if instances is None:
-            instances = self.deps.lifecycle.instances([group.asg_name for group in self.config.node_groups])
+            instances = self._asg_instances()
         unhealthy: tuple[str, ...] = ()
-        if cluster.alarms_in_alarm and self.deps.targets is not None and self.config.api_target_group_arn:
+        if state.alarms_in_alarm and self.deps.targets is not None and self.config.api_target_group_arn:
             unhealthy = self.deps.targets.unhealthy(self.config.api_target_group_arn)
         settings = self.deps.remediation
-        self._decide(lambda v: remediation.next_step(v, instances, unhealthy, settings, self.deps.now()))
+        found = instances
+        self._decide(lambda v: remediation.next_step(v, found, unhealthy, settings, self.deps.now()))
 
     def check_world(self, parsed_events: list[KnownEvent]) -> None:
-        """Look up, in as few DescribeAutoScalingInstances calls as the batch allows (50 ids a call),
-        every instance the events of this batch make claims about, before deciding any of them."""
-        wanted = [
-            instance_id
-            for instance_id in (self._claimed_instance(parsed) for parsed in parsed_events)
-            if instance_id is not None and instance_id not in self._world
-        ]
-        if wanted:
-            self._look_up(wanted)
+        """Every instance the events of this batch make claims about, looked up before deciding any."""
+        self.intake.check_world(parsed_events)
 
-    def _claimed_instance(self, parsed: KnownEvent) -> str | None:
-        """The instance an event of this cluster makes a claim about, if it must be checked."""
-        if isinstance(parsed, LaunchLifecycleEvent | TerminateLifecycleEvent):
-            detail = parsed.detail
-            return detail.EC2InstanceId if self.config.role_of(detail.AutoScalingGroupName) else None
-        if isinstance(parsed, NodeProvisionedEvent) and parsed.detail.cluster == self.config.cluster_name:
-            return parsed.detail.instance_id
-        return None
+    # --- the reconciler's passes --------------------------------------------------------------
 
-    def _believed(self, event: Event, detail_type: str) -> Event | None:
-        """The event as the world confirms it, or None (logged) when Auto Scaling does not."""
-        if not trust.needs_check(event):
-            return event
-        if event.instance_id not in self._world:
-            self._look_up([event.instance_id])
-        verdict = trust.verdict(event, self._world.get(event.instance_id), self.config)
-        if isinstance(verdict, trust.Disbelieved):
+    def _asg_instances(self) -> list[AsgInstance]:
+        return self.deps.lifecycle.instances([group.asg_name for group in self.config.node_groups])
+
+    def _forget_vanished_instances(self, instances: list[AsgInstance]) -> None:
+        live = {instance.instance_id for instance in instances}
+        self._decide(lambda v: scale_in.vanished(v, live, self.deps.now()))
+
+    def _finish_lifecycle_actions(self, instances: list[AsgInstance]) -> None:
+        """Lifecycle actions our records are past; terminate actions we never saw, decided now."""
+        unfinished, terminates = reconcile.unfinished_lifecycle(self._load(), instances, self.config)
+        self._decide(lambda v: unfinished)
+        for terminate in terminates:
             self.logger.warning(
-                "event not believed: Auto Scaling does not confirm it; dropped",
-                extra={
-                    "instance_id": verdict.instance_id,
-                    "reason": verdict.reason,
-                    "detail_type": detail_type,
-                },
+                "terminating instance with no terminate event seen",
+                extra={"instance_id": terminate.instance_id},
             )
-            self.metrics.add_metric(name="EventsNotBelieved", unit=MetricUnit.Count, value=1)
-            return None
-        if isinstance(event, NodeProvisioned) and verdict.role != event.role:
-            self.logger.warning(
-                "Node Provisioned names another role than the instance's group; the group's is used",
-                extra={"instance_id": event.instance_id, "claimed": event.role, "role": verdict.role},
+            self._decide_event(terminate)
+
+    def _adopt_unseen_launches(self, instances: list[AsgInstance]) -> None:
+        for launch in reconcile.discover_launches(self._load(), instances, self.config):
+            self.logger.info(
+                "discovered a waiting instance with no record", extra={"instance_id": launch.instance_id}
             )
-        return verdict
+            self._decide_event(launch)
 
-    def _look_up(self, instance_ids: list[str]) -> None:
-        found = self.deps.lifecycle.describe(instance_ids)
-        self._world.update({instance_id: found.get(instance_id) for instance_id in instance_ids})
+    def _proceed_on_online_agents(self, now: float) -> None:
+        """Nodes whose Provisioned event is overdue but whose SSM agent is online: provisioned."""
+        overdue = reconcile.unannounced_provisioning(self._load(), now)
+        for instance_id in sorted(self.deps.commands.online_agents(overdue)) if overdue else []:
+            node = self._load().nodes[instance_id]
+            self.logger.info(
+                "agent online but no Provisioned event; proceeding", extra={"instance_id": instance_id}
+            )
+            self._decide_event(NodeProvisioned(instance_id, node.role))
 
-    def _check_health_probe(self) -> None:
+    def _collect_overdue_results(self, now: float) -> None:
+        """Commands whose status event is overdue: ask SSM, and decide what it says as the event."""
+        for command_id, instance_id in reconcile.commands_to_check(self._load(), now):
+            invocation = self.deps.commands.invocation(command_id, instance_id)
+            if invocation is not None and invocation.status in TERMINAL_STATUSES:
+                self._decide_event(
+                    CommandFinished(command_id, instance_id, invocation.status, invocation.result)
+                )
+
+    def _mark_stalled_replacements_again(self, instances: list[AsgInstance]) -> None:
+        self._decide(lambda v: reconcile.stalled_replacements(v, instances, self.deps.now()))
+
+    def _release_expired_lease(self) -> None:
+        self._decide(lambda v: reconcile.expired_lease(v, self.deps.now()))
+
+    def _send_heartbeats(self) -> None:
+        self._decide(lambda v: reconcile.heartbeats(v, self.config, self.deps.now()))
+
+    def _probe_health(self) -> None:
+        self._decide(lambda v: health.probe(v, self.config, self.deps.now()))
+
+    def _redrive_unsent_steps(self) -> None:
+        sent = self._find_unrecorded_commands(reconcile.unsent_candidates(self._load(), self.deps.now()))
+        self._decide(lambda v: reconcile.unsent_steps(v, self.deps.now(), sent))
+
+    def _collect_overdue_health_probe(self) -> None:
         overdue = health.probe_to_check(self._load(), self.deps.now())
         if overdue is None:
             return
@@ -244,7 +226,7 @@ class Service:
         if invocation is not None and invocation.status in TERMINAL_STATUSES:
             self._decide_event(HealthReported(command_id, target, invocation.status, invocation.result))
 
-    def _find_unrecorded_commands(self, candidates: list[reconcile.UnsentStep]) -> dict:
+    def _find_unrecorded_commands(self, candidates: list[UnsentStep]) -> dict[str, FoundCommand]:
         """For each step whose command id was never recorded, the command SSM knows it was sent, if any."""
         sent = {}
         for step in candidates:
@@ -258,63 +240,17 @@ class Service:
                     break
         return sent
 
-    # --- translation of parsed events into core events --------------------------------------------
-
-    def _translate(self, parsed: KnownEvent) -> Event | None:
-        cluster = self.config.cluster_name
-        if isinstance(parsed, LaunchLifecycleEvent | TerminateLifecycleEvent):
-            detail = parsed.detail
-            role = self.config.role_of(detail.AutoScalingGroupName)
-            if role is None:
-                raise EventNotForUs(
-                    f"ASG {detail.AutoScalingGroupName!r} is not a node group of cluster {cluster!r}"
-                )
-            self.logger.set_correlation_id(detail.EC2InstanceId)
-            if isinstance(parsed, TerminateLifecycleEvent):
-                terminate = LifecycleTerminate(
-                    detail.EC2InstanceId,
-                    detail.AutoScalingGroupName,
-                    role,
-                    detail.LifecycleHookName,
-                    detail.LifecycleActionToken,
-                    detail.Destination,
-                )
-                return self._believed(terminate, parsed.detail_type)
-            launch = LifecycleLaunch(
-                detail.EC2InstanceId,
-                detail.AutoScalingGroupName,
-                role,
-                detail.LifecycleHookName,
-                detail.LifecycleActionToken,
-                detail.Origin,
-            )
-            return self._believed(launch, parsed.detail_type)
-        if isinstance(parsed, NodeProvisionedEvent):
-            if parsed.detail.cluster != cluster:
-                raise EventNotForUs(
-                    f"Node Provisioned for cluster {parsed.detail.cluster!r}, not {cluster!r}"
-                )
-            self.logger.set_correlation_id(parsed.detail.instance_id)
-            provisioned = NodeProvisioned(parsed.detail.instance_id, parsed.detail.role)
-            return self._believed(provisioned, parsed.detail_type)
-        assert isinstance(parsed, CommandStatusEvent)
-        detail = parsed.detail
-        # Exact names of the documents the config names: a prefix would take another cluster's.
-        if detail.document_name not in self._document_names():
-            raise EventNotForUs(f"document {detail.document_name!r} is not one of cluster {cluster!r}")
-        self.logger.set_correlation_id(detail.instance_id)
-        if detail.status not in TERMINAL_STATUSES:
-            return None
-        invocation = self.deps.commands.invocation(detail.command_id, detail.instance_id)
-        if invocation is None:
-            raise EventDeferred(f"invocation {detail.command_id}/{detail.instance_id} not visible yet")
-        if detail.document_name == self.config.documents.health:
-            return HealthReported(detail.command_id, detail.instance_id, detail.status, invocation.result)
-        return CommandFinished(detail.command_id, detail.instance_id, detail.status, invocation.result)
-
-    def _document_names(self) -> frozenset[str]:
-        documents = self.config.documents
-        return frozenset(name for name in documents.model_dump().values() if name)
+    def _publish_cluster_metrics(self, view: ClusterView) -> None:
+        now = self.deps.now()
+        pending = [n for n in view.nodes.values() if n.phase in PENDING_JOIN_PHASES]
+        oldest = max((now - (n.lifecycle_started_at or n.created_at) for n in pending), default=0.0)
+        joined = sum(1 for n in view.nodes.values() if n.phase == "joined")
+        for metric in (
+            Metric("PendingJoins", len(pending)),
+            Metric("OldestPendingActionAge", oldest, "Seconds"),
+            Metric("JoinedNodes", joined),
+        ):
+            self._publish(metric)
 
     # --- deciding and acting ----------------------------------------------------------------------
 
@@ -341,15 +277,21 @@ class Service:
         raise WriteConflict(f"gave up after {MAX_DECISION_ATTEMPTS} conflicting decisions")
 
     def _execute(self, plan: Plan) -> None:
-        for step in plan.steps:
-            self.deps.store.write(step.writes)
-            self._view = self._load().with_records(list(step.writes))
-            for note in step.notes:
+        for batch in plan.batches:
+            self.deps.store.write(batch.writes)
+            self._view = self._load().with_records(batch.writes)
+            for note in batch.notes:
                 getattr(self.logger, note.level)(note.message, extra=_log_safe(note.fields))
-            for metric in step.metrics:
-                self._publish(metric if isinstance(metric, Metric) else Metric(*metric))
-            for action in step.actions:
-                self._act(action)
+            for metric in batch.metrics:
+                self._publish(metric)
+            for action in batch.actions:
+                follow_up = self.actuator.act(action)
+                if follow_up is not None:
+                    self._decide_follow_up(follow_up)
+
+    def _decide_follow_up(self, follow_up: FollowUp) -> None:
+        """What an action's outcome means for the stored state (a command id to record, say)."""
+        self._decide(lambda view: follow_up(view, self.deps.now()))
 
     def _publish(self, metric: Metric) -> None:
         unit = MetricUnit(metric.unit)
@@ -367,164 +309,15 @@ class Service:
             for name, value in metric.dimensions:
                 single.add_dimension(name=name, value=value)
 
-    def _act(self, action: Action) -> None:
-        if isinstance(action, SendCommand):
-            self._send(action)
-        elif isinstance(action, CancelCommand):
-            # Never raises: the cancel only narrows a race, and nothing after it may wait on it.
-            failed = self.deps.commands.cancel(action.command_id, action.instance_id)
-            fields = {"command_id": action.command_id, "instance_id": action.instance_id}
-            if failed:
-                self.logger.warning(
-                    "could not cancel a leaving instance's command", extra={**fields, "error": failed}
-                )
-            else:
-                self.logger.info("cancelled a command for a leaving instance", extra=fields)
-        elif isinstance(action, CompleteLifecycle):
-            done = self.deps.lifecycle.complete(
-                action.asg_name, action.hook_name, action.instance_id, action.token, action.result
-            )
-            level = "info" if done else "warning"
-            getattr(self.logger, level)(
-                f"lifecycle action {action.result}" + ("" if done else ": none was pending"),
-                extra={"instance_id": action.instance_id},
-            )
-        elif isinstance(action, ReplaceInstance):
-            marked = self.deps.lifecycle.mark_unhealthy(action.instance_id)
-            self.logger.warning(
-                "instance marked unhealthy for replacement" if marked else "instance to replace is gone",
-                extra={"instance_id": action.instance_id, "reason": action.reason},
-            )
-        elif isinstance(action, Notify):
-            sent = self.deps.notifier is not None and self.deps.notifier.publish(
-                action.subject, action.message
-            )
-            self.logger.warning(
-                "people notified" if sent else "no alerts topic: notification only logged",
-                extra={"subject": action.subject, "notification": action.message},
-            )
-        elif isinstance(action, RecordHeartbeat):
-            alive = self.deps.lifecycle.heartbeat(
-                action.asg_name, action.hook_name, action.instance_id, action.token
-            )
-            if not alive:
-                self.logger.warning(
-                    "heartbeat: no lifecycle action pending", extra={"instance_id": action.instance_id}
-                )
-
-    def _send(self, send: SendCommand) -> None:
-        name = self.config.documents.by_key(send.document)
-        try:
-            command_id = self.deps.commands.send(
-                name,
-                send.targets,
-                send.parameters,
-                send.timeout_seconds,
-                comment=f"kcluster {send.document} for {len(send.for_instances)}",
-            )
-        except SendRefused as refused:
-            code = refused.code
-            self._decide(lambda view: workflow.on_send_failed(view, send, code, self.deps.now()))
-            return
-        self.logger.info(
-            f"sent {send.document}",
-            extra={
-                "command_id": command_id,
-                "targets": list(send.targets),
-                "for_instances": list(send.for_instances),
-            },
-        )
-        self._decide(lambda view: workflow.on_command_sent(view, send, command_id, self.deps.now()))
-
     def _load(self) -> ClusterView:
         if self._view is None:
             self._view = self.deps.store.load()
         return self._view
-
-    def _publish_cluster_metrics(self, view: ClusterView) -> None:
-        now = self.deps.now()
-        pending = [n for n in view.nodes.values() if n.phase in WAITING_PHASES | IN_FLIGHT_PHASES]
-        oldest = max((now - (n.lifecycle_started_at or n.created_at) for n in pending), default=0.0)
-        self.metrics.add_metric(name="PendingJoins", unit=MetricUnit.Count, value=len(pending))
-        self.metrics.add_metric(name="OldestPendingActionAge", unit=MetricUnit.Seconds, value=oldest)
-        self.metrics.add_metric(
-            name="JoinedNodes",
-            unit=MetricUnit.Count,
-            value=sum(1 for n in view.nodes.values() if n.phase == "joined"),
-        )
 
 
 # The standard library refuses a log record whose extra fields overwrite its own attributes.
 _RESERVED_LOG_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
-def _log_safe(fields: dict) -> dict:
+def _log_safe(fields: dict[str, Any]) -> dict[str, Any]:
     return {(f"{key}_" if key in _RESERVED_LOG_FIELDS else key): value for key, value in fields.items()}
-
-
-# --- wiring, once per cold start ---------------------------------------------------------------
-
-
-# The config parameter is read through Powertools Parameters and cached this long per container.
-CONFIG_MAX_AGE_SECONDS = 60
-
-
-@dataclass
-class Clients:
-    dynamodb: Any
-    ssm: Any
-    autoscaling: Any
-    parameters: SSMProvider
-    elbv2: Any = None
-    sns: Any = None
-
-
-def build_clients() -> Clients:
-    import boto3
-
-    ssm = boto3.client("ssm")
-    return Clients(
-        boto3.client("dynamodb"),
-        ssm,
-        boto3.client("autoscaling"),
-        SSMProvider(boto3_client=ssm),
-        boto3.client("elbv2"),
-        boto3.client("sns"),
-    )
-
-
-def load_config(cluster_name: str, provider: SSMProvider) -> ClusterConfig:
-    raw = provider.get(
-        contract.config_parameter_name(cluster_name), transform="json", max_age=CONFIG_MAX_AGE_SECONDS
-    )
-    return ClusterConfig.model_validate(raw)
-
-
-def build_service(clients: Clients, environ: dict[str, str] | None = None) -> Service:
-    env = os.environ if environ is None else environ
-    cluster = env["CLUSTER_NAME"]
-    deps = Dependencies(
-        store=StateStore(env["STATE_TABLE_NAME"], cluster, client=clients.dynamodb),
-        commands=Commands(client=clients.ssm),
-        lifecycle=Lifecycle(client=clients.autoscaling),
-        config_loader=lambda: load_config(cluster, clients.parameters),
-        targets=TargetHealth(client=clients.elbv2) if clients.elbv2 is not None else None,
-        notifier=Notifier(env.get("ALERTS_TOPIC_ARN"), client=clients.sns)
-        if clients.sns is not None
-        else None,
-        remediation=remediation_settings(env),
-    )
-    return Service(deps)
-
-
-def remediation_settings(env: Mapping[str, str]) -> RemediationSettings:
-    """The guard rails from the functions' environment (template parameters); defaults where unset."""
-    defaults = RemediationSettings()
-    return RemediationSettings(
-        grace_seconds=float(env.get("REMEDIATION_GRACE_SECONDS", defaults.grace_seconds)),
-        cooldown_seconds=float(env.get("REMEDIATION_COOLDOWN_SECONDS", defaults.cooldown_seconds)),
-        max_unhealthy_percent=float(
-            env.get("REMEDIATION_MAX_UNHEALTHY_PERCENT", defaults.max_unhealthy_percent)
-        ),
-        max_per_hour=int(env.get("REMEDIATION_MAX_PER_HOUR", defaults.max_per_hour)),
-    )

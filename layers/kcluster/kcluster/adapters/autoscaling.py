@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from kcluster.core.reconcile import AsgInstance
+from kcluster.core.models import AsgInstance
 
 # DescribeAutoScalingInstances takes at most this many instance ids per call.
 MAX_DESCRIBE_INSTANCE_IDS = 50
@@ -79,7 +79,9 @@ class Lifecycle:
         return found
 
     @staticmethod
-    def _call(operation, asg_name: str, hook_name: str, instance_id: str, token: str | None, **extra) -> bool:
+    def _call(
+        operation: Any, asg_name: str, hook_name: str, instance_id: str, token: str | None, **extra: str
+    ) -> bool:
         target = {"LifecycleActionToken": token} if token else {"InstanceId": instance_id}
         try:
             operation(AutoScalingGroupName=asg_name, LifecycleHookName=hook_name, **target, **extra)

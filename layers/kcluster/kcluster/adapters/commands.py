@@ -11,7 +11,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kcluster import contract
-from kcluster.core.reconcile import FoundCommand
+from kcluster.core.models import FoundCommand
 
 
 class SendRefused(Exception):
@@ -25,7 +25,7 @@ class SendRefused(Exception):
 @dataclass(frozen=True)
 class InvocationResult:
     status: str
-    result: dict | None  # the script's JSON result line, if its last stdout line is one
+    result: dict[str, Any] | None  # the script's JSON result line, if its last stdout line is one
 
 
 class Commands:
@@ -55,7 +55,7 @@ class Commands:
             if code in ("InvalidInstanceId", "InvalidDocument", "InvalidParameters"):
                 raise SendRefused(code, error.response["Error"].get("Message", "")) from error
             raise
-        return response["Command"]["CommandId"]
+        return str(response["Command"]["CommandId"])
 
     def invocation(self, command_id: str, instance_id: str) -> InvocationResult | None:
         """The invocation's status and result line; None while SSM does not know it yet."""
@@ -79,7 +79,7 @@ class Commands:
             code = error.response["Error"]["Code"]
             if code in ("InvalidCommandId", "InvalidInstanceId", "DuplicateInstanceId"):
                 return None  # already finished, or the instance is gone: nothing to cancel
-            return code
+            return str(code)
         except BotoCoreError as error:  # e.g. the endpoint unreachable after botocore's own retries
             return type(error).__name__
         return None
@@ -121,7 +121,7 @@ class Commands:
         return online
 
 
-def parse_result_line(stdout: str) -> dict | None:
+def parse_result_line(stdout: str) -> dict[str, Any] | None:
     """The node scripts end with one JSON object on stdout; anything else is no result."""
     for line in reversed(stdout.strip().splitlines()):
         line = line.strip()

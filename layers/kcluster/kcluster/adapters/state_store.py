@@ -1,4 +1,5 @@
-"""The DynamoDB state table: one partition per cluster, items CLUSTER / NODE#<id> / CMD#<id> / HEALTH.
+"""The DynamoDB state table: one partition per cluster, items CLUSTER / REMEDIATION / NODE#<id> /
+CMD#<id> / HEALTH.
 
 Writes are conditional on the version the decision was based on (``attribute_not_exists`` for a new
 item), all of a step's records in one transaction, so two deciders cannot both win.
@@ -22,6 +23,8 @@ from kcluster.core.models import (
     NodeHealth,
     NodeRecord,
     Record,
+    RecordT,
+    RemediationState,
 )
 
 # Command records and records of gone nodes are kept a week for inspection, then DynamoDB's TTL
@@ -29,6 +32,13 @@ from kcluster.core.models import (
 COMMAND_RECORD_TTL_SECONDS = 7 * 24 * 3600
 MAX_TRANSACTION_ITEMS = 100
 
+_LEGACY_REMEDIATION_FIELDS = (
+    "alarms_in_alarm",
+    "remediating",
+    "remediating_since",
+    "remediations",
+    "notified_at",
+)
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -41,14 +51,34 @@ def partition_key(cluster: str) -> str:
     return f"CLUSTER#{cluster}"
 
 
+# Sort key and kind of each record type: the cluster record, remediation's own record (so remediation
+# writes never contend with joins for the cluster record), the latest health snapshot, nodes, commands.
 def sort_key(record: Record) -> str:
-    if isinstance(record, ClusterState):
-        return "CLUSTER"
-    if isinstance(record, NodeRecord):
-        return f"NODE#{record.instance_id}"
-    if isinstance(record, HealthSnapshot):
-        return "HEALTH"
-    return f"CMD#{record.command_id}"
+    match record:
+        case ClusterState():
+            return "CLUSTER"
+        case RemediationState():
+            return "REMEDIATION"
+        case HealthSnapshot():
+            return "HEALTH"
+        case NodeRecord():
+            return f"NODE#{record.instance_id}"
+        case CommandRecord():
+            return f"CMD#{record.command_id}"
+
+
+def _kind(record: Record) -> str:
+    match record:
+        case ClusterState():
+            return "cluster"
+        case RemediationState():
+            return "remediation"
+        case HealthSnapshot():
+            return "health"
+        case NodeRecord():
+            return "node"
+        case CommandRecord():
+            return "command"
 
 
 class StateStore:
@@ -58,33 +88,18 @@ class StateStore:
         self._client = client or boto3.client("dynamodb")
 
     def load(self) -> ClusterView:
-        cluster = ClusterState(name=self.cluster)
-        nodes: dict[str, NodeRecord] = {}
-        commands: dict[str, CommandRecord] = {}
-        health: HealthSnapshot | None = None
-        paginator = self._client.get_paginator("query")
-        pages = paginator.paginate(
-            TableName=self.table_name,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": partition_key(self.cluster)}},
-            ConsistentRead=True,
-        )
-        for page in pages:
-            for raw in page["Items"]:
-                item = {key: _plain(_deserializer.deserialize(value)) for key, value in raw.items()}
-                kind = item.pop("kind")
-                for key in ("pk", "sk", "expires_at"):
-                    item.pop(key, None)
-                if kind == "cluster":
-                    cluster = _record(ClusterState, item)
-                elif kind == "node":
-                    nodes[item["instance_id"]] = _record(NodeRecord, item)
-                elif kind == "health":
-                    item["not_ready"] = [NodeHealth(**node) for node in item.get("not_ready", ())]
-                    health = _record(HealthSnapshot, item)
-                else:
-                    commands[item["command_id"]] = _record(CommandRecord, item)
-        return ClusterView(cluster, nodes, commands, health)
+        items = [
+            {key: _plain(_deserializer.deserialize(value)) for key, value in raw.items()}
+            for page in self._client.get_paginator("query").paginate(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": partition_key(self.cluster)}},
+                ConsistentRead=True,
+            )
+            for raw in page["Items"]
+        ]
+        view = ClusterView(ClusterState(name=self.cluster))
+        return view.with_records(_from_item(item) for item in items)
 
     def write(self, records: tuple[Record, ...]) -> None:
         """Write records atomically, each only if still at the version before this one."""
@@ -107,14 +122,14 @@ class StateStore:
                 raise WriteConflict(str(error)) from error
             raise
 
-    def _conditional_put(self, record: Record) -> dict:
+    def _conditional_put(self, record: Record) -> dict[str, Any]:
         item = {k: v for k, v in dataclasses.asdict(record).items() if v is not None}
         item.update(pk=partition_key(self.cluster), sk=sort_key(record), kind=_kind(record))
         if isinstance(record, CommandRecord):
             item["expires_at"] = int(record.sent_at) + COMMAND_RECORD_TTL_SECONDS
         elif isinstance(record, NodeRecord) and record.phase == "gone":
             item["expires_at"] = int(record.updated_at) + COMMAND_RECORD_TTL_SECONDS
-        put: dict = {
+        put: dict[str, Any] = {
             "TableName": self.table_name,
             "Item": {key: _serializer.serialize(_dynamo_value(value)) for key, value in item.items()},
         }
@@ -127,18 +142,33 @@ class StateStore:
         return put
 
 
-def _kind(record: Record) -> str:
-    if isinstance(record, ClusterState):
-        return "cluster"
-    if isinstance(record, HealthSnapshot):
-        return "health"
-    return "node" if isinstance(record, NodeRecord) else "command"
+def _from_item(item: dict[str, Any]) -> Record:
+    kind = item.pop("kind")
+    for key in ("pk", "sk", "expires_at"):
+        item.pop(key, None)
+    match kind:
+        case "cluster":
+            # Items written before remediation had its own record carry its fields; they are dropped
+            # (a standing alarm is remembered again at its next state change).
+            for key in _LEGACY_REMEDIATION_FIELDS:
+                item.pop(key, None)
+            return _record(ClusterState, item)
+        case "remediation":
+            return _record(RemediationState, item)
+        case "node":
+            return _record(NodeRecord, item)
+        case "health":
+            item["not_ready"] = [NodeHealth(**node) for node in item.get("not_ready", ())]
+            return _record(HealthSnapshot, item)
+        case _:
+            return _record(CommandRecord, item)
 
 
-def _record(cls: type, item: dict) -> Any:
+def _record(cls: type[RecordT], item: dict[str, Any]) -> RecordT:
     """A record from its item: DynamoDB lists back into the tuples the record declares."""
     tuples = {f.name for f in dataclasses.fields(cls) if str(f.type).startswith("tuple")}
-    return cls(**{key: tuple(value) if key in tuples else value for key, value in item.items()})
+    values: dict[str, Any] = {key: tuple(value) if key in tuples else value for key, value in item.items()}
+    return cls(**values)
 
 
 def _dynamo_value(value: Any) -> Any:

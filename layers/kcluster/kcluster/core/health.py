@@ -9,9 +9,11 @@ NodeNotReadySeconds (dimension InstanceId).
 
 from __future__ import annotations
 
+from typing import Any
+
 from kcluster import contract
 from kcluster.config import ClusterConfig
-from kcluster.core import helpers
+from kcluster.core import helper_control_plane
 from kcluster.core.models import (
     ClusterView,
     HealthReported,
@@ -21,7 +23,6 @@ from kcluster.core.models import (
     Note,
     Plan,
     SendCommand,
-    Step,
     bump,
 )
 
@@ -41,14 +42,14 @@ def probe(view: ClusterView, config: ClusterConfig, now: float) -> Plan:
         return Plan()  # one in flight (or just sent)
     if now - last.taken_at < PROBE_INTERVAL_SECONDS:
         return Plan()
-    helper = helpers.choose_helper(view)
+    helper = helper_control_plane.choose(view)
     if helper is None:
         return Plan()
-    sent = bump(last, probe_command_id=None, probe_target=helper, probe_sent_at=now)
+    sent = last.probe_sent(helper, now)
     send = SendCommand(
         contract.DOC_HEALTH, (helper,), {"ClusterName": config.cluster_name}, (), PROBE_TIMEOUT_SECONDS
     )
-    return Plan((Step(writes=(sent,), actions=(send,)),))
+    return Plan.one(sent, actions=[send])
 
 
 def probe_to_check(view: ClusterView, now: float) -> tuple[str, str] | None:
@@ -64,7 +65,7 @@ def probe_to_check(view: ClusterView, now: float) -> tuple[str, str] | None:
 
 def on_sent(view: ClusterView, command_id: str) -> Plan:
     last = view.health or HealthSnapshot()
-    return Plan((Step(writes=(bump(last, probe_command_id=command_id),)),))
+    return Plan.one(last.probe_recorded(command_id))
 
 
 def on_report(view: ClusterView, event: HealthReported, now: float) -> Plan:
@@ -73,29 +74,27 @@ def on_report(view: ClusterView, event: HealthReported, now: float) -> Plan:
         return Plan()  # late, duplicate, or of a probe given up on
     result = event.result or {}
     if event.status != "Success" or not result.get("ok"):
-        probe_done = bump(last, probe_command_id=None, probe_target=None, probe_sent_at=None)
-        trust = helpers.cluster_after(view, helper=event.instance_id, helper_ok=False)
+        probe_done = last.probe_failed()
+        suspect = view.cluster.suspect_helper(event.instance_id)
         note = Note(
             "warning",
             "health probe failed",
             {"instance_id": event.instance_id, "status": event.status, "error": result.get("error")},
         )
-        return Plan(
-            (Step(writes=(probe_done, *trust), notes=(note,), metrics=(("HealthProbeFailures", 1),)),)
-        )
+        return Plan.one(probe_done, suspect, notes=[note], metrics=[Metric("HealthProbeFailures")])
     snapshot = _snapshot(last, result, event.instance_id, now)
     # A control plane whose own API server does not answer cannot see the Nodes: the next probe (and
     # any other helper command) goes to another one; an answering one is trusted again. The cluster
     # record is written only when that changes.
-    trust = helpers.cluster_after(view, helper=event.instance_id, helper_ok=snapshot.api_ready)
+    trust = view.cluster.after_helper_command(event.instance_id, snapshot.api_ready)
     notes = tuple(
         Note("warning", "health probe warning", {"instance_id": event.instance_id, "warning": text})
         for text in result.get("warnings", [])[:5]
     )
-    return Plan((Step(writes=(snapshot, *trust), notes=notes, metrics=_metrics(snapshot, now)),))
+    return Plan.one(snapshot, trust, notes=notes, metrics=_metrics(snapshot, now))
 
 
-def _snapshot(previous: HealthSnapshot, result: dict, ran_on: str, now: float) -> HealthSnapshot:
+def _snapshot(previous: HealthSnapshot, result: dict[str, Any], ran_on: str, now: float) -> HealthSnapshot:
     counts = result.get("counts") or {}
     etcd = result.get("etcd") or {}
     not_ready = tuple(

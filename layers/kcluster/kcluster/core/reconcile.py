@@ -7,26 +7,25 @@ two calls, or an instance was already waiting before the functions were deployed
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from kcluster import contract
 from kcluster.config import ClusterConfig
 from kcluster.core.models import (
-    IN_FLIGHT_PHASES,
-    LEAVING_PHASES,
-    SETTLED_PHASES,
-    WAITING_PHASES,
+    AsgInstance,
+    Batch,
     ClusterView,
     CommandRecord,
     CompleteLifecycle,
+    FoundCommand,
     LifecycleLaunch,
     LifecycleTerminate,
     Note,
     Plan,
     RecordHeartbeat,
     ReplaceInstance,
-    Step,
-    bump,
 )
+from kcluster.core.phases import COMMAND_PHASES, LEAVING_PHASES, NOT_STARTED_PHASES, SETTLED_PHASES
 
 # A step marked in flight whose SendCommand never got recorded (the function died in between)
 # is started again after this long.
@@ -40,13 +39,6 @@ MAX_STATUS_CHECKS_PER_TICK = 100
 REPLACE_RETRY_SECONDS = 120.0
 # A node still "launching" this long after its launch event: its Provisioned event may be lost.
 PROVISIONED_GRACE_SECONDS = 300.0
-
-
-@dataclass(frozen=True)
-class AsgInstance:
-    instance_id: str
-    asg_name: str
-    lifecycle_state: str
 
 
 def discover_launches(
@@ -74,7 +66,7 @@ def heartbeats(view: ClusterView, config: ClusterConfig, now: float) -> Plan:
     it joins, the terminate action while it leaves. Settled nodes get none, so no heartbeat outlives
     the work (the orphaned heartbeat loops NTH users hit)."""
     interval = config.timeouts.heartbeat_interval_seconds
-    steps = []
+    batches = []
     for node in view.nodes.values():
         if node.phase in LEAVING_PHASES and node.terminate_hook_name:
             hook, token = node.terminate_hook_name, node.terminate_token
@@ -85,30 +77,24 @@ def heartbeats(view: ClusterView, config: ClusterConfig, now: float) -> Plan:
         last = node.last_heartbeat_at or node.lifecycle_started_at or node.created_at
         if now - last < interval:
             continue
-        updated = bump(node, now, last_heartbeat_at=now)
         heartbeat = RecordHeartbeat(node.instance_id, node.asg_name or "", hook, token)
-        steps.append(Step(writes=(updated,), actions=(heartbeat,)))
-    return Plan(tuple(steps))
+        batches.append(Batch.of(node.heartbeat(now), actions=[heartbeat]))
+    return Plan.of(*batches)
 
 
 def stalled_replacements(view: ClusterView, instances: list[AsgInstance], now: float) -> Plan:
     """Instances marked for replacement that are still InService (the call was lost with a crashed
     invocation, or throttled): mark them again. SetInstanceHealth is idempotent."""
     in_service = {i.instance_id for i in instances if i.lifecycle_state == "InService"}
-    steps = []
+    batches = []
     for node in view.nodes.values():
         if node.replace_requested_at is None or node.instance_id not in in_service:
             continue
         if now - (node.replace_requested_at or 0.0) < REPLACE_RETRY_SECONDS:
             continue
-        updated = bump(node, now, replace_requested_at=now)
-        steps.append(
-            Step(
-                writes=(updated,),
-                actions=(ReplaceInstance(node.instance_id, "still in service after being marked unhealthy"),),
-            )
-        )
-    return Plan(tuple(steps))
+        again = ReplaceInstance(node.instance_id, "still in service after being marked unhealthy")
+        batches.append(Batch.of(node.replacement_requested(now), actions=[again]))
+    return Plan.of(*batches)
 
 
 @dataclass(frozen=True)
@@ -125,19 +111,10 @@ class UnsentStep:
     look_on: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class FoundCommand:
-    """A command SSM lists (ListCommands): enough to tell which step it was sent for."""
-
-    command_id: str
-    instance_ids: tuple[str, ...]
-    parameters: dict[str, str]
-
-
 def unsent_candidates(view: ClusterView, now: float) -> list[UnsentStep]:
     found = []
     for node in sorted(view.nodes.values(), key=lambda n: n.instance_id):
-        if node.phase not in IN_FLIGHT_PHASES | {"draining"} or node.command_id is not None:
+        if node.phase not in COMMAND_PHASES or node.command_id is not None:
             continue
         if now - (node.step_started_at or now) < UNSENT_STEP_SECONDS:
             continue
@@ -169,7 +146,7 @@ def unsent_steps(view: ClusterView, now: float, sent: dict[str, FoundCommand] | 
     """Re-drive steps whose command was never sent; adopt the command of those that were (`sent`: node
     -> the command SSM lists for its step), so a step that ran is never taken for one that did not."""
     candidates = [c for c in unsent_candidates(view, now) if c.instance_id in view.nodes]
-    steps = []
+    batches = []
     adopted: dict[str, list[UnsentStep]] = {}
     for candidate in candidates:
         command = (sent or {}).get(candidate.instance_id)
@@ -177,43 +154,34 @@ def unsent_steps(view: ClusterView, now: float, sent: dict[str, FoundCommand] | 
             adopted.setdefault(command.command_id, []).append(candidate)
             continue
         node = view.nodes[candidate.instance_id]
-        back = "leaving" if node.phase == "draining" else "waiting"
-        writes: list = [bump(node, now, phase=back, last_error="step never sent")]
-        cluster = view.cluster
         # An init owner keeps its claim: dispatch sends init to it again (the script is idempotent).
-        if cluster.lease_owner == node.instance_id:
-            writes.append(bump(cluster, lease_owner=None, lease_expires_at=None))
-        steps.append(
-            Step(
-                writes=tuple(writes),
-                notes=(
-                    Note(
-                        "warning",
-                        "step was never sent; re-driving",
-                        {"instance_id": node.instance_id, "step": node.step},
-                    ),
-                ),
+        note = Note(
+            "warning", "step was never sent; re-driving", {"instance_id": node.instance_id, "step": node.step}
+        )
+        batches.append(
+            Batch.of(
+                node.requeue(now, "step never sent"),
+                view.cluster.lease_released_by([node.instance_id]),
+                notes=[note],
             )
         )
     for command_id, found in adopted.items():
         command = (sent or {})[found[0].instance_id]
-        record = bump(
-            CommandRecord(
-                command_id,
-                found[0].document,
-                command.instance_ids,
-                tuple(c.instance_id for c in found),
-                sent_at=min(c.started_at for c in found),
-            )
+        record = CommandRecord.sent(
+            command_id,
+            found[0].document,
+            command.instance_ids,
+            tuple(c.instance_id for c in found),
+            min(c.started_at for c in found),
         )
-        writes = [record] + [bump(view.nodes[c.instance_id], now, command_id=command_id) for c in found]
+        nodes = [view.nodes[c.instance_id].command_sent(command_id, now) for c in found]
         note = Note(
             "warning",
             "step was sent but never recorded; following its command",
             {"command_id": command_id, "instance_ids": [c.instance_id for c in found]},
         )
-        steps.append(Step(writes=tuple(writes), notes=(note,)))
-    return Plan(tuple(steps))
+        batches.append(Batch.of(record, *nodes, notes=[note]))
+    return Plan.of(*batches)
 
 
 def commands_to_check(view: ClusterView, now: float) -> list[tuple[str, str]]:
@@ -221,14 +189,14 @@ def commands_to_check(view: ClusterView, now: float) -> list[tuple[str, str]]:
     overdue: dict[tuple[str, str], None] = {}  # ordered and without duplicates
     in_flight = sorted(view.nodes.values(), key=lambda n: (n.step_started_at or 0, n.instance_id))
     for node in in_flight:
-        if node.phase not in IN_FLIGHT_PHASES | {"draining"} or node.command_id is None:
+        if node.phase not in COMMAND_PHASES or node.command_id is None:
             continue
         command = view.commands.get(node.command_id)
         if now - (node.step_started_at or now) < STATUS_CHECK_AFTER_SECONDS:
             continue
         # A join runs on the node itself; refresh-join and drain-remove run on a helper control plane.
-        runs_on_node = command is None or node.instance_id in command.targets
-        for target in (node.instance_id,) if runs_on_node else command.targets:
+        runs_on = command.targets if command is not None and node.instance_id not in command.targets else ()
+        for target in runs_on or (node.instance_id,):
             overdue[(node.command_id, target)] = None
     return list(overdue)[:MAX_STATUS_CHECKS_PER_TICK]
 
@@ -238,7 +206,7 @@ def unannounced_provisioning(view: ClusterView, now: float) -> list[str]:
     return [
         node.instance_id
         for node in view.nodes.values()
-        if node.phase in WAITING_PHASES
+        if node.phase in NOT_STARTED_PHASES
         and not node.provisioned
         and node.hook_name is not None
         and now - (node.lifecycle_started_at or node.created_at) >= PROVISIONED_GRACE_SECONDS
@@ -250,19 +218,10 @@ def expired_lease(view: ClusterView, now: float) -> Plan:
     if cluster.lease_owner is None or (cluster.lease_expires_at or 0) > now:
         return Plan()
     holder = view.nodes.get(cluster.lease_owner)
-    if holder is not None and holder.phase in IN_FLIGHT_PHASES | {"draining"}:
+    if holder is not None and holder.phase in COMMAND_PHASES:
         return Plan()  # still working; the step's own timeout will release it
-    released = bump(cluster, lease_owner=None, lease_expires_at=None)
-    return Plan(
-        (
-            Step(
-                writes=(released,),
-                notes=(
-                    Note("warning", "control-plane lease expired; released", {"holder": cluster.lease_owner}),
-                ),
-            ),
-        )
-    )
+    note = Note("warning", "control-plane lease expired; released", {"holder": cluster.lease_owner})
+    return Plan.one(cluster.release_lease(), notes=[note])
 
 
 def unfinished_lifecycle(
@@ -272,7 +231,7 @@ def unfinished_lifecycle(
     died (or was throttled) between writing the record and completing the action, or the terminate
     event never arrived. Completing by instance id is idempotent; a terminate we never saw is decided
     like any other."""
-    actions: list = []
+    actions: list[CompleteLifecycle] = []
     terminates: list[LifecycleTerminate] = []
     hooks = config.lifecycle_hooks
     for instance in instances:
@@ -285,7 +244,7 @@ def unfinished_lifecycle(
             and node is not None
             and node.phase in ("joined", "abandoned")
         ):
-            result = "CONTINUE" if node.phase == "joined" else "ABANDON"
+            result: Literal["CONTINUE", "ABANDON"] = "CONTINUE" if node.phase == "joined" else "ABANDON"
             actions.append(
                 CompleteLifecycle(instance.instance_id, instance.asg_name, hooks.launch, None, result)
             )
@@ -308,4 +267,4 @@ def unfinished_lifecycle(
         )
         for a in actions
     )
-    return Plan((Step(actions=tuple(actions), notes=notes),) if actions else ()), terminates
+    return (Plan.one(actions=actions, notes=notes) if actions else Plan()), terminates

@@ -25,9 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kcluster.core.models import (
-    IN_FLIGHT_PHASES,
-    WAITING_PHASES,
     AlarmChanged,
+    AsgInstance,
     ClusterView,
     Metric,
     NodeRecord,
@@ -35,10 +34,8 @@ from kcluster.core.models import (
     Notify,
     Plan,
     ReplaceInstance,
-    Step,
-    bump,
 )
-from kcluster.core.reconcile import AsgInstance
+from kcluster.core.phases import PENDING_JOIN_PHASES
 
 # A standing condition is told to people again after this long, not every minute.
 NOTIFY_AGAIN_AFTER_SECONDS = 3600.0
@@ -64,21 +61,19 @@ class Broken:
 
 def on_alarm(view: ClusterView, event: AlarmChanged, now: float) -> Plan:
     """Remember which of our remediation alarms stand; OK ends the remediation they asked for."""
-    standing = set(view.cluster.alarms_in_alarm)
+    state = view.remediation_state
+    standing = set(state.alarms_in_alarm)
     if event.state == "ALARM":
         standing.add(event.alarm_name)
     else:
         standing.discard(event.alarm_name)
-    if tuple(sorted(standing)) == view.cluster.alarms_in_alarm:
+    if tuple(sorted(standing)) == state.alarms_in_alarm:
         return Plan()  # a duplicate, or a change that does not matter (INSUFFICIENT_DATA from OK)
-    changes: dict = {"alarms_in_alarm": tuple(sorted(standing))}
-    if not standing:
-        changes["notified_at"] = {}  # the next episode is told afresh
     fields = {"alarm": event.alarm_name, "state": event.state, "was": event.previous_state}
     message = "remediation alarm raised" if event.state == "ALARM" else "remediation alarm cleared"
     if event.state != "ALARM" and not standing:
         message += "; no further remediation"
-    return Plan((Step(writes=(bump(view.cluster, **changes),), notes=(Note("info", message, fields),)),))
+    return Plan.one(state.alarms_standing(tuple(sorted(standing))), notes=[Note("info", message, fields)])
 
 
 def next_step(
@@ -89,35 +84,19 @@ def next_step(
     now: float,
 ) -> Plan:
     """The next remediation, if an alarm stands and every guard rail allows one."""
-    cluster = view.cluster
     done = _finished_remediation(view, instances, settings, now)
     if done is not None:
         return done
-    if not cluster.alarms_in_alarm:
+    if not view.remediation_state.alarms_in_alarm:
         return Plan()
     live = {i.instance_id: i for i in instances if i.lifecycle_state == "InService"}
     broken = _broken(view, live, unhealthy_targets, settings, now)
     if not broken:
         return Plan()
-    if cluster.remediating is not None:
-        return _suppressed(view, "in-flight", f"replacing {cluster.remediating} first", broken)
-    if cluster.remediating_since is not None and now - cluster.remediating_since < settings.cooldown_seconds:
-        return _suppressed(view, "cooldown", "the last remediation is too recent", broken)
-    for role, share in _unhealthy_shares(view, live, unhealthy_targets).items():
-        if share * 100 > settings.max_unhealthy_percent and any(b.node.role == role for b in broken):
-            why = (
-                f"{share:.0%} of the {role} nodes are unhealthy at once (more than "
-                f"{settings.max_unhealthy_percent:g}%): the cause is likely the network or the control "
-                "plane, not the nodes; nothing is replaced"
-            )
-            return _suppressed(view, "short-circuit", why, broken, notify=True, now=now)
-    recent = tuple(t for t in cluster.remediations if now - t < HOUR)
-    if len(recent) >= settings.max_per_hour:
-        why = (
-            f"{len(recent)} remediations in the last hour (at most {settings.max_per_hour}): "
-            "the error budget is spent"
-        )
-        return _suppressed(view, "error-budget", why, broken, notify=True, now=now)
+    held = _held_by_guard_rail(view, live, unhealthy_targets, broken, settings, now)
+    if held is not None:
+        return held
+    recent = tuple(t for t in view.remediation_state.remediations if now - t < HOUR)
     refusals = []
     for candidate in broken:
         refusal = _control_plane_refusal(view, candidate.node)
@@ -127,6 +106,39 @@ def next_step(
     # Every broken node is a control plane that may not go now: say why (the first, most broken one).
     reason, why, _ = refusals[0]
     return _suppressed(view, reason, why, broken, notify=any(r[2] for r in refusals), now=now)
+
+
+def _held_by_guard_rail(
+    view: ClusterView,
+    live: dict[str, AsgInstance],
+    unhealthy_targets: tuple[str, ...],
+    broken: list[Broken],
+    settings: RemediationSettings,
+    now: float,
+) -> Plan | None:
+    """The cluster-wide guard rails, in order: one in flight, the cooldown, the short-circuit, the error
+    budget. None when they all allow a remediation."""
+    state = view.remediation_state
+    if state.remediating is not None:
+        return _suppressed(view, "in-flight", f"replacing {state.remediating} first", broken)
+    if state.remediating_since is not None and now - state.remediating_since < settings.cooldown_seconds:
+        return _suppressed(view, "cooldown", "the last remediation is too recent", broken)
+    for role, share in _unhealthy_shares(view, live, unhealthy_targets).items():
+        if share * 100 > settings.max_unhealthy_percent and any(b.node.role == role for b in broken):
+            why = (
+                f"{share:.0%} of the {role} nodes are unhealthy at once (more than "
+                f"{settings.max_unhealthy_percent:g}%): the cause is likely the network or the control "
+                "plane, not the nodes; nothing is replaced"
+            )
+            return _suppressed(view, "short-circuit", why, broken, notify=True, now=now)
+    recent = tuple(t for t in state.remediations if now - t < HOUR)
+    if len(recent) >= settings.max_per_hour:
+        why = (
+            f"{len(recent)} remediations in the last hour (at most {settings.max_per_hour}): "
+            "the error budget is spent"
+        )
+        return _suppressed(view, "error-budget", why, broken, notify=True, now=now)
+    return None
 
 
 # ----- the decision's parts ---------------------------------------------------------------------------
@@ -151,11 +163,11 @@ def _broken(
         seen.setdefault(instance_id, ("API server health check failing", now))
     broken = []
     for instance_id, (why, since) in seen.items():
-        node = view.nodes.get(instance_id)
-        if node is None or instance_id not in live or node.phase != "joined":
+        record = view.nodes.get(instance_id)
+        if record is None or instance_id not in live or record.phase != "joined":
             continue
-        if node.replace_requested_at is None:
-            broken.append(Broken(node, why, since))
+        if record.replace_requested_at is None:
+            broken.append(Broken(record, why, since))
     return sorted(broken, key=lambda b: (b.since, b.node.instance_id))
 
 
@@ -179,13 +191,9 @@ def _control_plane_refusal(view: ClusterView, node: NodeRecord) -> tuple[str, st
     """Why a control plane may not be replaced now: (reason, explanation, tell people), or None."""
     if not node.is_control_plane:
         return None
-    cluster = view.cluster
-    if cluster.lease_owner is not None:
-        return (
-            "control-plane-busy",
-            f"a control-plane join or removal ({cluster.lease_owner}) is in flight",
-            False,
-        )
+    busy = view.control_plane_change_in_flight()
+    if busy is not None:
+        return "control-plane-busy", f"a control-plane join or removal ({busy}) is in flight", False
     health = view.health
     if health is None or not health.etcd_reachable or health.etcd_members == 0:
         return "quorum", "etcd's health is unknown: a control plane is not replaced blind", True
@@ -204,25 +212,20 @@ def _control_plane_refusal(view: ClusterView, node: NodeRecord) -> tuple[str, st
 
 def _remediate(view: ClusterView, broken: Broken, recent: tuple[float, ...], now: float) -> Plan:
     node = broken.node
-    cluster = bump(
-        view.cluster, remediating=node.instance_id, remediating_since=now, remediations=(*recent, now)
-    )
-    marked = bump(node, now, replace_requested_at=now)
+    started = view.remediation_state.started(node.instance_id, now, recent)
+    marked = node.replacement_requested(now)
     fields = {
         "instance_id": node.instance_id,
         "role": node.role,
         "why": broken.why,
         "broken_for": now - broken.since,
     }
-    return Plan(
-        (
-            Step(
-                writes=(cluster, marked),
-                actions=(ReplaceInstance(node.instance_id, broken.why),),
-                notes=(Note("warning", "remediating: instance marked unhealthy for replacement", fields),),
-                metrics=(Metric("Remediations", 1, dimensions=(("Role", node.role),)),),
-            ),
-        )
+    return Plan.one(
+        started,
+        marked,
+        actions=[ReplaceInstance(node.instance_id, broken.why)],
+        notes=[Note("warning", "remediating: instance marked unhealthy for replacement", fields)],
+        metrics=[Metric("Remediations", 1, dimensions=(("Role", node.role),))],
     )
 
 
@@ -236,11 +239,12 @@ def _suppressed(
     now: float = 0.0,
 ) -> Plan:
     fields = {"reason": reason, "detail": why, "instance_ids": [b.node.instance_id for b in broken]}
-    writes: tuple = ()
-    actions: tuple = ()
-    last = view.cluster.notified_at.get(reason)
+    state = view.remediation_state
+    notified = None
+    actions: tuple[Notify, ...] = ()
+    last = state.notified_at.get(reason)
     if notify and (last is None or now - last >= NOTIFY_AGAIN_AFTER_SECONDS):
-        writes = (bump(view.cluster, notified_at={**view.cluster.notified_at, reason: now}),)
+        notified = state.notified(reason, now)
         broken_list = ", ".join(f"{b.node.instance_id} ({b.node.role}, {b.why})" for b in broken)
         actions = (
             Notify(
@@ -250,15 +254,11 @@ def _suppressed(
                 "while this holds.",
             ),
         )
-    return Plan(
-        (
-            Step(
-                writes=writes,
-                actions=actions,
-                notes=(Note("warning" if notify else "info", "remediation suppressed", fields),),
-                metrics=(Metric("RemediationsSuppressed", 1, dimensions=(("Reason", reason),)),),
-            ),
-        )
+    return Plan.one(
+        notified,
+        actions=actions,
+        notes=[Note("warning" if notify else "info", "remediation suppressed", fields)],
+        metrics=[Metric("RemediationsSuppressed", 1, dimensions=(("Reason", reason),))],
     )
 
 
@@ -267,27 +267,26 @@ def _finished_remediation(
 ) -> Plan | None:
     """End the remediation in flight once its instance is gone and every instance of the groups has
     joined (the replacement included); give up on it after a timeout, telling people."""
-    cluster = view.cluster
-    if cluster.remediating is None:
+    state = view.remediation_state
+    if state.remediating is None:
         return None
-    target = cluster.remediating
+    target = state.remediating
     still_there = any(i.instance_id == target for i in instances)
     settling = any(
         i.lifecycle_state != "InService"
         or (node := view.nodes.get(i.instance_id)) is None
-        or node.phase in WAITING_PHASES | IN_FLIGHT_PHASES
+        or node.phase in PENDING_JOIN_PHASES
         for i in instances
     )
-    overdue = now - (cluster.remediating_since or now) >= settings.in_flight_timeout_seconds
+    overdue = now - (state.remediating_since or now) >= settings.in_flight_timeout_seconds
     if (still_there or settling) and not overdue:
         return None
-    ended = bump(cluster, remediating=None)
+    ended = state.ended()
     if not overdue or (not still_there and not settling):
         note = Note("info", "remediation finished: the instance was replaced", {"instance_id": target})
-        return Plan((Step(writes=(ended,), notes=(note,), metrics=(("RemediationsCompleted", 1),)),))
+        return Plan.one(ended, notes=[note], metrics=[Metric("RemediationsCompleted")])
     why = f"the replacement of {target} has not finished after {settings.in_flight_timeout_seconds:.0f} s"
-    notify = Notify(f"kcluster {cluster.name}: remediation did not heal", why + "; a person must look.")
+    name = view.cluster.name
+    notify = Notify(f"kcluster {name}: remediation did not heal", why + "; a person must look.")
     note = Note("error", "remediation timed out", {"instance_id": target})
-    return Plan(
-        (Step(writes=(ended,), actions=(notify,), notes=(note,), metrics=(("RemediationsTimedOut", 1),)),)
-    )
+    return Plan.one(ended, actions=[notify], notes=[note], metrics=[Metric("RemediationsTimedOut")])

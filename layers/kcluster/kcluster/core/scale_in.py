@@ -14,24 +14,29 @@ Rules (DESIGN.md section 5, and what NTH / Cluster API / kops users got hurt by)
 
 from __future__ import annotations
 
+from typing import Any
+
 from kcluster import contract
 from kcluster.config import ClusterConfig
-from kcluster.core import helpers
+from kcluster.core import helper_control_plane
 from kcluster.core.models import (
-    IN_FLIGHT_PHASES,
-    LEAVING_PHASES,
+    Batch,
     CancelCommand,
+    ClusterState,
     ClusterView,
     CommandFinished,
     CompleteLifecycle,
     LifecycleTerminate,
+    Metric,
     NodeRecord,
     Note,
     Plan,
     SendCommand,
-    Step,
-    bump,
 )
+from kcluster.core.phases import LEAVING_PHASES
+
+# A refused SendCommand (the helper's agent not registered, say) is tried again after this long.
+SEND_REFUSED_BACKOFF_SECONDS = 30.0
 
 # A refused removal (quorum at risk) is tried again after this long.
 QUORUM_RETRY_SECONDS = 60.0
@@ -66,8 +71,7 @@ def on_terminate(view: ClusterView, event: LifecycleTerminate, config: ClusterCo
         # not a new one: keep the work going, and keep the token if we had none.
         if node.terminate_token is not None or event.token is None:
             return Plan()
-        adopted = bump(node, now, terminate_token=event.token)
-        return Plan((Step(writes=(adopted,)),))
+        return Plan.one(node.adopt_terminate_token(event.token, now))
     if node is None:
         node = NodeRecord(
             instance_id=event.instance_id, role=event.role, asg_name=event.asg_name, created_at=now
@@ -91,44 +95,30 @@ def on_terminate(view: ClusterView, event: LifecycleTerminate, config: ClusterCo
     return _complete_at_once(view, node, terminate, fields, now)
 
 
-def _start_leaving(before: NodeRecord, terminate: dict, fields: dict, now: float) -> Plan:
-    leaving = bump(before, now, **terminate, phase="leaving", command_id=None, not_before=None, attempts=0)
-    actions: list = []
+def _start_leaving(before: NodeRecord, terminate: dict[str, Any], fields: dict[str, Any], now: float) -> Plan:
+    leaving = before.leave(now, **terminate)
+    actions: list[CancelCommand] = []
     if before.phase == "joining" and before.command_id:
         # The join may or may not have added its Node / etcd member: clean up either way. The instance is
         # kept alive while it is drained, so its join could still add them after drain-remove took them
         # away: cancel it (best effort; a failed cancel is logged and blocks nothing).
         actions.append(CancelCommand(before.command_id, before.instance_id))
-    notes = [Note("info", "node leaving: drain and remove before termination", fields)]
-    return Plan((Step(writes=(leaving,), actions=tuple(actions), notes=tuple(notes)),))
+    note = Note("info", "node leaving: drain and remove before termination", fields)
+    return Plan.one(leaving, actions=actions, notes=[note])
 
 
 def _complete_at_once(
-    view: ClusterView, before: NodeRecord, terminate: dict, fields: dict, now: float
+    view: ClusterView, before: NodeRecord, terminate: dict[str, Any], fields: dict[str, Any], now: float
 ) -> Plan:
-    gone = bump(before, now, **terminate, phase="gone", command_id=None)
-    writes: list = [gone]
-    actions: list = []
-    cluster = view.cluster
-    if cluster.phase == "initializing" and cluster.init_owner == before.instance_id:
-        # The owner of an unfinished init leaves (in flight, between retries, or abandoned): whatever it
-        # started goes with its instance, so another control plane may init.
-        writes.append(bump(cluster, phase="uninitialized", init_owner=None, init_claimed_at=None))
-    elif cluster.lease_owner == before.instance_id:
-        writes.append(bump(cluster, lease_owner=None, lease_expires_at=None))
+    gone = before.gone(now, **terminate)
     # No CancelCommand here: what is in flight for it (init) runs on the instance itself, which is let
     # go at once and takes its command with it; a refresh-join runs on a helper and is harmless.
-    actions += _complete(gone)
-    notes = (Note("info", "instance is not in the cluster: terminate completed at once", fields),)
-    return Plan(
-        (
-            Step(
-                writes=tuple(writes),
-                actions=tuple(actions),
-                notes=notes,
-                metrics=(("TerminationsCompleted", 1),),
-            ),
-        )
+    return Plan.one(
+        gone,
+        view.cluster.released_by_leaving(before.instance_id),
+        actions=_complete(gone),
+        notes=[Note("info", "instance is not in the cluster: terminate completed at once", fields)],
+        metrics=[Metric("TerminationsCompleted")],
     )
 
 
@@ -137,127 +127,81 @@ def on_drain_finished(
 ) -> Plan:
     result = event.result or {}
     fields = {"instance_id": node.instance_id, "role": node.role, "node_name": result.get("node_name")}
-    succeeded = event.status == "Success" and result.get("ok", False)
+    succeeded = event.status == "Success" and bool(result.get("ok", False))
     error = "" if succeeded else str(result.get("error") or event.status)
     # A quorum refusal is the cluster's state, not the helper's fault.
-    release = helpers.cluster_after(
-        view,
-        release_lease_of=[node.instance_id],
-        helper=event.instance_id,
-        helper_ok=succeeded or error == "quorum-risk",
+    cluster = view.cluster.after_helper_command(
+        event.instance_id, succeeded or error == "quorum-risk", release_lease_of=[node.instance_id]
     )
     if succeeded:
-        metrics = [
-            ("TerminationsCompleted", 1),
-            ("Drains", 1 if result.get("drained") else 0),
-            ("NodesDeleted", 1 if result.get("node_deleted") else 0),
-            ("EtcdMembersRemoved", 1 if result.get("etcd_member_removed") else 0),
-        ]
-        notes = [Note("info", "node drained and removed", {**fields, **_summary(result)})]
-        if result.get("drain_timed_out"):
-            metrics.append(("DrainTimeouts", 1))
-            notes.append(
-                Note(
-                    "error",
-                    "drain timed out (a PodDisruptionBudget blocked eviction); node removed anyway",
-                    fields,
-                )
-            )
-        gone = bump(
-            node,
-            now,
-            phase="gone",
-            command_id=None,
-            last_error=None,
-            node_name=result.get("node_name", node.node_name),
-        )
-        return Plan(
-            (
-                Step(
-                    writes=(gone, *release),
-                    actions=_complete(gone),
-                    notes=tuple(notes),
-                    metrics=tuple(metrics),
-                ),
-            )
-        )
+        return _drained(node, cluster, result, fields, now)
     waited = now - (node.terminate_started_at or now)
     if error == "quorum-risk" and waited < config.timeouts.quorum_wait_seconds:
-        retry = bump(
-            node,
-            now,
-            phase="leaving",
-            command_id=None,
-            last_error=error,
-            not_before=now + QUORUM_RETRY_SECONDS,
+        note = Note(
+            "error",
+            "etcd member not removed: quorum at risk while another member is unhealthy; "
+            "holding the instance and retrying",
+            {**fields, "detail": result.get("message")},
         )
-        return Plan(
-            (
-                Step(
-                    writes=(retry, *release),
-                    notes=(
-                        Note(
-                            "error",
-                            "etcd member not removed: quorum at risk while another member is unhealthy; "
-                            "holding the instance and retrying",
-                            {**fields, "detail": result.get("message")},
-                        ),
-                    ),
-                    metrics=(("QuorumRiskRefusals", 1),),
-                ),
-            )
-        )
+        retry = node.requeue(now, error, backoff=QUORUM_RETRY_SECONDS)
+        return Plan.one(retry, cluster, notes=[note], metrics=[Metric("QuorumRiskRefusals")])
     attempts = node.attempts + 1
     if error != "quorum-risk" and attempts < config.max_attempts:
-        retry = bump(
-            node,
-            now,
-            phase="leaving",
-            command_id=None,
-            attempts=attempts,
-            last_error=error,
-            not_before=now + DRAIN_RETRY_SECONDS * attempts,
+        note = Note(
+            "warning", "drain-remove failed; will retry", {**fields, "error": error, "attempts": attempts}
         )
-        return Plan(
-            (
-                Step(
-                    writes=(retry, *release),
-                    notes=(
-                        Note(
-                            "warning",
-                            "drain-remove failed; will retry",
-                            {**fields, "error": error, "attempts": attempts},
-                        ),
-                    ),
-                    metrics=(("StepFailures", 1),),
-                ),
+        retry = node.requeue(now, error, backoff=DRAIN_RETRY_SECONDS * attempts, attempts=attempts)
+        return Plan.one(retry, cluster, notes=[note], metrics=[Metric("StepFailures")])
+    gone = node.gone(now, attempts=attempts, last_error=error)
+    note = Note(
+        "error",
+        "could not drain and remove the node; terminating anyway: clean up by hand or "
+        "let the reconciler remove what is left",
+        {**fields, "error": error},
+    )
+    return Plan.one(
+        gone, cluster, actions=_complete(gone), notes=[note], metrics=[Metric("TerminationsWithoutCleanup")]
+    )
+
+
+def _drained(
+    node: NodeRecord,
+    cluster: ClusterState | None,
+    result: dict[str, object],
+    fields: dict[str, object],
+    now: float,
+) -> Plan:
+    metrics = [
+        Metric("TerminationsCompleted"),
+        Metric("Drains", 1 if result.get("drained") else 0),
+        Metric("NodesDeleted", 1 if result.get("node_deleted") else 0),
+        Metric("EtcdMembersRemoved", 1 if result.get("etcd_member_removed") else 0),
+    ]
+    notes = [Note("info", "node drained and removed", {**fields, **_summary(result)})]
+    if result.get("drain_timed_out"):
+        metrics.append(Metric("DrainTimeouts"))
+        notes.append(
+            Note(
+                "error",
+                "drain timed out (a PodDisruptionBudget blocked eviction); node removed anyway",
+                fields,
             )
         )
-    gone = bump(node, now, phase="gone", command_id=None, attempts=attempts, last_error=error)
-    return Plan(
-        (
-            Step(
-                writes=(gone, *release),
-                actions=_complete(gone),
-                notes=(
-                    Note(
-                        "error",
-                        "could not drain and remove the node; terminating anyway: clean up by hand or "
-                        "let the reconciler remove what is left",
-                        {**fields, "error": error},
-                    ),
-                ),
-                metrics=(("TerminationsWithoutCleanup", 1),),
-            ),
-        )
-    )
+    node_name = result.get("node_name", node.node_name)
+    gone = node.gone(now, last_error=None, node_name=node_name)
+    return Plan.one(gone, cluster, actions=_complete(gone), notes=notes, metrics=metrics)
+
+
+def on_send_failed(nodes: list[NodeRecord], error: str, now: float) -> Batch:
+    """drain-remove was refused for `nodes`: back to leaving, to be dispatched again after a while."""
+    return Batch.of(*(n.requeue(now, error, backoff=SEND_REFUSED_BACKOFF_SECONDS) for n in nodes))
 
 
 def vanished(view: ClusterView, live_instances: set[str], now: float) -> Plan:
     """Records of instances that no longer exist although we never saw them leave (killed, the
     terminate hook lost or timed out). Their Node and etcd member are cleaned up like a leaving node's,
     with no lifecycle action to complete; anything they held is released."""
-    steps = []
+    batches = []
     for node in view.nodes.values():
         if node.instance_id in live_instances or node.phase in ("gone", "leaving", "draining"):
             continue
@@ -265,30 +209,16 @@ def vanished(view: ClusterView, live_instances: set[str], now: float) -> Plan:
             continue  # Auto Scaling's listing may not show a brand-new instance yet
         fields = {"instance_id": node.instance_id, "role": node.role, "was": node.phase}
         if may_be_in_cluster(node):
-            leaving = bump(node, now, phase="leaving", command_id=None, not_before=None, attempts=0)
-            steps.append(
-                Step(
-                    writes=(leaving,),
-                    notes=(
-                        Note(
-                            "warning",
-                            "instance vanished without a terminate action; cleaning up its Node",
-                            fields,
-                        ),
-                    ),
-                )
+            note = Note(
+                "warning", "instance vanished without a terminate action; cleaning up its Node", fields
             )
+            batches.append(Batch.of(node.leave(now), notes=[note]))
             continue
-        writes: list = [bump(node, now, phase="gone", command_id=None)]
-        cluster = view.cluster
-        if cluster.init_owner == node.instance_id and cluster.phase == "initializing":
-            writes.append(bump(cluster, phase="uninitialized", init_owner=None, init_claimed_at=None))
-        elif cluster.lease_owner == node.instance_id:
-            writes.append(bump(cluster, lease_owner=None, lease_expires_at=None))
-        steps.append(
-            Step(writes=tuple(writes), notes=(Note("warning", "instance vanished before joining", fields),))
+        note = Note("warning", "instance vanished before joining", fields)
+        batches.append(
+            Batch.of(node.gone(now), view.cluster.released_by_leaving(node.instance_id), notes=[note])
         )
-    return Plan(tuple(steps))
+    return Plan.of(*batches)
 
 
 def dispatch_leaving(view: ClusterView, config: ClusterConfig, now: float) -> tuple[Plan, ClusterView]:
@@ -302,128 +232,79 @@ def dispatch_leaving(view: ClusterView, config: ClusterConfig, now: float) -> tu
         ),
         key=lambda n: (n.terminate_started_at or 0, n.instance_id),
     )
-    if not leaving:
-        return Plan(), view
-    steps: list[Step] = []
-    cluster = view.cluster
-    for node in leaving:
-        helper = helpers.choose_helper(view, exclude=node.instance_id)
-        if helper is None and _control_plane_may_be_joining(view, exclude=node.instance_id):
-            # Its join may already have added an etcd member: wait for it to finish joining (through
-            # this one, which keeps running meanwhile, see helpers.choose_helper) or to be abandoned,
-            # heartbeating the terminate action, instead of declaring this the last control plane.
-            continue
-        if helper is None:
-            steps.append(_no_helper(view, node, now))
-            continue
-        if config.documents.drain_remove is None:
-            steps.append(_no_document(node, now))
-            continue
-        writes: list = []
-        if node.is_control_plane:
-            if not cluster.lease_free(now) and cluster.lease_owner != node.instance_id:
-                continue
-            cluster = bump(
-                cluster, lease_owner=node.instance_id, lease_expires_at=now + config.timeouts.lease_seconds
-            )
-            writes.append(cluster)
-        draining = bump(
-            node,
-            now,
-            phase="draining",
-            step=contract.DOC_DRAIN_REMOVE,
-            command_id=None,
-            step_started_at=now,
-            not_before=None,
-        )
-        writes.append(draining)
-        send = SendCommand(
-            contract.DOC_DRAIN_REMOVE,
-            (helper,),
-            {
-                "ClusterName": config.cluster_name,
-                "InstanceId": node.instance_id,
-                "RemoveEtcdMember": "true" if node.is_control_plane else "false",
-                "DrainTimeout": f"{config.timeouts.drain_seconds}s",
-            },
-            (node.instance_id,),
-            config.timeouts.drain_seconds + 300,
-        )
-        steps.append(Step(writes=tuple(writes), actions=(send,)))
-    plan = Plan(tuple(steps))
+    batches: list[Batch] = []
     after = view
-    for step in plan.steps:
-        after = after.with_records(list(step.writes))
-    return plan, after
+    for node in leaving:
+        batch = _next_for_leaving(view, after, node, config, now)
+        if batch is not None:
+            batches.append(batch)
+            after = after.with_records(batch.writes)
+    return Plan.of(*batches), after
 
 
-def _control_plane_may_be_joining(view: ClusterView, exclude: str) -> bool:
-    """A control plane joining now, or waiting to retry a join that failed (a join reported failed may
-    have added its etcd member all the same)."""
-    return any(
-        n.is_control_plane
-        and n.instance_id != exclude
-        and (
-            n.phase in IN_FLIGHT_PHASES
-            or (n.phase == "waiting" and n.step == contract.DOC_JOIN_CONTROL_PLANE)
-        )
-        for n in view.nodes.values()
+def _next_for_leaving(
+    view: ClusterView, after: ClusterView, node: NodeRecord, config: ClusterConfig, now: float
+) -> Batch | None:
+    """What one leaving node can do now (None: wait). `after` is the view with what this dispatch already
+    decided for the nodes before it (the lease it took)."""
+    helper = helper_control_plane.choose(view, exclude=node.instance_id)
+    if helper is None and view.has_joining_control_plane(exclude=node.instance_id):
+        # Its join may already have added an etcd member: wait for it to finish joining (through
+        # this one, which keeps running meanwhile, see helper_control_plane.choose) or to be abandoned,
+        # heartbeating the terminate action, instead of declaring this the last control plane.
+        return None
+    if helper is None:
+        return _no_helper(view, node, now)
+    if config.documents.drain_remove is None:
+        return _no_document(node, now)
+    cluster = None
+    if node.is_control_plane:
+        if not after.control_plane_change_allowed(node.instance_id, now):
+            return None
+        cluster = after.cluster.take_lease(node.instance_id, now + config.timeouts.lease_seconds)
+    send = SendCommand(
+        contract.DOC_DRAIN_REMOVE,
+        (helper,),
+        {
+            "ClusterName": config.cluster_name,
+            "InstanceId": node.instance_id,
+            "RemoveEtcdMember": "true" if node.is_control_plane else "false",
+            "DrainTimeout": f"{config.timeouts.drain_seconds}s",
+        },
+        (node.instance_id,),
+        config.timeouts.drain_seconds + 300,
     )
+    return Batch.of(cluster, node.start_document(contract.DOC_DRAIN_REMOVE, now), actions=[send])
 
 
-def _no_helper(view: ClusterView, node: NodeRecord, now: float) -> Step:
-    gone = bump(node, now, phase="gone", command_id=None)
-    writes: list = [gone]
-    notes = []
+def _no_helper(view: ClusterView, node: NodeRecord, now: float) -> Batch:
+    gone = node.gone(now)
     if node.is_control_plane:
         # The last control plane: nothing can drain it and its etcd goes with it; the next control plane
         # that launches initializes a new cluster (a new epoch).
-        writes.append(
-            bump(
-                view.cluster,
-                phase="uninitialized",
-                init_owner=None,
-                init_claimed_at=None,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-        )
-        notes.append(
-            Note(
-                "error",
-                "last control plane leaving: the cluster is now uninitialized",
-                {"instance_id": node.instance_id},
-            )
-        )
+        cluster = view.cluster.last_control_plane_gone()
+        why = "last control plane leaving: the cluster is now uninitialized"
     else:
-        notes.append(
-            Note(
-                "error",
-                "no healthy control plane to drain the worker; terminating without cleanup",
-                {"instance_id": node.instance_id},
-            )
-        )
-    return Step(
-        writes=tuple(writes),
+        cluster = None
+        why = "no healthy control plane to drain the worker; terminating without cleanup"
+    return Batch.of(
+        gone,
+        cluster,
         actions=_complete(gone),
-        notes=tuple(notes),
-        metrics=(("TerminationsWithoutCleanup", 1),),
+        notes=[Note("error", why, {"instance_id": node.instance_id})],
+        metrics=[Metric("TerminationsWithoutCleanup")],
     )
 
 
-def _no_document(node: NodeRecord, now: float) -> Step:
-    gone = bump(node, now, phase="gone", command_id=None)
-    return Step(
-        writes=(gone,),
-        actions=_complete(gone),
-        notes=(
-            Note(
-                "error",
-                "no drain-remove document configured; terminating without cleanup",
-                {"instance_id": node.instance_id},
-            ),
-        ),
-        metrics=(("TerminationsWithoutCleanup", 1),),
+def _no_document(node: NodeRecord, now: float) -> Batch:
+    gone = node.gone(now)
+    note = Note(
+        "error",
+        "no drain-remove document configured; terminating without cleanup",
+        {"instance_id": node.instance_id},
+    )
+    return Batch.of(
+        gone, actions=_complete(gone), notes=[note], metrics=[Metric("TerminationsWithoutCleanup")]
     )
 
 
@@ -438,9 +319,6 @@ def _complete(node: NodeRecord) -> tuple[CompleteLifecycle, ...]:
     )
 
 
-def _summary(result: dict) -> dict:
+def _summary(result: dict[str, object]) -> dict[str, bool]:
     keys = ("drained", "drain_timed_out", "node_deleted", "etcd_member_removed")
     return {key: bool(result.get(key)) for key in keys}
-
-
-__all__ = ["LEAVING_PHASES", "dispatch_leaving", "on_drain_finished", "on_terminate"]

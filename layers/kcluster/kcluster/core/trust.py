@@ -12,10 +12,10 @@ world itself, makes a wrongly dropped event harmless).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TypeGuard, assert_never
 
 from kcluster.config import ClusterConfig
-from kcluster.core.models import Event, LifecycleLaunch, LifecycleTerminate, NodeProvisioned
-from kcluster.core.reconcile import AsgInstance
+from kcluster.core.models import AsgInstance, Event, LifecycleLaunch, LifecycleTerminate, NodeProvisioned
 
 # A launch action is pending only while the instance waits on the launch hook.
 LAUNCH_STATES = frozenset({"Pending:Wait"})
@@ -35,7 +35,11 @@ class Disbelieved:
     reason: str
 
 
-def needs_check(event: Event) -> bool:
+# The events that make a claim about an instance.
+ClaimEvent = LifecycleLaunch | LifecycleTerminate | NodeProvisioned
+
+
+def needs_check(event: Event) -> TypeGuard[ClaimEvent]:
     """Events whose claim about an instance must be checked against Auto Scaling before acting."""
     return isinstance(event, LifecycleLaunch | LifecycleTerminate | NodeProvisioned)
 
@@ -52,19 +56,29 @@ def verdict(event: Event, seen: AsgInstance | None, config: ClusterConfig) -> Ev
     role = config.role_of(seen.asg_name)
     if role is None:
         return Disbelieved(instance_id, f"instance is in group {seen.asg_name!r}, not one of the cluster's")
-    if isinstance(event, NodeProvisioned):
-        if seen.lifecycle_state in GONE_STATES:
-            return Disbelieved(instance_id, f"instance is {seen.lifecycle_state}")
-        return replace(event, role=role)
-    if event.asg_name != seen.asg_name:
-        return Disbelieved(
-            instance_id, f"event names group {event.asg_name!r}, instance is in {seen.asg_name!r}"
-        )
-    if isinstance(event, LifecycleLaunch):
-        if seen.lifecycle_state not in LAUNCH_STATES:
-            return Disbelieved(instance_id, f"launch event but the instance is {seen.lifecycle_state}")
-        return replace(event, role=role)
-    allowed = TERMINATE_STATES | (WARM_POOL_RETURN_STATES if event.destination == "WarmPool" else frozenset())
-    if seen.lifecycle_state not in allowed:
-        return Disbelieved(instance_id, f"terminate event but the instance is {seen.lifecycle_state}")
-    return replace(event, role=role)
+    return _checked_state(event, seen, role)
+
+
+def _checked_state(event: ClaimEvent, seen: AsgInstance, role: str) -> Event | Disbelieved:
+    """The event if the instance is in the lifecycle state the event implies."""
+    instance_id = event.instance_id
+    match event:
+        case NodeProvisioned():
+            if seen.lifecycle_state in GONE_STATES:
+                return Disbelieved(instance_id, f"instance is {seen.lifecycle_state}")
+            return replace(event, role=role)
+        case LifecycleLaunch() | LifecycleTerminate() if event.asg_name != seen.asg_name:
+            return Disbelieved(
+                instance_id, f"event names group {event.asg_name!r}, instance is in {seen.asg_name!r}"
+            )
+        case LifecycleLaunch():
+            if seen.lifecycle_state not in LAUNCH_STATES:
+                return Disbelieved(instance_id, f"launch event but the instance is {seen.lifecycle_state}")
+            return replace(event, role=role)
+        case LifecycleTerminate():
+            returning = WARM_POOL_RETURN_STATES if event.destination == "WarmPool" else frozenset()
+            if seen.lifecycle_state not in TERMINATE_STATES | returning:
+                return Disbelieved(instance_id, f"terminate event but the instance is {seen.lifecycle_state}")
+            return replace(event, role=role)
+        case _:
+            assert_never(event)

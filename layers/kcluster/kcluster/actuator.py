@@ -1,0 +1,127 @@
+"""The actuator: each action the core decided, carried out through its adapter and logged.
+
+Nothing here decides. What an action's outcome means for the stored state (a command id to record, a
+refused SendCommand) is handed back as a follow-up decision for the Service to make.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import assert_never
+
+from aws_lambda_powertools import Logger
+
+from kcluster.adapters.autoscaling import Lifecycle
+from kcluster.adapters.commands import Commands, SendRefused
+from kcluster.adapters.notifier import Notifier
+from kcluster.config import ClusterConfig
+from kcluster.core import workflow
+from kcluster.core.models import (
+    Action,
+    CancelCommand,
+    ClusterView,
+    CompleteLifecycle,
+    Notify,
+    Plan,
+    RecordHeartbeat,
+    ReplaceInstance,
+    SendCommand,
+)
+
+# A decision on the view as it is when it is made: (view, now) -> Plan.
+FollowUp = Callable[[ClusterView, float], Plan]
+
+
+class Actuator:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        commands: Commands,
+        lifecycle: Lifecycle,
+        notifier: Notifier | None,
+        logger: Logger,
+    ) -> None:
+        self.config = config
+        self.commands = commands
+        self.lifecycle = lifecycle
+        self.notifier = notifier
+        self.logger = logger
+
+    def act(self, action: Action) -> FollowUp | None:
+        match action:
+            case SendCommand():
+                return self._send(action)
+            case CancelCommand():
+                self._cancel(action)
+            case CompleteLifecycle():
+                self._complete(action)
+            case ReplaceInstance():
+                marked = self.lifecycle.mark_unhealthy(action.instance_id)
+                self.logger.warning(
+                    "instance marked unhealthy for replacement" if marked else "instance to replace is gone",
+                    extra={"instance_id": action.instance_id, "reason": action.reason},
+                )
+            case Notify():
+                self._notify(action)
+            case RecordHeartbeat():
+                alive = self.lifecycle.heartbeat(
+                    action.asg_name, action.hook_name, action.instance_id, action.token
+                )
+                if not alive:
+                    self.logger.warning(
+                        "heartbeat: no lifecycle action pending", extra={"instance_id": action.instance_id}
+                    )
+            case _:
+                assert_never(action)
+        return None
+
+    def _send(self, send: SendCommand) -> FollowUp:
+        """Send, and return the decision its outcome asks for: record the command, or requeue."""
+        name = self.config.documents.by_key(send.document)
+        try:
+            command_id = self.commands.send(
+                name,
+                send.targets,
+                send.parameters,
+                send.timeout_seconds,
+                comment=f"kcluster {send.document} for {len(send.for_instances)}",
+            )
+        except SendRefused as refused:
+            code = refused.code
+            return lambda view, now: workflow.on_send_failed(view, send, code, now)
+        self.logger.info(
+            f"sent {send.document}",
+            extra={
+                "command_id": command_id,
+                "targets": list(send.targets),
+                "for_instances": list(send.for_instances),
+            },
+        )
+        return lambda view, now: workflow.on_command_sent(view, send, command_id, now)
+
+    def _cancel(self, action: CancelCommand) -> None:
+        # Never raises: the cancel only narrows a race, and nothing after it may wait on it.
+        failed = self.commands.cancel(action.command_id, action.instance_id)
+        fields = {"command_id": action.command_id, "instance_id": action.instance_id}
+        if failed:
+            self.logger.warning(
+                "could not cancel a leaving instance's command", extra={**fields, "error": failed}
+            )
+        else:
+            self.logger.info("cancelled a command for a leaving instance", extra=fields)
+
+    def _complete(self, action: CompleteLifecycle) -> None:
+        done = self.lifecycle.complete(
+            action.asg_name, action.hook_name, action.instance_id, action.token, action.result
+        )
+        getattr(self.logger, "info" if done else "warning")(
+            f"lifecycle action {action.result}" + ("" if done else ": none was pending"),
+            extra={"instance_id": action.instance_id},
+        )
+
+    def _notify(self, action: Notify) -> None:
+        sent = self.notifier is not None and self.notifier.publish(action.subject, action.message)
+        self.logger.warning(
+            "people notified" if sent else "no alerts topic: notification only logged",
+            extra={"subject": action.subject, "notification": action.message},
+        )

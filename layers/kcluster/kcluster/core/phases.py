@@ -1,0 +1,88 @@
+"""The node and cluster state machines, written down once: the phases and which may follow which.
+
+Every change of a record's phase goes through ``check_node_move`` / ``check_cluster_move`` (the
+records' verbs and ``models.bump`` call them), so a move the table does not list fails loudly with
+IllegalTransition wherever it is attempted: in a Lambda, in the twin, in every test. A record may
+always stay in its phase (a heartbeat, a token adopted, a command id recorded).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+ClusterPhase = Literal["uninitialized", "initializing", "ready"]
+
+# Phases of a node, launch side first. A node that is "waiting" has nothing in flight and is picked
+# up by dispatch; the command phases each have at most one SSM command outstanding.
+NodePhase = Literal[
+    "launching",  # lifecycle action pending, user data still provisioning
+    "waiting",  # provisioned; waits for the init claim, the join lease or its batch
+    "initializing",  # `init` in flight (this node holds the init claim)
+    "refreshing",  # `refresh-join` in flight on a helper control plane, for this node
+    "joining",  # `join-control-plane` / `join-worker` in flight
+    "joined",  # joined; launch lifecycle action completed CONTINUE
+    "abandoned",  # gave up; launch lifecycle action completed ABANDON
+    "replacing",  # InService but of no use (e.g. joined to a cluster that is gone): marked Unhealthy
+    "leaving",  # terminate lifecycle action pending; waits for a helper control plane or the lease
+    "draining",  # `drain-remove` in flight on a helper control plane
+    "gone",  # terminate lifecycle action completed; the record is kept until its TTL
+]
+
+# Launching or waiting: no command has been sent for the node's join yet.
+NOT_STARTED_PHASES: frozenset[NodePhase] = frozenset({"launching", "waiting"})
+# A launch-side command (init, refresh-join, a join) is in flight for the node.
+JOIN_COMMAND_PHASES: frozenset[NodePhase] = frozenset({"initializing", "refreshing", "joining"})
+# Not joined yet and not given up on: what the PendingJoins metric counts.
+PENDING_JOIN_PHASES: frozenset[NodePhase] = NOT_STARTED_PHASES | JOIN_COMMAND_PHASES
+# Some command of ours is in flight for the node (a join-side one, or its drain-remove).
+COMMAND_PHASES: frozenset[NodePhase] = JOIN_COMMAND_PHASES | {"draining"}
+# The terminate lifecycle action is pending and the node is being taken out of the cluster.
+LEAVING_PHASES: frozenset[NodePhase] = frozenset({"leaving", "draining"})
+# Nothing more to do for the node's launch (and, for "gone", its termination).
+SETTLED_PHASES: frozenset[NodePhase] = frozenset({"joined", "abandoned", "replacing", "gone"})
+
+# Which phase may follow which. "leaving" and "gone" follow almost anything: a terminate action (or
+# the instance vanishing) can arrive at any moment of a launch.
+NODE_TRANSITIONS: dict[NodePhase, frozenset[NodePhase]] = {
+    "launching": frozenset({"waiting", "leaving", "gone"}),
+    "waiting": frozenset({"initializing", "refreshing", "leaving", "gone"}),
+    "initializing": frozenset({"joined", "waiting", "abandoned", "leaving", "gone"}),
+    "refreshing": frozenset({"joining", "waiting", "leaving", "gone"}),
+    "joining": frozenset({"joined", "waiting", "abandoned", "leaving", "gone"}),
+    "joined": frozenset({"replacing", "leaving", "gone"}),
+    "abandoned": frozenset({"leaving", "gone"}),
+    "replacing": frozenset({"leaving", "gone"}),
+    "leaving": frozenset({"draining", "gone"}),
+    "draining": frozenset({"leaving", "gone"}),
+    # An instance we saw leave launches again: it is back from a warm pool.
+    "gone": frozenset({"launching", "waiting"}),
+}
+# A new node record starts here: at its launch event, its Provisioned event (which may overtake the
+# launch event), or a terminate action of an instance we never saw launch.
+NODE_INITIAL_PHASES: frozenset[NodePhase] = frozenset({"launching"})
+
+CLUSTER_TRANSITIONS: dict[ClusterPhase, frozenset[ClusterPhase]] = {
+    "uninitialized": frozenset({"initializing"}),
+    # init succeeded; or the claim is released (init refused before it ran, its owner left)
+    "initializing": frozenset({"ready", "uninitialized"}),
+    # the last control plane left: the next one initializes a new cluster (a new epoch)
+    "ready": frozenset({"uninitialized"}),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A record was asked to move to a phase that may not follow its own."""
+
+
+def check_node_move(instance_id: str, before: NodePhase, after: NodePhase) -> None:
+    if after != before and after not in NODE_TRANSITIONS[before]:
+        raise IllegalTransition(f"node {instance_id}: {before} -> {after} is not an allowed transition")
+
+
+def check_cluster_move(name: str, before: ClusterPhase, after: ClusterPhase) -> None:
+    if after != before and after not in CLUSTER_TRANSITIONS[before]:
+        raise IllegalTransition(f"cluster {name}: {before} -> {after} is not an allowed transition")
+
+
+ALL_NODE_PHASES: frozenset[NodePhase] = frozenset(get_args(NodePhase))
+ALL_CLUSTER_PHASES: frozenset[ClusterPhase] = frozenset(get_args(ClusterPhase))
