@@ -48,7 +48,7 @@ class Cluster:
 
     @property
     def region(self) -> str:
-        return self.session.region_name
+        return str(self.session.region_name)
 
     def client(self, service: str) -> Any:
         return self.session.client(service)

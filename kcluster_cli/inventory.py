@@ -87,4 +87,5 @@ def host(cluster: Cluster, name: str) -> dict[str, Any]:
     if name not in hostvars:
         known = ", ".join(sorted(hostvars)) or "none"
         raise OperatorError(f"no host {name!r} in cluster {cluster.name!r} (hosts: {known})")
-    return hostvars[name]
+    variables: dict[str, Any] = hostvars[name]
+    return variables

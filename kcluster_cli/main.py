@@ -103,8 +103,8 @@ def run(
     out = stdout or sys.stdout
     try:
         if getattr(args, "twin_command", False):
-            return args.run(args)
-        return args.run(args, _cluster_from(args, session), out)
+            return int(args.run(args))
+        return int(args.run(args, _cluster_from(args, session), out))
     except OperatorError as error:
         print(f"kcluster: {error}", file=sys.stderr)
         return error.exit_code
