@@ -19,7 +19,7 @@ SEEDS ?= 100
 TEST_PROCESSES ?= auto
 TEST_CHAOS_SEEDS ?= 50
 
-.PHONY: demo test lint unit sam-build sysdeps tools bench chaos clean
+.PHONY: demo test lint unit sam-build sysdeps tools kubernetes bench chaos clean
 
 $(PY): requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ $(CHECKOV):
 	$(TOOLS)/checkov/bin/pip install -q checkov==3.3.30
 
 tools: $(SAM) $(CHECKOV)
+
+# Real Kubernetes components for tests/kubernetes, at the kubernetes_version of terraform/variables.tf, built
+# from the Go modules into a cache outside the repository (first time: minutes; then nothing).
+kubernetes:
+	@tools/kubernetes/build.sh >/dev/null
 
 # Debian packages the checks use: shellcheck, a real etcd for membership scripts, jq for scripts.
 sysdeps:
@@ -61,7 +66,7 @@ lint: $(PY)
 unit: $(PY)
 	$(PY) -m pytest tests/unit
 
-test: $(PY) sysdeps tools
+test: $(PY) sysdeps tools kubernetes
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	CHECKOV=$(CURDIR)/$(CHECKOV) $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "not chaos" tests

@@ -15,11 +15,11 @@ variable "cluster_name" {
 variable "kubernetes_version" {
   description = "Kubernetes version installed from pkgs.k8s.io (kubeadm, kubelet and kubectl pinned to it), MAJOR.MINOR.PATCH."
   type        = string
-  default     = "1.33.5"
+  default     = "1.37.2"
 
   validation {
     condition     = can(regex("^1\\.[0-9]{2}\\.[0-9]{1,2}$", var.kubernetes_version))
-    error_message = "kubernetes_version must look like 1.33.5."
+    error_message = "kubernetes_version must look like 1.37.2."
   }
 }
 

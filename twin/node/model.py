@@ -45,13 +45,14 @@ from random import Random
 
 import yaml
 
+from twin import versions
 from twin.node.pki import ClusterCa, make_ca
 
 DEFAULT_TOKEN_TTL_SECONDS = 24 * 3600
 CERTIFICATE_KEY_TTL_SECONDS = 2 * 3600
 # etcd refuses another membership change this soon after the last one.
 MEMBERSHIP_SETTLE_SECONDS = 5.0
-DEFAULT_KUBEADM_VERSION = "v1.33.5"
+DEFAULT_KUBEADM_VERSION = f"v{versions.kubernetes_version()}"
 KUBEADM_API_VERSION = "kubeadm.k8s.io/v1beta4"
 INSTANCE_ID_LABEL = "kcluster.io/instance-id"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"

@@ -72,7 +72,7 @@ class LifecycleHooks(_Strict):
 
 class ClusterConfig(_Strict):
     cluster_name: str = Field(pattern=_NAME_PATTERN)
-    kubernetes_version: str = Field(default="1.33.5", pattern=r"^1\.[0-9]{2}\.[0-9]{1,2}$")
+    kubernetes_version: str = Field(default="1.37.2", pattern=r"^1\.[0-9]{2}\.[0-9]{1,2}$")
     pod_cidr: str = "10.244.0.0/16"
     service_cidr: str = "10.96.0.0/12"
     control_plane_endpoint: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}:[0-9]{2,5}$")
