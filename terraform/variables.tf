@@ -23,6 +23,17 @@ variable "kubernetes_version" {
   }
 }
 
+variable "containerd_version" {
+  description = "containerd version installed on every node from the upstream release archive (Kubernetes 1.36 and newer need containerd 2.x; Ubuntu 24.04 packages 1.7), MAJOR.MINOR.PATCH."
+  type        = string
+  default     = "2.4.2"
+
+  validation {
+    condition     = can(regex("^2\\.[0-9]+\\.[0-9]+$", var.containerd_version))
+    error_message = "containerd_version must look like 2.4.2 (a containerd 2.x release)."
+  }
+}
+
 variable "pod_cidr" {
   description = "Pod network CIDR given to kubeadm init (Calico takes its IP pool from it)."
   type        = string
@@ -48,11 +59,11 @@ variable "service_cidr" {
 variable "cni_version" {
   description = "Calico version; the manifest applied by the init document is pinned to it."
   type        = string
-  default     = "v3.29.1"
+  default     = "v3.33.0"
 
   validation {
     condition     = can(regex("^v[0-9]+\\.[0-9]+\\.[0-9]+$", var.cni_version))
-    error_message = "cni_version must look like v3.29.1."
+    error_message = "cni_version must look like v3.33.0."
   }
 }
 

@@ -25,6 +25,11 @@ def kubernetes_version() -> str:
     return _default("kubernetes_version")
 
 
+def containerd_version() -> str:
+    """MAJOR.MINOR.PATCH of the containerd release the nodes install, e.g. 2.4.2."""
+    return _default("containerd_version")
+
+
 def cni_version() -> str:
     """The Calico release tag, e.g. v3.33.0."""
     return _default("cni_version")

@@ -21,9 +21,9 @@ class _Strict(BaseModel):
 
 class CniConfig(_Strict):
     name: Literal["calico"] = "calico"
-    version: str = Field(default="v3.29.1", pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+$")
+    version: str = Field(default="v3.33.0", pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+$")
     manifest_url: str = Field(
-        default="https://raw.githubusercontent.com/projectcalico/calico/v3.29.1/manifests/calico.yaml",
+        default="https://raw.githubusercontent.com/projectcalico/calico/v3.33.0/manifests/calico.yaml",
         pattern=r"^https://[A-Za-z0-9./_-]{1,400}\.ya?ml$",
     )
 
