@@ -23,7 +23,7 @@ SEEDS ?= 100
 TEST_PROCESSES ?= auto
 TEST_CHAOS_SEEDS ?= 50
 
-.PHONY: demo test lint unit sam-build sysdeps tools terraform-tools bench chaos clean
+.PHONY: demo test lint unit sam-build sysdeps tools terraform-tools kubernetes bench chaos clean
 
 $(PY): requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ terraform-tools: $(TF_PY)
 
 tools: $(SAM) $(CHECKOV) $(ANSIBLE_INVENTORY) terraform-tools
 
+# Real Kubernetes components for tests/kubernetes, at the kubernetes_version of terraform/variables.tf, built
+# from the Go modules into a cache outside the repository (first time: minutes; then nothing).
+kubernetes:
+	@tools/kubernetes/build.sh >/dev/null
+
 # Debian packages the checks use: shellcheck, a real etcd for membership scripts, jq for scripts.
 sysdeps:
 	@missing=""; \
@@ -86,7 +91,7 @@ lint: $(PY)
 unit: $(PY)
 	$(PY) -m pytest tests/unit
 
-test: $(PY) sysdeps tools terraform-tools
+test: $(PY) sysdeps tools terraform-tools kubernetes
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(REALTF) run fmt -check -recursive terraform

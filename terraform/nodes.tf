@@ -35,6 +35,7 @@ locals {
       role               = group.role
       kubernetes_version = var.kubernetes_version
       kubernetes_minor   = local.kubernetes_minor
+      containerd_version = var.containerd_version
       provisioned_marker = "/var/lib/kcluster/provisioned"
       event_source       = local.node_event_source
       event_detail_type  = local.node_event_detail_type

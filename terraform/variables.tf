@@ -15,11 +15,22 @@ variable "cluster_name" {
 variable "kubernetes_version" {
   description = "Kubernetes version installed from pkgs.k8s.io (kubeadm, kubelet and kubectl pinned to it), MAJOR.MINOR.PATCH."
   type        = string
-  default     = "1.33.5"
+  default     = "1.37.2"
 
   validation {
     condition     = can(regex("^1\\.[0-9]{2}\\.[0-9]{1,2}$", var.kubernetes_version))
-    error_message = "kubernetes_version must look like 1.33.5."
+    error_message = "kubernetes_version must look like 1.37.2."
+  }
+}
+
+variable "containerd_version" {
+  description = "containerd version installed on every node from the upstream release archive (Kubernetes 1.36 and newer need containerd 2.x; Ubuntu 24.04 packages 1.7), MAJOR.MINOR.PATCH."
+  type        = string
+  default     = "2.4.2"
+
+  validation {
+    condition     = can(regex("^2\\.[0-9]+\\.[0-9]+$", var.containerd_version))
+    error_message = "containerd_version must look like 2.4.2 (a containerd 2.x release)."
   }
 }
 
@@ -48,11 +59,11 @@ variable "service_cidr" {
 variable "cni_version" {
   description = "Calico version; the manifest applied by the init document is pinned to it."
   type        = string
-  default     = "v3.29.1"
+  default     = "v3.33.0"
 
   validation {
     condition     = can(regex("^v[0-9]+\\.[0-9]+\\.[0-9]+$", var.cni_version))
-    error_message = "cni_version must look like v3.29.1."
+    error_message = "cni_version must look like v3.33.0."
   }
 }
 

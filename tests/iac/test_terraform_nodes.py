@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kcluster import contract
+from twin import versions
 from twin.terraform.evaluator import TerraformEvaluator
 from twin.terraform.hcl import TERRAFORM_DIR, load_configuration
 
@@ -65,6 +66,7 @@ def test_user_data_provisions_the_node_as_the_contract_says(role_key: str, versi
         "NODE_ROLE": ROLE_KEYS[role_key],
         "KUBERNETES_VERSION": version,
         "KUBERNETES_MINOR": minor,
+        "CONTAINERD_VERSION": versions.containerd_version(),
         "PROVISIONED_MARKER": contract.PROVISIONED_MARKER,
         "EVENT_SOURCE": contract.NODE_EVENT_SOURCE,
         "EVENT_DETAIL_TYPE": contract.NODE_PROVISIONED_DETAIL_TYPE,

@@ -18,6 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from twin import versions
 from twin.documents import script_text
 from twin.node.fleet import NodeFleet, ScriptResult
 from twin.node.model import KubeModel
@@ -27,8 +28,8 @@ REGION = "us-east-1"
 AZ = "us-east-1a"
 CLUSTER = "demo"
 ENDPOINT = "kcluster-demo-nlb-0123456789.elb.us-east-1.amazonaws.com:6443"
-KUBERNETES_VERSION = "1.33.5"
-CNI_URL = "https://raw.githubusercontent.com/projectcalico/calico/v3.29.1/manifests/calico.yaml"
+KUBERNETES_VERSION = versions.kubernetes_version()
+CNI_URL = versions.cni_manifest_url()
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 

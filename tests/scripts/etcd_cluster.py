@@ -112,14 +112,19 @@ class EtcdCluster:
     workdir: Path
     pki: dict[str, Path]
     members: dict[str, Member] = field(default_factory=dict)
+    # The binaries: Debian's by default; tests/kubernetes passes the etcd kubeadm deploys (built from source).
+    etcd_bin: str = ETCD
+    etcdctl_bin: str = ETCDCTL
 
     @classmethod
-    def start(cls, workdir: Path, names: list[str]) -> EtcdCluster:
-        if not (os.access(ETCD, os.X_OK) and os.access(ETCDCTL, os.X_OK)):
+    def start(
+        cls, workdir: Path, names: list[str], *, etcd: str = ETCD, etcdctl: str = ETCDCTL
+    ) -> EtcdCluster:
+        if not (os.access(etcd, os.X_OK) and os.access(etcdctl, os.X_OK)):
             raise RuntimeError(
-                f"{ETCD} or {ETCDCTL} is missing: install Debian's etcd-server and etcd-client (make sysdeps)"
+                f"{etcd} or {etcdctl} is missing: install Debian's etcd-server and etcd-client (make sysdeps)"
             )
-        cluster = cls(workdir, write_pki(workdir / "pki"))
+        cluster = cls(workdir, write_pki(workdir / "pki"), etcd_bin=etcd, etcdctl_bin=etcdctl)
         ports = free_ports(2 * len(names))
         for index, name in enumerate(names):
             cluster.members[name] = Member(name, ports[2 * index], ports[2 * index + 1], workdir / name)
@@ -140,7 +145,7 @@ class EtcdCluster:
         log = (self.workdir / f"{member.name}.log").open("w")
         member.process = subprocess.Popen(
             [
-                ETCD, f"--name={member.name}", f"--data-dir={member.data_dir}",
+                self.etcd_bin, f"--name={member.name}", f"--data-dir={member.data_dir}",
                 f"--listen-client-urls={member.client_url}", f"--advertise-client-urls={member.client_url}",
                 f"--listen-peer-urls={member.peer_url}", f"--initial-advertise-peer-urls={member.peer_url}",
                 f"--initial-cluster={initial_cluster}", "--initial-cluster-state=new",
@@ -166,7 +171,12 @@ class EtcdCluster:
 
     def etcdctl(self, *args: str, endpoints: list[str] | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [ETCDCTL, *args], env=self.env(endpoints), capture_output=True, text=True, timeout=30, check=False
+            [self.etcdctl_bin, *args],
+            env=self.env(endpoints),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
 
     def running(self) -> list[Member]:

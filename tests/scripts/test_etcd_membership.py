@@ -1,4 +1,5 @@
-"""etcd membership against a REAL etcd cluster: Debian's etcd 3.4 server and etcdctl.
+"""etcd membership against a REAL etcd cluster: the etcd and etcdctl that kubeadm at kubernetes_version
+deploys, built from source by tools/kubernetes/build.sh (tests/kubernetes/cluster.py finds them).
 
 Each test starts 3 or 4 etcd processes on 127.0.0.1 (ports from the kernel's free range, data dirs
 under tmp_path) with TLS on client and peer URLs, certificates generated with `cryptography` and laid
@@ -13,38 +14,43 @@ from the environment. etcd members are named after the model's Nodes, so the scr
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.kubernetes.cluster import binaries
 from tests.scripts.conftest import Nodes, Run, default_parameters
-from tests.scripts.etcd_cluster import ETCD, ETCDCTL, EtcdCluster
+from tests.scripts.etcd_cluster import EtcdCluster
 from tests.scripts.test_drain_remove import _cluster, _node_name
 
 pytestmark = pytest.mark.etcd
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _etcd_installed() -> None:
-    if not (os.access(ETCD, os.X_OK) and os.access(ETCDCTL, os.X_OK)):
-        pytest.fail(f"{ETCD} and {ETCDCTL} are required (Debian etcd-server, etcd-client: `make sysdeps`)")
+@pytest.fixture(scope="module")
+def etcd_bin() -> Path:
+    """The built etcd and etcdctl (`make kubernetes`; Debian's etcd 3.4 is older than any kubeadm deploys)."""
+    return binaries()
 
 
 class RealEtcd:
     """A model cluster of control planes, and a real etcd cluster whose members carry their Node names."""
 
-    def __init__(self, nodes: Nodes, tmp_path: Path, size: int) -> None:
+    def __init__(self, nodes: Nodes, tmp_path: Path, size: int, etcd_bin: Path) -> None:
         self.nodes = nodes
         self.control_planes, _ = _cluster(nodes, control_planes=size, workers=0)
         self.names = {cp: _node_name(nodes, cp) for cp in self.control_planes}
-        self.etcd = EtcdCluster.start(tmp_path / "etcd", list(self.names.values()))
+        self.etcd = EtcdCluster.start(
+            tmp_path / "etcd",
+            list(self.names.values()),
+            etcd=str(etcd_bin / "etcd"),
+            etcdctl=str(etcd_bin / "etcdctl"),
+        )
         self.real_bin = tmp_path / "real-bin"
         self.real_bin.mkdir()
-        for tool in ("etcdctl", "sleep"):
-            (self.real_bin / tool).symlink_to(f"/usr/bin/{tool}")
+        (self.real_bin / "etcdctl").symlink_to(etcd_bin / "etcdctl")
+        (self.real_bin / "sleep").symlink_to("/usr/bin/sleep")
         for cp in self.control_planes:
             pki = nodes.fleet.sandbox(cp) / "etc/kubernetes/pki/etcd"
             for name in ("ca.crt", "healthcheck-client.crt", "healthcheck-client.key"):
@@ -71,11 +77,11 @@ class RealEtcd:
 
 
 @pytest.fixture
-def real_etcd(nodes: Nodes, tmp_path: Path) -> Iterator[callable]:
+def real_etcd(nodes: Nodes, tmp_path: Path, etcd_bin: Path) -> Iterator[callable]:
     started: list[RealEtcd] = []
 
     def start(size: int) -> RealEtcd:
-        started.append(RealEtcd(nodes, tmp_path, size))
+        started.append(RealEtcd(nodes, tmp_path, size, etcd_bin))
         return started[-1]
 
     yield start

@@ -134,7 +134,7 @@ class NodeTools:
                 EXIT_USAGE, stderr=f"{call.tool} (kcluster twin): unsupported: {command}: {error}\n"
             )
         except KubeError as error:
-            return ToolResult(error.exit_code, stderr=f"{error}\n")
+            return ToolResult(error.exit_code, stdout=error.stdout, stderr=f"{error}\n")
 
     # ----- kubeadm -----
 

@@ -21,9 +21,9 @@ class _Strict(BaseModel):
 
 class CniConfig(_Strict):
     name: Literal["calico"] = "calico"
-    version: str = Field(default="v3.29.1", pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+$")
+    version: str = Field(default="v3.33.0", pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+$")
     manifest_url: str = Field(
-        default="https://raw.githubusercontent.com/projectcalico/calico/v3.29.1/manifests/calico.yaml",
+        default="https://raw.githubusercontent.com/projectcalico/calico/v3.33.0/manifests/calico.yaml",
         pattern=r"^https://[A-Za-z0-9./_-]{1,400}\.ya?ml$",
     )
 
@@ -72,7 +72,7 @@ class LifecycleHooks(_Strict):
 
 class ClusterConfig(_Strict):
     cluster_name: str = Field(pattern=_NAME_PATTERN)
-    kubernetes_version: str = Field(default="1.33.5", pattern=r"^1\.[0-9]{2}\.[0-9]{1,2}$")
+    kubernetes_version: str = Field(default="1.37.2", pattern=r"^1\.[0-9]{2}\.[0-9]{1,2}$")
     pod_cidr: str = "10.244.0.0/16"
     service_cidr: str = "10.96.0.0/12"
     control_plane_endpoint: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}:[0-9]{2,5}$")

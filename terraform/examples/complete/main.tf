@@ -33,11 +33,10 @@ variable "api_allowed_cidrs" {
 module "kcluster" {
   source = "../.."
 
-  cluster_name       = var.cluster_name
-  kubernetes_version = "1.33.5"
-  vpc_id             = var.vpc_id
-  subnet_ids         = var.subnet_ids
-  api_allowed_cidrs  = var.api_allowed_cidrs
+  cluster_name      = var.cluster_name
+  vpc_id            = var.vpc_id
+  subnet_ids        = var.subnet_ids
+  api_allowed_cidrs = var.api_allowed_cidrs
 
   control_plane_desired_capacity = 3
   worker_desired_capacity        = 3

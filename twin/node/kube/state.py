@@ -17,13 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
 
+from twin import versions
 from twin.node.pki import ClusterCa
 
 DEFAULT_TOKEN_TTL_SECONDS = 24 * 3600
 CERTIFICATE_KEY_TTL_SECONDS = 2 * 3600
 # etcd refuses another membership change this soon after the last one.
 MEMBERSHIP_SETTLE_SECONDS = 5.0
-DEFAULT_KUBEADM_VERSION = "v1.33.5"
+DEFAULT_KUBEADM_VERSION = f"v{versions.kubernetes_version()}"
 KUBEADM_API_VERSION = "kubeadm.k8s.io/v1beta4"
 INSTANCE_ID_LABEL = "kcluster.io/instance-id"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
@@ -42,11 +43,13 @@ _DURATION_PART = re.compile(r"([0-9]+)(h|m|s)")
 
 
 class KubeError(Exception):
-    """A tool failure: the message goes to the tool's stderr, `exit_code` is its status."""
+    """A tool failure: the message goes to the tool's stderr, `exit_code` is its status, `stdout` what the
+    tool printed before it failed (kubectl drain's cordon and eviction lines)."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    def __init__(self, message: str, exit_code: int = 1, *, stdout: str = "") -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.stdout = stdout
 
 
 @dataclass(frozen=True)

@@ -89,14 +89,15 @@ class Workloads(ClusterState):
             stderr_warning = ""
             if daemonset_pods:
                 stderr_warning = f"Warning: ignoring DaemonSet-managed Pods: {', '.join(daemonset_pods)}\n"
-            blocked, stuck = [], []
+            blocked, stuck = [], []  # kubectl prints "evicting pod" before every eviction attempt
             host = self._hosts.get(node.host_id)
             kubelet_running = host is not None and host.alive and host.kubelet_running
             for pod in [p for p in on_node if not p.daemonset]:
+                stdout += f"evicting pod {POD_NAMESPACE}/{pod.name}\n"
                 if not self._eviction_allowed(pod):
                     blocked.append(pod)
                     continue
-                stdout += f"evicting pod {POD_NAMESPACE}/{pod.name}\npod/{pod.name} evicted\n"
+                stdout += f"pod/{pod.name} evicted\n"
                 if pod.grace_seconds > 0 and not kubelet_running:
                     stuck.append(pod)  # Terminating until a kubelet that is not there finishes it
                 else:
@@ -104,7 +105,8 @@ class Workloads(ClusterState):
             if stuck and not blocked:
                 self._record("node-drain-timed-out", node.instance_id, node=name, timeout=timeout)
                 raise KubeError(
-                    _drain_error(name, "; ".join(self._termination_timeout(p, timeout) for p in stuck))
+                    _drain_error(name, "; ".join(self._termination_timeout(p, timeout) for p in stuck)),
+                    stdout=stdout,
                 )
             if blocked:
                 self._record("node-drain-timed-out", node.instance_id, node=name, timeout=timeout)
@@ -118,7 +120,7 @@ class Workloads(ClusterState):
                     "Cannot evict pod as it would violate the pod's disruption budget.\n"
                     for pod in blocked
                 )
-                raise KubeError(stderr_warning + retries + _drain_error(name, reasons))
+                raise KubeError(stderr_warning + retries + _drain_error(name, reasons), stdout=stdout)
             self._record("node-drained", node.instance_id, node=name)
             return stdout + f"node/{name} drained\n"
 
