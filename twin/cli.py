@@ -271,6 +271,13 @@ def _print_summary(report: dict, wall: float) -> None:
     )
     print(f"counters: {counters}")
     print(f"API calls by the functions: {sum(report['api_calls'].values())}")
+    iam = report["iam"]
+    unused = ", ".join(iam["unused_statements"]) or "none"
+    print(
+        f"IAM: {iam['calls']} calls authorized against the callers' policies, {iam['denied']} denied; "
+        f"statements nothing needs: {unused} ({len(iam['exercised_elsewhere'])} not needed by this run, "
+        "each needed by another run of tests/e2e/test_iam_coverage.py)"
+    )
     for name, invariant in report["invariants"].items():
         print(f"  {'ok  ' if invariant['ok'] else 'FAIL'} {name}: {invariant['detail']}")
 
