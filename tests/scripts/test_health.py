@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from tests.scripts.conftest import AZ, CLUSTER, ENDPOINT, REGION, Nodes, Run
-from tests.scripts.test_etcd_membership import real_etcd  # noqa: F401 - a fixture shared with the membership tests
+from tests.scripts.test_etcd_membership import etcd_bin, real_etcd  # noqa: F401 - fixtures shared with the membership tests
 from twin.documents import script_text
 from twin.node.model import INSTANCE_ID_LABEL, READY_UNKNOWN, KubeError, rfc3339
 
