@@ -19,15 +19,15 @@ import pytest
 from moto import mock_aws
 
 from twin import versions
+from twin.account import REGION
 from twin.documents import script_text
 from twin.node.fleet import NodeFleet, ScriptResult
 from twin.node.model import KubeModel
 from twin.node.tools import EXIT_USAGE, NodeTools, ToolResult
 
-REGION = "us-east-1"
-AZ = "us-east-1a"
+AZ = f"{REGION}a"
 CLUSTER = "demo"
-ENDPOINT = "kcluster-demo-nlb-0123456789.elb.us-east-1.amazonaws.com:6443"
+ENDPOINT = f"kcluster-demo-nlb-0123456789.elb.{REGION}.amazonaws.com:6443"
 KUBERNETES_VERSION = versions.kubernetes_version()
 CNI_URL = versions.cni_manifest_url()
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
