@@ -22,8 +22,6 @@ import time
 import warnings
 from typing import Any
 
-import boto3
-
 from kcluster import contract
 from twin import chaos, scenarios
 
@@ -135,12 +133,7 @@ def run_operator_command(twin: Any, command: str) -> dict[str, Any]:
 
     from kcluster_cli.main import run
 
-    session = boto3.Session(
-        aws_access_key_id=twin.iam.operator_key,
-        aws_secret_access_key="twin-operator",  # noqa: S106 - moto checks no secret
-        aws_session_token="twin-operator",  # noqa: S106
-        region_name=twin.stack.region,
-    )
+    session = twin.operator_session()
     argv = [*shlex.split(command), "--cluster", twin.cluster]
     output, errors = io.StringIO(), io.StringIO()
     twin.recorder.note("operator", f"kcluster {command}")

@@ -211,15 +211,17 @@ class Twin:
         """Calls the twin makes as the operator or for its own bookkeeping are not the product's."""
         return self.recorder.paused()
 
-    def operator_client(self, service: str) -> Any:
-        """A client with the operator's own credentials (an administrator, authorized like anyone else)."""
-        return boto3.client(
-            service,
+    def operator_session(self) -> boto3.Session:
+        """The operator's own credentials (an administrator, authorized like anyone else)."""
+        return boto3.Session(
             region_name=REGION,
             aws_access_key_id=self.iam.operator_key,
             aws_secret_access_key="twin-operator",  # noqa: S106 - moto checks no secret
             aws_session_token="twin-operator",  # noqa: S106
         )
+
+    def operator_client(self, service: str) -> Any:
+        return self.operator_session().client(service)
 
     # --- running -----------------------------------------------------------------------------
 
