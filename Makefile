@@ -1,6 +1,6 @@
 # kcluster: `make demo` runs the main job on the local twin, `make test` runs every check.
 # Both set up what they need on a fresh machine: a virtual environment with pinned packages,
-# tool environments for the SAM CLI and checkov, and Debian's shellcheck, etcd and jq.
+# tool environments for the SAM CLI and checkov, and Debian's shellcheck and jq.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -64,12 +64,10 @@ tools: $(SAM) $(CHECKOV) $(ANSIBLE_INVENTORY) terraform-tools
 kubernetes:
 	@tools/kubernetes/build.sh >/dev/null
 
-# Debian packages the checks use: shellcheck, a real etcd for membership scripts, jq for scripts.
+# Debian packages the checks use: shellcheck, jq for scripts. (The real etcd comes from `make kubernetes`.)
 sysdeps:
 	@missing=""; \
 	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
-	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
-	command -v etcdctl >/dev/null || missing="$$missing etcd-client"; \
 	command -v jq >/dev/null || missing="$$missing jq"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
