@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from twin import scenarios
 from twin.cli import run_operator_command
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -24,13 +23,6 @@ ANSIBLE_INVENTORY = Path(
         Path(__file__).resolve().parents[2] / ".tools" / "ansible" / "bin" / "ansible-inventory",
     )
 )
-
-
-@pytest.fixture(scope="module")
-def settled():
-    result = scenarios.run("scale-out", control_planes=1, workers=2, seed=3)
-    yield result
-    result.twin.close()
 
 
 def operator(settled, command: str) -> dict:
