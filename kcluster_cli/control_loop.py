@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from botocore.exceptions import ClientError
-
 from kcluster import contract
-from kcluster_cli.aws import Cluster, aws_errors
+from kcluster_cli.aws import Cluster, read_parameter
 from kcluster_cli.errors import OperatorError
 
 FUNCTION_ROLES = ("reactor", "reconciler", "remediator")
@@ -28,16 +26,12 @@ class ControlLoop:
 
 def find_control_loop(cluster: Cluster) -> ControlLoop:
     name = contract.control_loop_parameter_name(cluster.name)
-    with aws_errors(f"reading {name}"):
-        try:
-            value = cluster.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ParameterNotFound":
-                raise
-            raise OperatorError(
-                f"cluster {cluster.name!r} has no control loop in {cluster.region}: there is no parameter "
-                f"{name}. Deploy it with `sam deploy --parameter-overrides ClusterName={cluster.name}`"
-            ) from error
+    value = read_parameter(
+        cluster.client("ssm"),
+        name,
+        missing=f"cluster {cluster.name!r} has no control loop in {cluster.region}: there is no parameter "
+        f"{name}. Deploy it with `sam deploy --parameter-overrides ClusterName={cluster.name}`",
+    )
     try:
         document = json.loads(value)
         functions = {role: str(document["functions"][role]) for role in FUNCTION_ROLES}
