@@ -276,3 +276,19 @@ def test_events_tell_what_the_control_loop_did_in_the_timelines_words(settled):
     assert mine and all(worker in event["instances"] for event in mine)
     assert f"{worker} kcluster-launch completed: CONTINUE" in [event["text"] for event in mine]
     assert len(mine) < len(shown)
+
+
+def test_every_line_a_function_printed_is_one_event_in_its_log_group(settled):
+    """The twin's Lambda log pipeline: /aws/lambda/<function name>, one event per printed line, in order."""
+    twin = settled.twin
+    logs = twin.operator_client("logs")
+    for logical_id, spec in twin.functions.functions.items():
+        printed = [
+            line.text for line in twin.functions.logs if line.function == logical_id and line.text.strip()
+        ]
+        with twin.operator():
+            pages = logs.get_paginator("filter_log_events").paginate(logGroupName=f"/aws/lambda/{spec.name}")
+            delivered = [event for page in pages for event in page["events"]]
+        assert [event["message"] for event in delivered] == printed, logical_id
+        stamps = [event["timestamp"] for event in delivered]
+        assert stamps == sorted(stamps)
