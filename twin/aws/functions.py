@@ -16,7 +16,8 @@ What it emulates, per function of the deployed stack (`twin.aws.cfn.Stack`):
   the dead-letter queue on the receive after maxReceiveCount;
 - CloudWatch Logs: every line an invocation prints (Powertools Logger and Metrics write JSON lines to
   stdout) is captured through a process-wide stdout tee into the recorder; EMF documents are also kept
-  apart and published to CloudWatch (moto) as metric data, as the Lambda log pipeline would.
+  apart and published to CloudWatch (moto) as metric data, as the Lambda log pipeline would; and every
+  line becomes a log event in /aws/lambda/<function name> (twin/aws/lambda_logs.py).
 
 Not emulated: function timeouts (virtual time stands still during an invocation), memory, reserved
 concurrency, the handler's own process isolation (sibling modules of different functions share
@@ -49,6 +50,7 @@ from moto.sqs.models import sqs_backends
 
 from twin.aws import concurrency
 from twin.aws.cfn import EventSourceMappingSpec, FunctionSpec, Stack
+from twin.aws.lambda_logs import LambdaLogDelivery
 
 if TYPE_CHECKING:
     from twin.clock import Scheduler
@@ -219,6 +221,9 @@ class FunctionRuntime:
         self._pending_emf: list[dict[str, Any]] = []
         self._sqs = boto3.client("sqs", region_name=stack.region)
         self._cloudwatch = boto3.client("cloudwatch", region_name=stack.region)
+        self.log_delivery = LambdaLogDelivery(
+            boto3.client("logs", region_name=stack.region), self._log_stream_name, self._twin_internal
+        )
         _ensure_stdout_tee()
 
     # ----- environment and cold start
@@ -430,6 +435,7 @@ class FunctionRuntime:
 
     def _capture_line(self, function: str, request_id: str, text: str) -> None:
         self.logs.append(LogLine(time.time(), function, request_id, text))
+        self.log_delivery.add(self.functions[function].name, time.time(), text)
         if self.context.recorder is not None:
             self.context.recorder.record_log_line(text)
         if '"_aws"' not in text:
@@ -443,6 +449,7 @@ class FunctionRuntime:
             self._pending_emf.append(document)
 
     def _publish_pending_emf(self) -> None:
+        self.log_delivery.deliver()
         documents, self._pending_emf = self._pending_emf, []
         if not self.publish_emf_metrics or not documents:
             return

@@ -207,6 +207,9 @@ _BINDERS: dict[str, Callable[[Mapping[str, Any], Call, str], list[str]]] = {
     "EventBusName": _event_bus,
     "AlarmName": _alarm_names,
     "BucketName": _param("OutputS3BucketName"),
+    # CloudWatch Logs spells its parameters in lower camel case.
+    "LogGroupName": _param("logGroupName"),
+    "LogStreamName": _param("logStreamName"),
 }
 
 

@@ -81,3 +81,8 @@ def remediation_alarm_names(cluster: str) -> frozenset[str]:
 
 def provider_id(availability_zone: str, instance_id: str) -> str:
     return f"aws:///{availability_zone}/{instance_id}"
+
+
+def control_loop_parameter_name(cluster: str) -> str:
+    """Written by the SAM stack: where its state table and functions are (read by `kcluster status`)."""
+    return f"/kcluster/{cluster}/control-loop"
