@@ -157,6 +157,15 @@ def _block_device(mapping: dict[str, Any]) -> dict[str, Any]:
 # --- Elastic Load Balancing ---------------------------------------------------------------------------
 
 
+def _elb_attributes(attributes: dict[str, Any]) -> list[dict[str, str]]:
+    """Attributes as ELB takes them: strings, booleans lower-case; unset ones left at AWS's default."""
+    return [
+        {"Key": key, "Value": str(value).lower() if isinstance(value, bool) else str(value)}
+        for key, value in attributes.items()
+        if value is not None
+    ]
+
+
 def load_balancer(aws: Clients, values: dict[str, Any]) -> dict[str, Any]:
     elbv2 = aws("elbv2")
     balancer = elbv2.create_load_balancer(
@@ -168,13 +177,14 @@ def load_balancer(aws: Clients, values: dict[str, Any]) -> dict[str, Any]:
         Tags=_tag_list(values),
     )["LoadBalancers"][0]
     arn = balancer["LoadBalancerArn"]
-    attributes = {
-        "load_balancing.cross_zone.enabled": values.get("enable_cross_zone_load_balancing"),
-        "deletion_protection.enabled": values.get("enable_deletion_protection"),
-    }
     elbv2.modify_load_balancer_attributes(
         LoadBalancerArn=arn,
-        Attributes=[{"Key": key, "Value": str(bool(value)).lower()} for key, value in attributes.items()],
+        Attributes=_elb_attributes(
+            {
+                "load_balancing.cross_zone.enabled": bool(values.get("enable_cross_zone_load_balancing")),
+                "deletion_protection.enabled": bool(values.get("enable_deletion_protection")),
+            }
+        ),
     )
     return {
         "id": arn,
@@ -203,15 +213,14 @@ def target_group(aws: Clients, values: dict[str, Any]) -> dict[str, Any]:
         Tags=_tag_list(values),
     )["TargetGroups"][0]
     arn = group["TargetGroupArn"]
-    attributes = {
-        "preserve_client_ip.enabled": values.get("preserve_client_ip"),
-        "deregistration_delay.timeout_seconds": values.get("deregistration_delay"),
-    }
     elbv2.modify_target_group_attributes(
         TargetGroupArn=arn,
-        Attributes=[
-            {"Key": key, "Value": str(value)} for key, value in attributes.items() if value is not None
-        ],
+        Attributes=_elb_attributes(
+            {
+                "preserve_client_ip.enabled": values.get("preserve_client_ip"),
+                "deregistration_delay.timeout_seconds": values.get("deregistration_delay"),
+            }
+        ),
     )
     return {"id": arn, "arn": arn, "arn_suffix": "targetgroup/" + arn.split(":targetgroup/", 1)[1]}
 

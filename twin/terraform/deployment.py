@@ -117,9 +117,10 @@ class Deployment:
 def deploy_module(cluster: str) -> Deployment:
     """Plan (cached) and deploy the module into the running moto, with the operator's network."""
     planned = planned_module(cluster)
-    network.publish_public_ubuntu_ami(REGION, ARCHITECTURE)
-    existing = network.create_network(cluster)
+    aws = deploy.Clients()
+    network.publish_public_ubuntu_ami(REGION, ARCHITECTURE, ec2=aws("ec2"))
+    existing = network.create_network(cluster, ec2=aws("ec2"))
     resolver = Resolver(deploy.stand_ins(planned))
     for placeholder, real in existing.placeholders().items():
         resolver.learn_read(placeholder, real)
-    return Deployment(planned, deploy.apply(planned, resolver), existing)
+    return Deployment(planned, deploy.apply(planned, resolver, aws), existing)

@@ -54,9 +54,9 @@ class Network:
         return {VPC_PLACEHOLDER: self.vpc_id, **dict(zip(SUBNETS, self.subnet_ids, strict=True))}
 
 
-def create_network(cluster: str) -> Network:
+def create_network(cluster: str, ec2: Any = None) -> Network:
     """A VPC with an internet gateway and one public subnet per zone, as an operator would bring it."""
-    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2 = ec2 or boto3.client("ec2", region_name=REGION)
     prefix = f"kcluster-{cluster}"
 
     def tagged(resource_type: str, name: str) -> list[dict[str, Any]]:
@@ -85,14 +85,15 @@ def create_network(cluster: str) -> Network:
     return Network(vpc_id, subnet_ids)
 
 
-def publish_public_ubuntu_ami(region: str, architecture: str = "arm64") -> str:
+def publish_public_ubuntu_ami(region: str, architecture: str = "arm64", ec2: Any = None) -> str:
     """What AWS and Canonical provide in every account: an Ubuntu 24.04 image and the public parameter
     naming it. moto knows neither (its bundled catalogue, which the twin does not load, has no such
     parameter), and the parameter path is reserved to AWS, so it goes into moto's SSM backend directly.
     The image is registered in the twin's account (Canonical's owner id cannot be set through the API)."""
     from moto.ssm.models import Parameter, ssm_backends
 
-    image_id = boto3.client("ec2", region_name=region).register_image(
+    ec2 = ec2 or boto3.client("ec2", region_name=region)
+    image_id = ec2.register_image(
         Name=f"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{architecture}-server-20260101",
         Architecture="arm64" if architecture == "arm64" else "x86_64",
         RootDeviceName="/dev/sda1",
