@@ -222,3 +222,24 @@ def test_a_stand_in_that_turned_out_to_be_awss_value_passes():
         "arn:aws:ssm:us-east-1:123456789012:parameter/kcluster/demo/config",
     )
     resolver.verify()
+
+
+def test_a_target_group_attachment_registers_its_target(deployed):
+    # GIVEN an instance (the module may come to attach targets itself: the deployer is ready for it)
+    autoscaling = boto3.client("autoscaling", region_name=REGION)
+    autoscaling.set_desired_capacity(AutoScalingGroupName="kcluster-demo-workers", DesiredCapacity=1)
+    (instance,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["kcluster-demo-workers"])[
+        "AutoScalingGroups"
+    ][0]["Instances"]
+    arn = deployed.deployment.target_group_arn
+
+    # WHEN an aws_lb_target_group_attachment is deployed
+    deploy.DEPLOYERS["aws_lb_target_group_attachment"](
+        deploy.Clients(), {"target_group_arn": arn, "target_id": instance["InstanceId"], "port": 6443}
+    )
+
+    # THEN the target group holds it
+    health = boto3.client("elbv2", region_name=REGION).describe_target_health(TargetGroupArn=arn)
+    assert [(t["Target"]["Id"], t["Target"]["Port"]) for t in health["TargetHealthDescriptions"]] == [
+        (instance["InstanceId"], 6443)
+    ]

@@ -240,6 +240,14 @@ def listener(aws: Clients, values: dict[str, Any]) -> dict[str, Any]:
     return {"id": arn, "arn": arn}
 
 
+def target_group_attachment(aws: Clients, values: dict[str, Any]) -> dict[str, Any]:
+    target: dict[str, Any] = {"Id": values["target_id"]}
+    if values.get("port") is not None:
+        target["Port"] = values["port"]
+    aws("elbv2").register_targets(TargetGroupArn=values["target_group_arn"], Targets=[target])
+    return {"id": f"{values['target_group_arn']}-{values['target_id']}"}
+
+
 # --- Auto Scaling ------------------------------------------------------------------------------------
 
 
@@ -485,6 +493,7 @@ DEPLOYERS: dict[str, Deployer] = {
     "aws_lb": load_balancer,
     "aws_lb_target_group": target_group,
     "aws_lb_listener": listener,
+    "aws_lb_target_group_attachment": target_group_attachment,
     "aws_autoscaling_group": auto_scaling_group,
     "aws_iam_role": role,
     "aws_iam_instance_profile": instance_profile,
