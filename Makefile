@@ -76,7 +76,7 @@ sysdeps:
 	fi
 
 # A cluster scaling out (3 + 5), in (workers -2, a control plane replaced) and healing (a dead kubelet).
-demo: $(PY) sysdeps
+demo: $(PY) sysdeps terraform-tools
 	$(VENV)/bin/kcluster simulate --scenario demo --control-planes 3 --workers 5 --seed 7
 
 # The type checker over what ships: the layer (one run) and each handler (each is a module named app).
@@ -107,11 +107,11 @@ sam-build: $(SAM)
 	@echo "sam build: ok"
 
 # Long runs stay out of `make test`: a 1,000-worker scale-out on the twin.
-bench: $(PY) sysdeps
+bench: $(PY) sysdeps terraform-tools
 	$(VENV)/bin/kcluster simulate --control-planes 3 --workers $(BENCH_WORKERS) --seed 1 --summary
 
 # The chaos scenario over many seeds: a summary table; fails with the seeds to replay on any violation.
-chaos: $(PY) sysdeps
+chaos: $(PY) sysdeps terraform-tools
 	$(VENV)/bin/kcluster chaos --seeds $(SEEDS)
 
 clean:
