@@ -249,6 +249,7 @@ class Deployment:
     config: ClusterConfig | None = None
     kms_key_arn: str = ""
     ssm_transfer_bucket: str = ""
+    backup_bucket: str = ""
     # What AWS named what the module creates (Terraform address + attribute -> value), for the twin's
     # reading of the module (its IAM policies).
     known_attributes: dict[tuple[str, ...], str] = field(default_factory=dict)
@@ -259,7 +260,9 @@ def _create_secrets_key(spec: InfraSpec, out: Deployment) -> str:
     from twin.iam import nodes
 
     kms = boto3.client("kms", region_name=spec.region)
-    inputs = nodes.module_inputs(spec.cluster_name, ACCOUNT_ID, spec.region, out.vpc_id, out.subnet_ids)
+    inputs = nodes.module_inputs(
+        spec.cluster_name, ACCOUNT_ID, spec.region, out.vpc_id, out.subnet_ids, out.known_attributes
+    )
     key = kms.create_key(
         Description=f"kcluster {spec.cluster_name}: SecureString parameters",
         Policy=json.dumps(nodes.kms_key_policy(inputs)),
@@ -332,6 +335,7 @@ def cluster_config(
     target_group_arn: str,
     kms_key_arn: str | None = None,
     ssm_transfer_bucket: str | None = None,
+    backup_bucket: str | None = None,
 ) -> ClusterConfig:
     """The /kcluster/<c>/config value, validated by the product's own model."""
     documents = {key.replace("-", "_"): spec.document_name(key) for key in spec.documents}
@@ -345,6 +349,7 @@ def cluster_config(
             "api_target_group_arn": target_group_arn,
             "kms_key_arn": kms_key_arn,
             "ssm_transfer_bucket": ssm_transfer_bucket,
+            "backup_bucket": backup_bucket,
         }
     )
 
@@ -449,10 +454,28 @@ def deploy(spec: InfraSpec, *, document_content: Callable[[str], dict] | None = 
             Tags=cluster_tags,
         )
         out.document_names[key] = name
+    # The key's policy names the backup bucket: what AWS will name it is known first.
+    from twin.backup_bucket import backup_bucket_known, create_backup_bucket
+    from twin.iam import nodes
+
+    out.known_attributes |= backup_bucket_known(spec.cluster_name)
     out.kms_key_arn = _create_secrets_key(spec, out)
+    out.backup_bucket = create_backup_bucket(
+        spec.region,
+        cluster_tags,
+        nodes.module_inputs(
+            spec.cluster_name, ACCOUNT_ID, spec.region, out.vpc_id, out.subnet_ids, out.known_attributes
+        ),
+        out.kms_key_arn,
+    )
     out.ssm_transfer_bucket = _create_transfer_bucket(spec, cluster_tags)
     out.config = cluster_config(
-        spec, out.load_balancer_dns, out.target_group_arn, out.kms_key_arn, out.ssm_transfer_bucket
+        spec,
+        out.load_balancer_dns,
+        out.target_group_arn,
+        out.kms_key_arn,
+        out.ssm_transfer_bucket,
+        backup_bucket=out.backup_bucket,
     )
     out.config_parameter = contract.config_parameter_name(spec.cluster_name)
     ssm.put_parameter(

@@ -183,6 +183,7 @@ def test_config_defaults_are_cluster_config_defaults(evaluator: TerraformEvaluat
                 "api_target_group_arn",
                 "kms_key_arn",
                 "ssm_transfer_bucket",
+                "backup_bucket",
             )
         }
     )
@@ -226,7 +227,7 @@ def test_config_matches_the_twin(evaluator: TerraformEvaluator, twin_spec):
     # The endpoint is the NLB's DNS name, the key ARN the KMS key's, the bucket's name has a unique suffix:
     # they only exist after apply
     # (moto's in the twin).
-    for computed in ("control_plane_endpoint", "kms_key_arn", "ssm_transfer_bucket"):
+    for computed in ("control_plane_endpoint", "kms_key_arn", "ssm_transfer_bucket", "backup_bucket"):
         twin_config.pop(computed, None)
         written.pop(computed)
     assert ClusterConfig.model_validate({**written, "control_plane_endpoint": "x.example:6443"}) == (

@@ -29,6 +29,8 @@ OPERATOR = "arn:aws:iam::123456789012:role/platform-admins"
 OWN_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 # What AWS names the key the module creates (known only after apply).
 MODULE_KEY = "arn:aws:kms:us-east-1:123456789012:key/0000aaaa-00aa-00aa-00aa-000000aaaaaa"
+# And the etcd backup bucket's (backup.tf).
+BACKUP_BUCKET_ARN = "arn:aws:s3:::kc-demo-backup-20261202000000000000000002"
 ROLES = ("control_plane", "worker")
 # Under /kcluster/<cluster>/: the config and the CA hash are Strings, the others SecureStrings.
 PARAMETERS = ("config", "join/token", "join/ca-cert-hash", "join/certificate-key", "admin/kubeconfig")
@@ -41,7 +43,10 @@ def _evaluator(**overrides) -> TerraformEvaluator:
 def _known(evaluator: TerraformEvaluator) -> dict[str, str]:
     """What AWS gives the placeholders at apply: account, region, the node roles' and the key's ARNs."""
     account = known_values(ACCOUNT, REGION, {})
-    extra = {("aws_kms_key", "secrets", "0", "arn"): MODULE_KEY}
+    extra = {
+        ("aws_kms_key", "secrets", "0", "arn"): MODULE_KEY,
+        ("aws_s3_bucket", "backup", "arn"): BACKUP_BUCKET_ARN,
+    }
     for key, role in evaluator.resource("aws_iam_role", "node").items():
         name = fill(role.attribute("name"), account)
         extra["aws_iam_role", "node", key, "arn"] = f"arn:aws:iam::{ACCOUNT}:role/{name}"

@@ -108,10 +108,13 @@ class NodeTools:
         model: KubeModel,
         ssm_client: Callable[[str, str], Any],
         ec2_client: Callable[[str, str], Any] | None = None,
+        s3: Callable[[ToolCall], ToolResult] | None = None,
     ) -> None:
         self._model = model
         self._ssm_client = ssm_client
         self._ec2_client = ec2_client
+        # `aws s3 cp` / `aws s3api head-object` (twin/node/s3_cli.py), when the fleet gives an S3 client.
+        self._s3 = s3
         self._handlers = {
             "kubeadm": self._kubeadm,
             "kubectl": self._kubectl,
@@ -344,6 +347,8 @@ class NodeTools:
     def _aws(self, call: ToolCall) -> ToolResult:
         if call.argv[:2] == ["ec2", "describe-instances"]:
             return self._describe_instances(call)
+        if call.argv[:1] in (["s3"], ["s3api"]) and self._s3 is not None:
+            return self._s3(call)
         positionals, options = split_args(
             call.argv,
             value_flags={
