@@ -12,7 +12,7 @@
 locals {
   backup_object_prefixes = { frequent = "frequent/", daily = "daily/" }
   # Object reads and writes the control planes make; everyone else is refused them by the bucket policy.
-  backup_object_actions = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
+  backup_object_actions = ["s3:GetObject", "s3:PutObject"]
   # S3 asks KMS for a data key to encrypt (PutObject, each part of a multipart upload) and to decrypt
   # (GetObject, completing a multipart upload); with a bucket key the encryption context is the bucket.
   backup_kms_actions  = ["kms:GenerateDataKey", "kms:Decrypt"]

@@ -21,6 +21,7 @@ from typing import Any
 
 import boto3
 
+from twin.node.etcd_snapshot import EtcdSnapshots
 from twin.node.model import KubeModel
 from twin.node.s3_cli import S3Cli
 from twin.node.server import NodeServer
@@ -85,8 +86,10 @@ class NodeFleet:
             self._socket_dir = tempfile.mkdtemp(prefix="kc-node-")
             socket_path = Path(self._socket_dir) / "node.sock"
         s3_cli = S3Cli(self._s3_client, self.sandbox)
+        snapshots = EtcdSnapshots(model, self.sandbox)
         self.server = NodeServer(
-            socket_path, NodeTools(model, self._ssm_client, self._ec2_client, s3=s3_cli.handle)
+            socket_path,
+            NodeTools(model, self._ssm_client, self._ec2_client, s3=s3_cli.handle, snapshots=snapshots),
         )
 
     def _client(self, service: str, region: str, instance_id: str, factory: Callable[[str], Any]) -> Any:

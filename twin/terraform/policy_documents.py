@@ -100,7 +100,9 @@ def _statement(
             statement[key] = _set_json(values[attribute])
     for block_type, key in _PRINCIPALS.items():
         if block.blocks_of(block_type):
-            statement[key] = _principals(evaluator, block.blocks_of(block_type), scope, known)
+            principals = _principals(evaluator, block.blocks_of(block_type), scope, known)
+            # The provider writes type "*" with identifiers ["*"] as the bare "*" (everyone).
+            statement[key] = "*" if principals == {"*": ["*"]} else principals
     if block.blocks_of("condition"):
         statement["Condition"] = _conditions(evaluator, block.blocks_of("condition"), scope, known)
     return statement
