@@ -34,6 +34,9 @@ locals {
     kms_key_arn = local.kms_key_arn
     # The operator's `kcluster inventory` hands this bucket to Ansible's Session Manager connection.
     ssm_transfer_bucket = aws_s3_bucket.ssm_transfer.id
+    # The backup document uploads etcd snapshots and the PKI here (backup.tf).
+    backup_bucket = aws_s3_bucket.backup.id
+    backup        = var.backup
   }
 }
 

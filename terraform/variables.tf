@@ -420,3 +420,59 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+################################################################################
+# etcd backups (backup.tf)
+################################################################################
+
+variable "backup_frequent_retention_days" {
+  description = "Days the frequent (scheduled) etcd backups under frequent/ are kept in the backup bucket."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.backup_frequent_retention_days >= 1 && var.backup_frequent_retention_days <= 90 && floor(var.backup_frequent_retention_days) == var.backup_frequent_retention_days
+    error_message = "backup_frequent_retention_days must be a whole number of days from 1 to 90 (keep older copies as daily ones)."
+  }
+}
+
+variable "backup_daily_retention_days" {
+  description = "Days the daily etcd backups under daily/ are kept in the backup bucket."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.backup_daily_retention_days >= 7 && var.backup_daily_retention_days <= 3650 && floor(var.backup_daily_retention_days) == var.backup_daily_retention_days
+    error_message = "backup_daily_retention_days must be a whole number of days from 7 to 3650."
+  }
+}
+
+variable "backup_noncurrent_version_days" {
+  description = "Days an overwritten or deleted backup object stays recoverable as a noncurrent version of the versioned backup bucket."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.backup_noncurrent_version_days >= 1 && var.backup_noncurrent_version_days <= 365 && floor(var.backup_noncurrent_version_days) == var.backup_noncurrent_version_days
+    error_message = "backup_noncurrent_version_days must be a whole number of days from 1 to 365."
+  }
+}
+
+variable "backup" {
+  description = "When the control loop takes etcd backups (see kcluster.config.BackupSettings), in seconds: every interval_seconds (default 15 minutes) and before every control-plane membership change, which waits for it at most membership_wait_seconds; a failed backup is retried after retry_seconds. Omitted attributes keep their defaults."
+  type = object({
+    interval_seconds        = optional(number, 900)
+    retry_seconds           = optional(number, 120)
+    membership_wait_seconds = optional(number, 600)
+  })
+  default = {}
+
+  validation {
+    condition = (
+      var.backup.interval_seconds >= 300 && var.backup.interval_seconds <= 86400 &&
+      var.backup.retry_seconds >= 60 && var.backup.retry_seconds <= 3600 &&
+      var.backup.membership_wait_seconds >= 0 && var.backup.membership_wait_seconds <= 3600
+    )
+    error_message = "backup: interval_seconds from 300 to 86400, retry_seconds from 60 to 3600, membership_wait_seconds from 0 to 3600."
+  }
+}

@@ -502,3 +502,45 @@ kc_etcd_remove_member() {
     sleep "$delay"
   done
 }
+
+# ----- etcd backups (backup; the restore half will use the same) -----
+
+KC_PATTERNS[BackupId]='^[0-9]{8}T[0-9]{6}Z$'
+KC_PATTERNS[Tier]='^(frequent|daily)$'
+# Where snapshots are written: kubeadm's etcd static pod mounts this hostPath at the same path, so a
+# file etcdctl/etcdutl write inside the pod is the same file on the node.
+# shellcheck disable=SC2034 # used by backup only
+KC_ETCD_DATA_PARENT="${KCLUSTER_ROOT}/var/lib/etcd"
+
+# etcdutl (snapshot status / restore: offline work on a snapshot file or data directory), run where
+# kc_etcdctl runs etcdctl; it needs no endpoint or certificate.
+kc_etcdutl() {
+  etcdutl "$@"
+}
+
+# kc_snapshot_check FILE: KC_SNAPSHOT_STATUS (etcdutl snapshot status as JSON: hash, revision, totalKey,
+# totalSize) and KC_SNAPSHOT_SHA256 (of the file), or fail snapshot-invalid. etcd appends the SHA-256 of the database
+# to a snapshot it streams (the size is then 32 past a multiple of 512); `etcdutl snapshot restore`
+# checks it, so a snapshot whose trailer does not match would be refused at the worst moment: refuse it now.
+kc_snapshot_check() {
+  local file="$1" size status trailer digest
+  size="$(stat -c %s "$file")"
+  if ((size < 512 + 32 || size % 512 != 32)); then
+    kc_fail snapshot-invalid "the snapshot is ${size} bytes: not a database with etcd's SHA-256 trailer (truncated?)"
+  fi
+  trailer="$(tail -c 32 "$file" | od -An -v -tx1 | tr -d ' \n')"
+  digest="$(head -c "$((size - 32))" "$file" | sha256sum | cut -d ' ' -f 1)"
+  if [[ "$trailer" != "$digest" ]]; then
+    kc_fail snapshot-invalid "the snapshot's SHA-256 does not match its trailer (corrupted)"
+  fi
+  if ! status="$(kc_etcdutl snapshot status "$file" -w json)" \
+    || ! jq -e '(.revision | type) == "number" and (.hash | type) == "number" and .totalKey > 0' \
+      <<<"$status" >/dev/null 2>&1; then
+    kc_fail snapshot-invalid "etcdutl snapshot status refused the snapshot: $(tail -n 1 <<<"${status:-no output}")"
+  fi
+  # shellcheck disable=SC2034 # read by backup
+  KC_SNAPSHOT_STATUS="$(jq -c '{hash, revision, total_keys: .totalKey, total_size: .totalSize}' <<<"$status")"
+  # the whole file's, as stored: what a restore checks its download against
+  # shellcheck disable=SC2034 # read by backup
+  KC_SNAPSHOT_SHA256="$(sha256sum "$file" | cut -d ' ' -f 1)"
+}

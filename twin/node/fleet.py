@@ -21,7 +21,9 @@ from typing import Any
 
 import boto3
 
+from twin.node.etcd_snapshot import EtcdSnapshots
 from twin.node.model import KubeModel
+from twin.node.s3_cli import S3Cli
 from twin.node.server import NodeServer
 from twin.node.tools import NodeTools
 
@@ -59,6 +61,7 @@ class NodeFleet:
         now: Callable[[], float],
         *,
         ec2_client_factory: Callable[[str], Any] | None = None,
+        s3_client_factory: Callable[[str], Any] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +71,7 @@ class NodeFleet:
         self._ec2_client_factory = ec2_client_factory or (
             lambda region: boto3.client("ec2", region_name=region)
         )
+        self._s3_client_factory = s3_client_factory or (lambda region: boto3.client("s3", region_name=region))
         self._clients: dict[tuple[str, str, str | None], Any] = {}
         self._clients_lock = threading.Lock()
         # Role of each instance, and the access key of each role's instance profile (set by the twin when
@@ -81,7 +85,12 @@ class NodeFleet:
         if len(str(socket_path)) > _MAX_SOCKET_PATH:
             self._socket_dir = tempfile.mkdtemp(prefix="kc-node-")
             socket_path = Path(self._socket_dir) / "node.sock"
-        self.server = NodeServer(socket_path, NodeTools(model, self._ssm_client, self._ec2_client))
+        s3_cli = S3Cli(self._s3_client, self.sandbox)
+        snapshots = EtcdSnapshots(model, self.sandbox)
+        self.server = NodeServer(
+            socket_path,
+            NodeTools(model, self._ssm_client, self._ec2_client, s3=s3_cli.handle, snapshots=snapshots),
+        )
 
     def _client(self, service: str, region: str, instance_id: str, factory: Callable[[str], Any]) -> Any:
         access_key = self.role_access_keys.get(self._instance_roles.get(instance_id, ""))
@@ -105,6 +114,9 @@ class NodeFleet:
 
     def _ec2_client(self, region: str, instance_id: str) -> Any:
         return self._client("ec2", region, instance_id, self._ec2_client_factory)
+
+    def _s3_client(self, region: str, instance_id: str) -> Any:
+        return self._client("s3", region, instance_id, self._s3_client_factory)
 
     def sandbox(self, instance_id: str) -> Path:
         return self._sandboxes[instance_id]

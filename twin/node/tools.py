@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jmespath
 from botocore.exceptions import ClientError
 
 from twin.node.model import KubeError, KubeModel
+
+if TYPE_CHECKING:
+    from twin.node.etcd_snapshot import EtcdSnapshots
 
 EXIT_USAGE = 64
 # AWS CLI v2: 254 for a service error, 253 for a client configuration error.
@@ -108,10 +111,16 @@ class NodeTools:
         model: KubeModel,
         ssm_client: Callable[[str, str], Any],
         ec2_client: Callable[[str, str], Any] | None = None,
+        s3: Callable[[ToolCall], ToolResult] | None = None,
+        snapshots: EtcdSnapshots | None = None,
     ) -> None:
         self._model = model
         self._ssm_client = ssm_client
         self._ec2_client = ec2_client
+        # `aws s3 cp` / `aws s3api head-object` (twin/node/s3_cli.py), when the fleet gives an S3 client.
+        self._s3 = s3
+        # etcdctl snapshot save and etcdutl (twin/node/etcd_snapshot.py), when the fleet gives sandboxes.
+        self._snapshots = snapshots
         self._handlers = {
             "kubeadm": self._kubeadm,
             "kubectl": self._kubectl,
@@ -119,6 +128,7 @@ class NodeTools:
             "aws": self._aws,
             "etcdctl": self._etcdctl,
             "sleep": self._sleep,
+            "etcdutl": self._etcdutl,
         }
 
     def handle(self, call: ToolCall) -> ToolResult:
@@ -300,11 +310,37 @@ class NodeTools:
                 f"Failed to get the status of endpoint {url} (context deadline exceeded)\n" for url in failed
             )
             return ToolResult(1 if failed else 0, json.dumps(statuses, separators=(",", ":")) + "\n", stderr)
+        if command == ["endpoint", "health"] and not options.get("--cluster") and len(positionals) == 2:
+            return self._etcd_local_health(call, endpoints)
+        if command == ["snapshot", "save"] and len(positionals) == 3 and self._snapshots is not None:
+            return self._snapshots.save(call, endpoints, positionals[2])
         if positionals[:1] == ["move-leader"] and len(positionals) == 2:
             return ToolResult(0, self._model.etcd_move_leader(instance, endpoints, positionals[1]))
         if command == ["member", "remove"] and len(positionals) == 3:
             return ToolResult(0, self._model.etcd_member_remove(instance, endpoints, positionals[2]))
         raise UsageError("subcommand not modelled")
+
+    def _etcd_local_health(self, call: ToolCall, endpoints: list[str]) -> ToolResult:
+        """`endpoint health` without --cluster: the members asked answer and a proposal commits (quorum)."""
+        lines = []
+        for url in endpoints:
+            try:
+                answers = self._model.etcd_endpoint_health(call.instance_id, [url])
+            except KubeError:
+                answers = []
+            if not any(answer["health"] for answer in answers):
+                return ToolResult(
+                    1,
+                    stderr=f"{url} is unhealthy: failed to commit proposal: context deadline exceeded\n"
+                    "Error: unhealthy cluster\n",
+                )
+            lines.append(f"{url} is healthy: successfully committed proposal: took = 2.315ms\n")
+        return ToolResult(0, "".join(lines))
+
+    def _etcdutl(self, call: ToolCall) -> ToolResult:
+        if self._snapshots is None:
+            raise UsageError("this fleet has no sandboxes for etcdutl")
+        return self._snapshots.status(call)
 
     # ----- sleep (instant; the model counts it as time etcd had to settle) -----
 
@@ -344,6 +380,8 @@ class NodeTools:
     def _aws(self, call: ToolCall) -> ToolResult:
         if call.argv[:2] == ["ec2", "describe-instances"]:
             return self._describe_instances(call)
+        if call.argv[:1] in (["s3"], ["s3api"]) and self._s3 is not None:
+            return self._s3(call)
         positionals, options = split_args(
             call.argv,
             value_flags={

@@ -57,12 +57,25 @@ class Documents(_Strict):
     refresh_join: str
     drain_remove: str | None = None
     health: str | None = None
+    backup: str | None = None
 
     def by_key(self, key: str) -> str:
         name: str | None = getattr(self, key.replace("-", "_"))
         if not name:
             raise KeyError(f"document {key!r} is not configured")
         return name
+
+
+class BackupSettings(_Strict):
+    """etcd backups (core/backup.py). Seconds."""
+
+    # A backup when the newest good one is older than this.
+    interval_seconds: int = Field(default=900, ge=300, le=86400)
+    # A failed backup is tried again after this long.
+    retry_seconds: int = Field(default=120, ge=60, le=3600)
+    # A control-plane join or removal waits at most this long for its backup, then goes ahead (a
+    # backup must never stop the cluster healing).
+    membership_wait_seconds: int = Field(default=600, ge=0, le=3600)
 
 
 class LifecycleHooks(_Strict):
@@ -92,6 +105,9 @@ class ClusterConfig(_Strict):
     kms_key_arn: str | None = None
     # The S3 bucket Ansible's Session Manager connection moves files through (the operator's inventory).
     ssm_transfer_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    # The S3 bucket the backup document uploads etcd snapshots and the PKI to (Terraform's backup.tf).
+    backup_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    backup: BackupSettings = BackupSettings()
 
     @field_validator("pod_cidr", "service_cidr")
     @classmethod

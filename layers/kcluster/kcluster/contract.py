@@ -19,6 +19,7 @@ DOC_JOIN_WORKER = "join-worker"
 DOC_REFRESH_JOIN = "refresh-join"
 DOC_DRAIN_REMOVE = "drain-remove"
 DOC_HEALTH = "health"
+DOC_BACKUP = "backup"
 DOCUMENT_KEYS = (
     DOC_INIT,
     DOC_JOIN_CONTROL_PLANE,
@@ -26,6 +27,7 @@ DOCUMENT_KEYS = (
     DOC_REFRESH_JOIN,
     DOC_DRAIN_REMOVE,
     DOC_HEALTH,
+    DOC_BACKUP,
 )
 
 # The remediation alarms template.yaml creates, by key; the name is "kcluster-<cluster>-remediate-<key>".

@@ -86,3 +86,22 @@ def check_cluster_move(name: str, before: ClusterPhase, after: ClusterPhase) -> 
 
 ALL_NODE_PHASES: frozenset[NodePhase] = frozenset(get_args(NodePhase))
 ALL_CLUSTER_PHASES: frozenset[ClusterPhase] = frozenset(get_args(ClusterPhase))
+
+# The etcd backup record (core/backup.py): idle between backups, taking while one `backup` command is
+# out on a control plane. A backup that fails or is given up on goes back to idle; the next is decided
+# afresh.
+BackupPhase = Literal["idle", "taking"]
+
+BACKUP_TRANSITIONS: dict[BackupPhase, frozenset[BackupPhase]] = {
+    "idle": frozenset({"taking"}),
+    # the command reported (success or failure), or its answer was given up on
+    "taking": frozenset({"idle"}),
+}
+
+
+def check_backup_move(name: str, before: BackupPhase, after: BackupPhase) -> None:
+    if after != before and after not in BACKUP_TRANSITIONS[before]:
+        raise IllegalTransition(f"backup of {name}: {before} -> {after} is not an allowed transition")
+
+
+ALL_BACKUP_PHASES: frozenset[BackupPhase] = frozenset(get_args(BackupPhase))
