@@ -111,6 +111,7 @@ def test_config_defaults_are_cluster_config_defaults(twin_plan):
                 "api_target_group_arn",
                 "kms_key_arn",
                 "ssm_transfer_bucket",
+                "backup_bucket",
             )
         }
     )

@@ -29,20 +29,28 @@ def _key(address: str) -> str:
 
 
 def node_roles(applied: Applied) -> dict[str, tuple[str, tuple[NamedPolicy, ...], NamedPolicy | None]]:
-    """role ("control-plane" | "worker") -> (role name, identity policies, permissions boundary)."""
-    inline = {_key(address): values for address, values in applied.of_type("aws_iam_role_policy").items()}
+    """role ("control-plane" | "worker") -> (role name, identity policies, permissions boundary).
+
+    Policies are matched to a role by the role they name (an aws_iam_role's id is its name), so an inline
+    policy of its own (backup.tf's control_plane_backup) counts as much as the for_each ones of iam.tf."""
+    inline: dict[str, list[dict]] = {}
+    for policy in applied.of_type("aws_iam_role_policy").values():
+        inline.setdefault(policy["role"], []).append(policy)
     attached: dict[str, list[str]] = {}
-    for address, values in applied.of_type("aws_iam_role_policy_attachment").items():
-        attached.setdefault(_key(address), []).append(values["policy_arn"])
+    for attachment in applied.of_type("aws_iam_role_policy_attachment").values():
+        attached.setdefault(attachment["role"], []).append(attachment["policy_arn"])
     found = {}
     for address, role in applied.of_type("aws_iam_role").items():
         key = _key(address)
         if key not in _ROLE_KEYS:
             continue
-        policy = inline[key]
-        policies = [NamedPolicy(f"node-{key}/{policy['name']}", json.loads(policy["policy"]))]
-        policies += [aws_managed_policy(arn) for arn in attached.get(key, [])]
+        name = role["name"]
+        policies = [
+            NamedPolicy(f"node-{key}/{policy['name']}", json.loads(policy["policy"]))
+            for policy in sorted(inline.get(name, []), key=lambda policy: policy["name"])
+        ]
+        policies += [aws_managed_policy(arn) for arn in attached.get(name, [])]
         boundary_arn = role.get("permissions_boundary")
         boundary = aws_managed_policy(boundary_arn) if boundary_arn else None
-        found[_ROLE_KEYS[key]] = (role["name"], tuple(policies), boundary)
+        found[_ROLE_KEYS[key]] = (name, tuple(policies), boundary)
     return found
