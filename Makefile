@@ -64,13 +64,15 @@ tools: $(SAM) $(CHECKOV) $(ANSIBLE_INVENTORY) terraform-tools
 kubernetes:
 	@tools/kubernetes/build.sh >/dev/null
 
-# Debian packages the checks use: shellcheck, a real etcd for membership scripts, jq for scripts.
+# Debian packages the checks use: shellcheck, a real etcd for membership scripts, jq for scripts, a C
+# compiler for the twin's node-tool client (twin/node/toolclient.py).
 sysdeps:
 	@missing=""; \
 	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
 	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
 	command -v etcdctl >/dev/null || missing="$$missing etcd-client"; \
 	command -v jq >/dev/null || missing="$$missing jq"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
