@@ -114,9 +114,12 @@ def critical_path_seconds(twin: Any) -> float | None:
     provisioned = _provisioned_at(twin)
     init = inits[0]
     initialized = provisioned.get(init.instance_id, init.started_at) + duration(init)
-    control_plane_chain = initialized + sum(
-        duration(inv) for key, inv in invocations if key in ("join-control-plane", "refresh-join")
-    )
+    refreshes = sorted((inv for key, inv in invocations if key == "refresh-join"), key=lambda i: i.ended_at)
+    control_plane_chain = initialized
+    for join in (inv for key, inv in invocations if key == "join-control-plane"):
+        # Each control-plane join waits for the refresh-join that published its certificate key.
+        before = [r for r in refreshes if r.ended_at <= join.started_at]
+        control_plane_chain += duration(join) + (duration(before[-1]) if before else 0.0)
     worker_ends = [
         max(provisioned.get(inv.instance_id, initialized), initialized) + duration(inv)
         for key, inv in invocations

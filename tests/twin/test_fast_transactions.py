@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -27,15 +29,10 @@ def _create(client: Any, name: str, *, range_key: bool) -> None:
 
 
 @pytest.fixture(params=["moto", "twin"])
-def client(request, monkeypatch) -> Iterator[Any]:
+def client(request) -> Iterator[Any]:
     """Each test runs against moto's own rollback and the twin's: the outcomes must be the same."""
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
+    credentials = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+    with mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": "us-east-1", **credentials}), mock_aws():
         undo = fast_transactions.install() if request.param == "twin" else (lambda: None)
         try:
             dynamodb = boto3.client("dynamodb")
