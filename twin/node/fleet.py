@@ -84,7 +84,7 @@ class NodeFleet:
             socket_path = Path(self._socket_dir) / "node.sock"
         self.server = NodeServer(socket_path, NodeTools(model, self._ssm_client, self._ec2_client))
         client = compiled_client()
-        # The fake tools' wrappers run this client; without one, the Python client (twin/node/toolclient.py).
+        # The fake tools' wrappers run this client; without one, the Python client (bin/_fake_tool.py).
         self._tool_client = {"KCLUSTER_TWIN_TOOL": str(client)} if client else {}
 
     def _client(self, service: str, region: str, instance_id: str, factory: Callable[[str], Any]) -> Any:
