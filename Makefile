@@ -18,6 +18,7 @@ SAM_PYENV := PYENV_VERSION=3.11.7:3.13.0
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 BENCH_WORKERS ?= 1000
+comma := ,
 SEEDS ?= 100
 # make test: test files spread over this many processes; the chaos seeds (their own process pool) after.
 TEST_PROCESSES ?= auto
@@ -64,12 +65,14 @@ tools: $(SAM) $(CHECKOV) $(ANSIBLE_INVENTORY) terraform-tools
 kubernetes:
 	@tools/kubernetes/build.sh >/dev/null
 
-# Debian packages the checks use: shellcheck, jq for scripts. (The real etcd comes from `make kubernetes`.)
+# Debian packages the checks use: shellcheck, jq for scripts, a C compiler for the twin's node-tool client
+# (twin/node/toolclient.py), chromium for the simulate page's test. (The real etcd comes from `make kubernetes`.)
 sysdeps:
 	@missing=""; \
 	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
 	command -v jq >/dev/null || missing="$$missing jq"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -106,9 +109,12 @@ sam-build: $(SAM)
 	$(SAM_PYENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build >/dev/null
 	@echo "sam build: ok"
 
-# Long runs stay out of `make test`: a 1,000-worker scale-out on the twin.
+# Long runs stay out of `make test` (which runs one scale-out of a few hundred workers): scale-out at
+# 3 + 100, 300 and BENCH_WORKERS, scale-in and chaos at 3 + BENCH_WORKERS, a table of what each costs
+# (twin/bench.py); non-zero on any broken invariant. BENCH_HUGE=1 adds a scale-out of 3 + 5,000.
+BENCH_HUGE ?=
 bench: $(PY) sysdeps terraform-tools
-	$(VENV)/bin/kcluster simulate --control-planes 3 --workers $(BENCH_WORKERS) --seed 1 --summary
+	$(PY) -m twin.bench --sizes 100,300,$(BENCH_WORKERS)$(if $(BENCH_HUGE),$(comma)5000) --large-sizes $(BENCH_WORKERS)
 
 # The chaos scenario over many seeds: a summary table; fails with the seeds to replay on any violation.
 chaos: $(PY) sysdeps terraform-tools

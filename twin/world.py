@@ -27,7 +27,16 @@ from moto.moto_api._internal import mock_random
 from kcluster import contract
 from twin import recorder
 from twin.account import ACCOUNT_ID, REGION
-from twin.aws import alarms, cfn, concurrency, fast_responses, lifecycle, runcommand, targets
+from twin.aws import (
+    alarms,
+    cfn,
+    concurrency,
+    fast_responses,
+    fast_transactions,
+    lifecycle,
+    runcommand,
+    targets,
+)
 from twin.aws.eventbus import EventBus, EventBusContext
 from twin.aws.functions import FunctionRuntime, FunctionRuntimeContext, queue_depth
 from twin.clock import Scheduler, VirtualClock
@@ -90,6 +99,7 @@ class Twin:
         self.recorder.counts_call = concurrency.in_invocation
         self._undo.append(recorder.install(self.recorder))
         self._undo.append(fast_responses.install())
+        self._undo.append(fast_transactions.install())
         self.model = KubeModel(self.clock.now, random.Random(streams.random()))
         # The bus and IAM are built from the deployment, which needs Auto Scaling's and Run Command's
         # emulations in place first: those reach the bus and IAM through references connected once built.

@@ -89,6 +89,10 @@ class InvocationRecord:
     started_at: float
     ok: bool = False
     error: str | None = None
+    # CPU time of the invocation's thread, AWS calls included (twin/costs.py tells them apart).
+    cpu_seconds: float = 0.0
+    # Events the invocation handled: an SQS batch's records, else one.
+    events: int = 1
 
 
 @dataclass
@@ -111,6 +115,12 @@ class _InvocationScope:
 
 
 _scope = threading.local()
+
+
+def current_invocation() -> tuple[str, str] | None:
+    """(function logical id, request id) of the invocation the calling thread runs, if any."""
+    scope: _InvocationScope | None = getattr(_scope, "current", None)
+    return None if scope is None or scope.request_id == "init" else (scope.function, scope.request_id)
 
 
 class _StdoutTee(io.TextIOBase):
@@ -325,12 +335,15 @@ class FunctionRuntime:
         handler = self.handler(logical_id)
         request_id = self._new_request_id()
         record = InvocationRecord(logical_id, request_id, kind, time.time())
+        if kind == "sqs" and isinstance(event, dict):
+            record.events = len(event.get("Records") or []) or 1
         self.invocations.append(record)
         context = self._context(logical_id, request_id)
 
         def call() -> Any:
             _ensure_stdout_tee()
             with _invocation_scope(self, logical_id, request_id):
+                started = time.thread_time()
                 try:
                     result = handler(event, context)
                 except Exception as error:
@@ -347,6 +360,8 @@ class FunctionRuntime:
                         )
                     )
                     raise
+                finally:
+                    record.cpu_seconds = time.thread_time() - started
             record.ok = True
             return result
 

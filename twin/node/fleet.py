@@ -25,6 +25,7 @@ from twin.node.etcd_snapshot import EtcdSnapshots
 from twin.node.model import KubeModel
 from twin.node.s3_cli import S3Cli
 from twin.node.server import NodeServer
+from twin.node.toolclient import compiled_client
 from twin.node.tools import NodeTools
 
 FAKE_BIN_DIR = Path(__file__).resolve().parent / "bin"
@@ -91,6 +92,9 @@ class NodeFleet:
             socket_path,
             NodeTools(model, self._ssm_client, self._ec2_client, s3=s3_cli.handle, snapshots=snapshots),
         )
+        client = compiled_client()
+        # The fake tools' wrappers run this client; without one, the Python client (bin/_fake_tool.py).
+        self._tool_client = {"KCLUSTER_TWIN_TOOL": str(client)} if client else {}
 
     def _client(self, service: str, region: str, instance_id: str, factory: Callable[[str], Any]) -> Any:
         access_key = self.role_access_keys.get(self._instance_roles.get(instance_id, ""))
@@ -194,6 +198,7 @@ class NodeFleet:
             "KCLUSTER_TWIN_SOCKET": str(self.server.socket_path),
             "KCLUSTER_TWIN_INSTANCE": instance_id,
             "KCLUSTER_TWIN_PYTHON": sys.executable,
+            **self._tool_client,
         }
         completed = subprocess.run(
             ["bash", script_path.name],
