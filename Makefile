@@ -24,7 +24,7 @@ SEEDS ?= 100
 TEST_PROCESSES ?= auto
 TEST_CHAOS_SEEDS ?= 50
 
-.PHONY: demo test lint unit sam-build sysdeps tools terraform-tools kubernetes bench chaos clean
+.PHONY: demo test lint unit sam-build sysdeps tools terraform-tools kubernetes bench chaos provision-check clean
 
 $(PY): requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -98,7 +98,7 @@ test: $(PY) sysdeps tools terraform-tools kubernetes
 	$(VENV)/bin/ruff format --check .
 	$(REALTF) run fmt -check -recursive terraform
 	$(TYPECHECK)
-	CHECKOV=$(CURDIR)/$(CHECKOV) KCLUSTER_TF_PYTHON=$(abspath $(TF_PY)) $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "not chaos" tests
+	CHECKOV=$(CURDIR)/$(CHECKOV) KCLUSTER_TF_PYTHON=$(abspath $(TF_PY)) $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "not chaos and not debootstrap" tests
 	KCLUSTER_CHAOS_SEEDS=$(TEST_CHAOS_SEEDS) $(PY) -m pytest -m chaos tests
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint --template template.yaml
@@ -115,6 +115,11 @@ sam-build: $(SAM)
 BENCH_HUGE ?=
 bench: $(PY) sysdeps terraform-tools
 	$(PY) -m twin.bench --sizes 100,300,$(BENCH_WORKERS)$(if $(BENCH_HUGE),$(comma)5000) --large-sizes $(BENCH_WORKERS)
+
+# Provisioning's host preparation run for real in a throwaway Debian root (debootstrap; needs root and
+# the Debian mirror; the root is built once per machine, then each run takes about a minute).
+provision-check: $(PY)
+	$(PY) -m pytest -n 0 -m debootstrap tests/scripts/test_provision_debootstrap.py
 
 # The chaos scenario over many seeds: a summary table; fails with the seeds to replay on any violation.
 chaos: $(PY) sysdeps terraform-tools

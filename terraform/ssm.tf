@@ -17,6 +17,8 @@ locals {
       name         = "calico"
       version      = var.cni_version
       manifest_url = local.cni_manifest_url
+      # Calico's images come from here, not Docker Hub (the init document rewrites the manifest).
+      image_registry = var.cni_image_registry
     }
     node_groups = [
       { asg_name = local.control_plane_asg_name, role = local.role_control_plane },

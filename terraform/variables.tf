@@ -78,6 +78,17 @@ variable "cni_manifest_url" {
   }
 }
 
+variable "cni_image_registry" {
+  description = "Registry (host[:port]/path, no scheme, no tag) the nodes pull Calico's images from in place of the manifest's docker.io/calico: Calico publishes them at quay.io/calico; a pull-through mirror (e.g. an ECR pull-through cache) keeps nodes off public registries. Anonymous Docker Hub pulls are rate-limited per IP, shared by every node behind one NAT gateway."
+  type        = string
+  default     = "quay.io/calico"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*$", var.cni_image_registry)) && !can(regex("^(docker\\.io|index\\.docker\\.io|registry-1\\.docker\\.io)(/|$)", var.cni_image_registry))
+    error_message = "cni_image_registry must be a registry host and path such as quay.io/calico (no https://, no tag), and not Docker Hub."
+  }
+}
+
 variable "join_token_ttl" {
   description = "TTL of the bootstrap tokens the refresh-join document creates (kubeadm duration in minutes or hours, e.g. 15m)."
   type        = string

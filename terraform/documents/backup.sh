@@ -68,7 +68,7 @@ if [[ ! -d "$KC_ETCD_DATA_PARENT" ]]; then
 fi
 snapshot="$(mktemp "${KC_ETCD_DATA_PARENT}/kcluster-snapshot.XXXXXXXX")"
 KC_TMP_FILES+=("$snapshot" "${snapshot}.part")
-if ! kc_etcdctl snapshot save "$snapshot" >&2; then
+if ! kc_etcdctl snapshot save "$(kc_container_path "$snapshot")" >&2; then
   kc_fail etcd-snapshot-failed "etcdctl snapshot save failed against the local etcd member"
 fi
 kc_snapshot_check "$snapshot"

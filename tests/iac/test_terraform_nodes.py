@@ -72,7 +72,8 @@ def test_user_data_provisions_the_node_as_the_contract_says(custom_plan, role_ke
     assert "https://pkgs.k8s.io/core:/stable:/v${KUBERNETES_MINOR}/deb/Release.key" in user_data
     for package in ("kubelet", "kubeadm", "kubectl"):
         assert f'"{package}=${{KUBERNETES_VERSION}}-*"' in user_data
-    assert "apt-mark hold kubelet kubeadm kubectl" in user_data
+    assert "HELD_PACKAGES=(kubelet kubeadm kubectl cri-tools runc containerd)" in user_data
+    assert 'apt-mark hold "${HELD_PACKAGES[@]}"' in user_data
     for needed in (
         "containerd",
         "jq",

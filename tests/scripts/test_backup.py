@@ -24,6 +24,7 @@ import boto3
 import pytest
 
 from tests.scripts.conftest import CLUSTER, Nodes, Run
+from tests.scripts.crictl_standin import write_crictl
 from tests.scripts.etcd_cluster import HOST, EtcdCluster, free_ports
 from tests.scripts.test_etcd_membership import RealEtcd, etcd_bin  # noqa: F401 - the fixture
 from twin.account import REGION
@@ -46,8 +47,9 @@ KEYS = {f"/registry/configmaps/default/backup-test-{index}": f"value-{index}" fo
 DAMAGING_ETCDCTL = """#!/bin/bash
 set -euo pipefail
 "{real}" "$@"
-if [[ "${{1:-}}" == snapshot && "${{2:-}}" == save ]]; then
-  file="$3"
+# the flags crictl exec passes come first: `... snapshot save FILE` ends the arguments
+if [[ $# -ge 3 && "${{*: -3:1}}" == snapshot && "${{*: -2:1}}" == save ]]; then
+  file="${{*: -1}}"
   size="$(stat -c %s "$file")"
   {damage}
 fi
@@ -82,7 +84,6 @@ class Backups:
         self.etcd_bin = bin_dir
         self.tmp_path = tmp_path
         self.cluster = RealEtcd(nodes, tmp_path, size, bin_dir)
-        (self.cluster.real_bin / "etcdutl").symlink_to(bin_dir / "etcdutl")
         self.s3 = boto3.client("s3", region_name=REGION)
         self.bucket = f"kc-{CLUSTER}-backup-20261202000000000000000002"
         self.s3.create_bucket(Bucket=self.bucket)
@@ -117,12 +118,15 @@ class Backups:
         return Run(result, json.loads(lines[0]))
 
     def damaging_bin(self, damage: str) -> Path:
+        """A node whose etcd image's etcdctl damages what it saves (crictl exec runs it, as on a node)."""
         directory = self.tmp_path / f"damaging-{damage}"
-        directory.mkdir()
-        script = directory / "etcdctl"
+        image = directory / "etcd-image"
+        image.mkdir(parents=True)
+        script = image / "etcdctl"
         script.write_text(DAMAGING_ETCDCTL.format(real=self.etcd_bin / "etcdctl", damage=DAMAGE[damage]))
         script.chmod(0o755)
-        (directory / "etcdutl").symlink_to(self.etcd_bin / "etcdutl")
+        (image / "etcdutl").symlink_to(self.etcd_bin / "etcdutl")
+        write_crictl(directory, script)
         (directory / "sleep").symlink_to("/usr/bin/sleep")
         return directory
 

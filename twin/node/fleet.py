@@ -1,7 +1,8 @@
 """Each instance's sandbox, and running an SSM document's script in it the way the SSM agent does.
 
 A sandbox is a directory standing for the instance's root filesystem (the scripts prefix absolute paths
-with $KCLUSTER_ROOT). The fake kubeadm/kubectl/etcdctl/systemctl/cloud-init/aws/sleep on its PATH
+with $KCLUSTER_ROOT). Its PATH holds exactly the commands an instance has (twin/node/commands.py); the
+fake kubeadm/kubectl/crictl/systemctl/cloud-init/aws/sleep among them
 talk to one KubeModel through the fleet's Unix socket; `aws ssm` and `aws ec2 describe-instances`
 go to (moto's) SSM and EC2 through the client factories.
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 import boto3
 
+from twin.node.commands import build_node_bin
 from twin.node.etcd_snapshot import EtcdSnapshots
 from twin.node.model import KubeModel
 from twin.node.s3_cli import S3Cli
@@ -95,6 +97,8 @@ class NodeFleet:
         client = compiled_client()
         # The fake tools' wrappers run this client; without one, the Python client (bin/_fake_tool.py).
         self._tool_client = {"KCLUSTER_TWIN_TOOL": str(client)} if client else {}
+        # A sandbox's PATH: exactly the commands the AMI and the user data give an instance.
+        self.node_bin = build_node_bin(self.workdir / "node-bin", FAKE_BIN_DIR)
 
     def _client(self, service: str, region: str, instance_id: str, factory: Callable[[str], Any]) -> Any:
         access_key = self.role_access_keys.get(self._instance_roles.get(instance_id, ""))
@@ -180,7 +184,7 @@ class NodeFleet:
     ) -> ScriptResult:
         """Run `script` as the SSM agent would: saved as _script.sh in the sandbox, `bash _script.sh`.
 
-        `path_first`: a directory searched before the fake tools (tests put a real etcdctl there).
+        `path_first`: a directory searched before the node's commands (tests put real tools there).
         """
         root = self.sandbox(instance_id)
         if not self.model.host(instance_id).alive:
@@ -190,7 +194,7 @@ class NodeFleet:
         search = [str(path_first)] if path_first else []
         environment = {
             **env,
-            "PATH": ":".join([*search, str(FAKE_BIN_DIR), "/usr/bin", "/bin"]),
+            "PATH": ":".join([*search, str(self.node_bin)]),
             "HOME": str(root / "root"),
             "TMPDIR": str(root / "tmp"),
             "LANG": "C.UTF-8",

@@ -26,6 +26,11 @@ class CniConfig(_Strict):
         default="https://raw.githubusercontent.com/projectcalico/calico/v3.33.0/manifests/calico.yaml",
         pattern=r"^https://[A-Za-z0-9./_-]{1,400}\.ya?ml$",
     )
+    # Where the nodes pull Calico's images: quay.io/calico (Calico's own, not Docker Hub's anonymous
+    # rate limit) or a mirror; the init document rewrites the manifest's docker.io/calico/ to it.
+    image_registry: str = Field(
+        default="quay.io/calico", pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*$"
+    )
 
 
 class NodeGroup(_Strict):
