@@ -237,3 +237,21 @@ def test_bad_or_unemulated_preferences_are_refused_with_a_clear_error(asg, prefe
         start(**preferences)
     assert error.value.response["Error"]["Code"] == "ValidationError" and message in str(error.value)
     assert client().describe_instance_refreshes(AutoScalingGroupName=GROUP)["InstanceRefreshes"] == []
+
+
+def test_the_product_adapter_starts_adopts_follows_and_cancels_a_refresh(asg):
+    from kcluster.adapters.instance_refresh import InstanceRefreshes
+    from kcluster.core.rollout_model import StartRefresh
+
+    operator = in_service_group(asg, 3)
+    refreshes = InstanceRefreshes(client())
+    step = StartRefresh(GROUP, 2, 100, 134, 0)
+    refresh_id = refreshes.start(step)
+    assert refreshes.start(step) == refresh_id  # a second start adopts the active refresh
+    operator.run(30)
+    assert refreshes.latest([GROUP])[GROUP].status == "InProgress"
+    assert refreshes.cancel(GROUP) == refresh_id
+    operator.run(300)
+    seen = refreshes.latest([GROUP])[GROUP]
+    assert (seen.refresh_id, seen.status) == (refresh_id, "Cancelled")
+    assert refreshes.cancel(GROUP) is None
