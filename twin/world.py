@@ -27,7 +27,16 @@ from moto.moto_api._internal import mock_random
 from kcluster import contract
 from twin import infra, recorder
 from twin.account import ACCOUNT_ID, REGION
-from twin.aws import alarms, cfn, concurrency, fast_responses, lifecycle, runcommand, targets
+from twin.aws import (
+    alarms,
+    cfn,
+    concurrency,
+    fast_responses,
+    instance_refresh,
+    lifecycle,
+    runcommand,
+    targets,
+)
 from twin.aws.eventbus import EventBus, EventBusContext
 from twin.aws.functions import FunctionRuntime, FunctionRuntimeContext, queue_depth
 from twin.clock import Scheduler, VirtualClock
@@ -135,6 +144,9 @@ class Twin:
             )
         )
         self._undo.append(lifecycle.install(self.lifecycle))
+        # Instance refresh on top of the lifecycle emulation (moto has none).
+        self.instance_refresh = instance_refresh.InstanceRefreshEmulation(self.lifecycle)
+        self._undo.append(instance_refresh.install(self.instance_refresh))
 
     def _deploy(self, cluster: str, template: Path | None) -> None:
         """What `terraform apply` creates, then `sam deploy` of template.yaml with its outputs."""

@@ -364,6 +364,9 @@ def test_records_learn_what_their_instance_was_launched_from():
     ]
     plan = rollout.record_launch_versions(view, instances, target("1.38.0", template=2), NOW)
     written = {
-        r.instance_id: (r.launch_template_version, r.kubernetes_version) for r in plan.batches[0].writes
+        r.instance_id: (r.launch_template_version, r.kubernetes_version)
+        for b in plan.batches
+        for r in b.writes
     }
+    assert len(plan.batches) == 2  # one write each
     assert written == {"i-n0000001": (2, "1.38.0"), "i-n0000002": (1, None)}

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kcluster.config import RolloutSettings
-from kcluster.core.models import AsgInstance, ClusterView, Metric, Note, Notify, Plan
+from kcluster.core.models import AsgInstance, Batch, ClusterView, Metric, Note, Notify, Plan
 from kcluster.core.phases import ROLLOUT_FINISHED_PHASES, RolloutPhase
 from kcluster.core.preflight import PreflightInput, Refusal, preflight
 from kcluster.core.rollout_model import (
@@ -376,7 +376,8 @@ def record_launch_versions(
     """Stamp each node record that lacks it with what its instance was launched from: the launch
     template version Auto Scaling reports, and the Kubernetes version the target pairs with that
     template version (unknown, None, for an instance launched from another one). Run while the
-    instance is new, so the pairing is the one its launch used."""
+    instance is new, so the pairing is the one its launch used. One write per node: a first tick after
+    deployment may stamp many more records than one transaction takes."""
     stamped = []
     for instance in instances:
         node = view.nodes.get(instance.instance_id)
@@ -392,4 +393,4 @@ def record_launch_versions(
             str(target.kubernetes_version) if pinned in (None, instance.launch_template_version) else None
         )
         stamped.append(node.launched_from(instance.launch_template_version, version, now))
-    return Plan.one(*stamped) if stamped else Plan()
+    return Plan.of(*(Batch.of(node) for node in stamped))
