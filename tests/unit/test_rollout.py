@@ -370,3 +370,14 @@ def test_records_learn_what_their_instance_was_launched_from():
     }
     assert len(plan.batches) == 2  # one write each
     assert written == {"i-n0000001": (2, "1.38.0"), "i-n0000002": (1, None)}
+
+
+def test_each_group_waits_for_a_healthy_quiet_cluster_before_its_refresh():
+    state = (
+        RolloutState("demo").begin(target(), NOW).started("control_planes", KubeVersion(1, 37, 2), True, NOW)
+    )
+    decision = advance(world(cluster(etcd_healthy=2, etcd_unhealthy=("ip-c1",)), state), DEFAULTS)
+    assert (
+        not decision.steps and decision.record is not None and decision.record.refusals == ("etcd-unhealthy",)
+    )
+    assert not decision.notify  # it clears up by itself (or remediation acts): logged, not paged

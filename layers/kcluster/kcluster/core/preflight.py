@@ -54,6 +54,19 @@ def preflight(given: PreflightInput) -> list[Refusal]:
     return [refusal for check in checks if (refusal := check(given)) is not None]
 
 
+def between_groups(given: PreflightInput) -> list[Refusal]:
+    """What is checked again before each group's refresh (kops validates between nodes too): the
+    cluster is healthy and quiet; the versions were checked when the rollout started."""
+    checks = (
+        recent_health,
+        control_planes_ready,
+        etcd_healthy,
+        no_membership_change_in_flight,
+        no_remediation_in_flight,
+    )
+    return [refusal for check in checks if (refusal := check(given)) is not None]
+
+
 def recent_health(given: PreflightInput) -> Refusal | None:
     health = given.view.health
     if health is None or health.taken_at == 0.0:

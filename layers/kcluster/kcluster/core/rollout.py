@@ -31,7 +31,7 @@ from typing import Literal
 from kcluster.config import RolloutSettings
 from kcluster.core.models import AsgInstance, Batch, ClusterView, Metric, Note, Notify, Plan
 from kcluster.core.phases import ROLLOUT_FINISHED_PHASES, RolloutPhase
-from kcluster.core.preflight import PreflightInput, Refusal, preflight
+from kcluster.core.preflight import PreflightInput, Refusal, between_groups, preflight
 from kcluster.core.rollout_model import (
     REFRESH_CANCELLED,
     REFRESH_FAILED,
@@ -256,6 +256,9 @@ def refresh_preferences(group: GroupTarget, capacity: int, settings: RolloutSett
 def _start_refresh(
     world: RolloutWorld, rollout: RolloutState, group: GroupTarget, settings: RolloutSettings
 ) -> RolloutDecision:
+    unhealthy = between_groups(PreflightInput(world.view, world.target, world.now, world.backup_fresh))
+    if unhealthy:
+        return _refused(rollout, unhealthy, world.now)
     after_first = running(world.view).with_node(
         world.target.kubernetes_version, control_plane=group.is_control_plane
     )

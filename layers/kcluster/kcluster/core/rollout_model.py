@@ -171,7 +171,7 @@ class RolloutState:
         )
 
     def refresh_requested(self, asg_name: str, now: float) -> RolloutState:
-        return self.moved(now, refresh_asg=asg_name, refresh_id=None, refresh_requested_at=now)
+        return self.moved(now, refresh_asg=asg_name, refresh_id=None, refresh_requested_at=now, refusals=())
 
     def refresh_started(self, refresh_id: str, now: float) -> RolloutState:
         return self.moved(now, refresh_id=refresh_id)
