@@ -39,6 +39,8 @@ from twin.aws import (
 )
 from twin.aws.eventbus import EventBus, EventBusContext
 from twin.aws.functions import FunctionRuntime, FunctionRuntimeContext, queue_depth
+from twin.aws.instance_refresh import InstanceRefreshEmulation
+from twin.aws.instance_refresh import install as install_instance_refresh
 from twin.clock import Scheduler, VirtualClock
 from twin.iam import authorization
 from twin.latency import LatencyModel
@@ -146,6 +148,9 @@ class Twin:
             )
         )
         self._undo.append(lifecycle.install(self.lifecycle))
+        # Instance refresh on top of the lifecycle emulation (moto has none).
+        self.instance_refresh = InstanceRefreshEmulation(self.lifecycle)
+        self._undo.append(install_instance_refresh(self.instance_refresh))
 
     def _deploy(self, cluster: str, template: Path | None) -> None:
         """What `terraform apply` creates, then `sam deploy` of template.yaml with its outputs."""

@@ -36,6 +36,9 @@ class CniConfig(_Strict):
 class NodeGroup(_Strict):
     asg_name: str = Field(min_length=1, max_length=255)
     role: Literal["control-plane", "worker"]
+    # The numbered launch template version the group's instances should run (Terraform writes it with
+    # the group; never $Latest). None: the group's image is not rolled out by kcluster.
+    launch_template_version: int | None = Field(default=None, ge=1)
 
 
 class Timeouts(_Strict):
@@ -88,6 +91,20 @@ class LifecycleHooks(_Strict):
     terminate: str = "kcluster-terminate"
 
 
+class RolloutSettings(_Strict):
+    """How a rollout (core/rollout.py) proceeds: worker groups keep `min_healthy_percent` of their
+    capacity in service; `wait_for_go` holds each rollout until `go` names its target; `paused` holds a
+    running one where it is (resumed when set back to false)."""
+
+    min_healthy_percent: int = Field(default=90, ge=0, le=100)
+    # Launch before terminate: a worker group may surge to this share (at least one instance more).
+    worker_max_healthy_percent: int = Field(default=110, ge=100, le=200)
+    instance_warmup_seconds: int = Field(default=60, ge=0, le=3600)
+    wait_for_go: bool = False
+    go: str | None = Field(default=None, max_length=512)
+    paused: bool = False
+
+
 class ClusterConfig(_Strict):
     cluster_name: str = Field(pattern=_NAME_PATTERN)
     kubernetes_version: str = Field(default="1.37.2", pattern=r"^1\.[0-9]{2}\.[0-9]{1,2}$")
@@ -113,6 +130,7 @@ class ClusterConfig(_Strict):
     # The S3 bucket the backup document uploads etcd snapshots and the PKI to (Terraform's backup.tf).
     backup_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     backup: BackupSettings = BackupSettings()
+    rollout: RolloutSettings = RolloutSettings()
 
     @field_validator("pod_cidr", "service_cidr")
     @classmethod

@@ -276,6 +276,8 @@ class Kubeadm(ClusterState):
 
     def _write_control_plane_files(self, epoch: _Epoch, host: Host) -> None:
         host.apiserver_running = host.etcd_running = True
+        host.apiserver_version = epoch.kubernetes_version or host.kubeadm_version
+        host.certificates_issued_at = self._now()
         self._write_node_files(epoch, host)
         # kubeadm's etcd PKI; the twin's etcd CA is the cluster CA (etcdctl only checks the files exist)
         etcd_pki = host.root / "etc/kubernetes/pki/etcd"

@@ -189,6 +189,10 @@ class NodeRecord:
     terminate_started_at: float | None = None
     # When the instance was last marked Unhealthy for replacement (remediation, or phase "replacing").
     replace_requested_at: float | None = None
+    # What the instance was launched with (core/rollout.py compares them with the target): the numbered
+    # launch template version Auto Scaling reports for it, and the Kubernetes version that version installs.
+    launch_template_version: int | None = None
+    kubernetes_version: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
     version: int = 0
@@ -274,6 +278,13 @@ class NodeRecord:
 
     def heartbeat(self, now: float) -> NodeRecord:
         return bump(self, now, last_heartbeat_at=now)
+
+    def launched_from(
+        self, launch_template_version: int, kubernetes_version: str | None, now: float
+    ) -> NodeRecord:
+        return bump(
+            self, now, launch_template_version=launch_template_version, kubernetes_version=kubernetes_version
+        )
 
     # -- termination
 
@@ -749,6 +760,8 @@ class AsgInstance:
     instance_id: str
     asg_name: str
     lifecycle_state: str
+    # The numbered launch template version the instance was launched from (None: not from a template).
+    launch_template_version: int | None = None
 
 
 @dataclass(frozen=True)
