@@ -15,10 +15,10 @@ locals {
   backup_object_actions = ["s3:GetObject", "s3:PutObject"]
   # S3 asks KMS for a data key to encrypt (PutObject, each part of a multipart upload) and to decrypt
   # (GetObject, completing a multipart upload); with a bucket key the encryption context is the bucket.
-  backup_kms_actions  = ["kms:GenerateDataKey", "kms:Decrypt"]
-  s3_service          = "s3.${local.region}.amazonaws.com"
-  backup_arn_context  = "kms:EncryptionContext:aws:s3:arn"
-  control_plane_arn   = aws_iam_role.node["control_plane"].arn
+  backup_kms_actions = ["kms:GenerateDataKey", "kms:Decrypt"]
+  s3_service         = "s3.${local.region}.amazonaws.com"
+  backup_arn_context = "kms:EncryptionContext:aws:s3:arn"
+  control_plane_arn  = aws_iam_role.node["control_plane"].arn
 }
 
 resource "aws_s3_bucket" "backup" {
