@@ -143,16 +143,29 @@ def _control_loop(view: ClusterView, reconciled_at: float | None, now: float) ->
         "last_health_report": None if health is None or not health.taken_at else _health(health, now),
         "alarms_in_alarm": list(view.remediation_state.alarms_in_alarm),
         "remediating": view.remediation_state.remediating,
-        # Being built now: etcd backups (issue 15) and rollouts (issue 14) will keep their records in the
-        # state table. Until those records exist there is nothing to show, and nothing is made up.
-        "last_backup": last_backup(view),
+        # The backup record (BACKUP item) once the control loop keeps one; rollouts (issue 14) keep no
+        # record in the state table yet: nothing to show, and nothing is made up.
+        "last_backup": last_backup(view, now),
         "rollout": rollout(view),
     }
 
 
-def last_backup(view: ClusterView) -> dict[str, Any] | None:
-    """The newest etcd backup's record: none is kept yet (issue 15 adds them)."""
-    return None
+def last_backup(view: ClusterView, now: float) -> dict[str, Any] | None:
+    """The control loop's etcd backup record: the newest good backup, the one in flight, the last failure.
+    None while the control loop has kept no record (no backup bucket, or none taken yet)."""
+    backup = view.backup
+    if backup is None:
+        return None
+    return {
+        "phase": backup.phase,
+        "in_flight": backup.backup_id if backup.phase == "taking" else None,
+        "last_good_seconds_ago": None if backup.last_good_at is None else round(now - backup.last_good_at),
+        "last_good_key": backup.last_good_key,
+        "last_good_size_bytes": backup.last_good_size,
+        "last_good_revision": backup.last_good_revision,
+        "last_error": backup.last_error,
+        "consecutive_failures": backup.consecutive_failures,
+    }
 
 
 def rollout(view: ClusterView) -> dict[str, Any] | None:

@@ -105,9 +105,26 @@ def control_loop_rows(loop: dict[str, Any]) -> list[tuple[str, str]]:
         ("last health report", health_text),
         ("alarms in ALARM", ", ".join(loop["alarms_in_alarm"]) or "none"),
         ("remediating", loop["remediating"] or "none"),
-        ("last backup", loop["last_backup"] or "none"),
+        ("last backup", _backup_text(loop["last_backup"])),
         ("rollout", loop["rollout"] or "none"),
     ]
+
+
+def _backup_text(backup: dict[str, Any] | None) -> str:
+    if backup is None:
+        return "none"
+    if backup["last_good_seconds_ago"] is None:
+        newest = "no good backup yet"
+    else:
+        newest = (
+            f"{age(backup['last_good_seconds_ago'])} ago: {backup['last_good_key']} "
+            f"({backup['last_good_size_bytes']} bytes, revision {backup['last_good_revision']})"
+        )
+    if backup["in_flight"]:
+        newest += f"; {backup['in_flight']} in flight"
+    if backup["consecutive_failures"]:
+        newest += f"; {backup['consecutive_failures']} failed in a row: {backup['last_error']}"
+    return newest
 
 
 def _ago(seconds: float | None, suffix: str = " ago") -> str | None:

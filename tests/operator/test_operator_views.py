@@ -14,8 +14,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from kcluster.core.models import ClusterState, ClusterView, HealthSnapshot, NodeHealth, NodeRecord
-from kcluster_cli import events, operator_views, status
+from kcluster.core.models import (
+    BackupState,
+    ClusterState,
+    ClusterView,
+    HealthSnapshot,
+    NodeHealth,
+    NodeRecord,
+)
+from kcluster_cli import events, operator_views, status, tables
 from kcluster_cli.durations import age, parse_duration
 from kcluster_cli.fleet import GroupView, InstanceView
 from tests.operator.test_operator_cli import CLUSTER, CONFIG, kcluster
@@ -84,8 +91,40 @@ def test_a_settled_cluster_is_valid_with_every_node_ready():
         0,
     )
     assert (loop["last_reconcile_seconds_ago"], loop["last_health_report"]["seconds_ago"]) == (20, 30)
-    # Backups and rollouts keep no records yet: shown as nothing, never made up.
+    # No backup record kept (yet), and rollouts keep none: shown as nothing, never made up.
     assert (loop["last_backup"], loop["rollout"]) == (None, None)
+
+
+def test_the_backup_record_shows_the_newest_good_backup_and_the_one_in_flight():
+    # GIVEN the control loop's backup record: a good backup 10 minutes ago, the next one out on i-cp
+    seen = observed()
+    backup = BackupState(
+        CLUSTER,
+        last_good_at=NOW - 600,
+        last_good_key="frequent/20261202T120000Z/",
+        last_good_size=24608,
+        last_good_revision=41,
+    ).taking("20261202T121000Z", "frequent", "schedule", "i-cp", NOW - 5)
+    seen = replace(seen, view=replace(seen.view, backup=backup))
+
+    # WHEN the status is built and shown as a table
+    shown = status.build(seen)
+    text = tables.status_text(shown)
+
+    # THEN both are reported, as the record holds them
+    assert shown["control_loop"]["last_backup"] == {
+        "phase": "taking",
+        "in_flight": "20261202T121000Z",
+        "last_good_seconds_ago": 600,
+        "last_good_key": "frequent/20261202T120000Z/",
+        "last_good_size_bytes": 24608,
+        "last_good_revision": 41,
+        "last_error": None,
+        "consecutive_failures": 0,
+    }
+    assert (
+        "10m ago: frequent/20261202T120000Z/ (24608 bytes, revision 41); 20261202T121000Z in flight" in text
+    )
 
 
 def test_a_notready_node_a_pending_instance_and_a_stale_health_report_are_each_named():
