@@ -5,10 +5,12 @@ import pytest
 from twin import scenarios
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def settled():
     """One settled scale-out (a control plane, two workers) that the operator's commands and the page read.
-    A test that changes it lets it settle again before it ends."""
+    A test that changes it lets it settle again before it ends. Package scope, not session: the twin keeps
+    moto's mock running while it lives, and a test of another package on the same worker must start from
+    an empty AWS."""
     result = scenarios.run("scale-out", control_planes=1, workers=2, seed=3)
     yield result
     result.twin.close()
