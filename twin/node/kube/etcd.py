@@ -197,7 +197,7 @@ class Etcd(ClusterState):
                 raise KubeError("Error: etcdserver: unhealthy cluster", ETCDCTL_EXIT_ERROR)
             self._drop_member(epoch, member.instance_id)
             self._record("etcd-member-removed", member.instance_id, name=member.name)
-            return f"Member {member_id:x} removed from cluster {epoch.cluster_id:x}\n"
+            return f"Member {member_id:16x} removed from cluster {epoch.cluster_id:16x}\n"
 
     def add_unstarted_etcd_member(self, peer_url: str) -> int:
         """`etcdctl member add` whose etcd never started (a join that died half-way).
