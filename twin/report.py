@@ -16,6 +16,7 @@ from moto.sns.models import sns_backends
 
 from kcluster import contract
 from twin.account import ACCOUNT_ID
+from twin.backup_watch import BackupWatch
 from twin.version_watch import SkewWatch, skew_problems
 from twin.world import Twin
 
@@ -53,7 +54,11 @@ class QuorumWatch:
 
 
 def build_report(
-    twin: Twin, quorum: QuorumWatch | None = None, extra: dict | None = None, skew: SkewWatch | None = None
+    twin: Twin,
+    quorum: QuorumWatch | None = None,
+    extra: dict | None = None,
+    skew: SkewWatch | None = None,
+    backups: BackupWatch | None = None,
 ) -> dict[str, Any]:
     nodes = _node_table(twin)
     report: dict[str, Any] = {
@@ -69,6 +74,7 @@ def build_report(
             for name, inv in {
                 **_invariants(twin, quorum),
                 "version_skew_ok": _version_skew_ok(twin, skew),
+                "backups_fresh": _backups_fresh(twin, backups),
             }.items()
         },
         "iam": twin.iam.report(),
@@ -157,6 +163,12 @@ def _invariants(twin: Twin, quorum: QuorumWatch | None) -> dict[str, Invariant]:
         "no_duplicate_effect": _no_duplicate_effect(twin),
         "no_access_denied": _no_access_denied(twin),
     }
+
+
+def _backups_fresh(twin: Twin, backups: BackupWatch | None) -> Invariant:
+    if backups is None:
+        return Invariant(True, "not watched in this run")
+    return Invariant(*backups.verdict(twin))
 
 
 def _no_access_denied(twin: Twin) -> Invariant:

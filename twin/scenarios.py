@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kcluster import contract
+from twin.backup_watch import BackupWatch
 from twin.report import QuorumWatch, build_report
 from twin.version_watch import SkewWatch
 from twin.world import Twin
@@ -140,11 +141,14 @@ def run(
     twin.watchers.append(quorum.sample)
     skew = SkewWatch()
     twin.watchers.append(skew.sample)
+    backups = BackupWatch()
+    twin.watchers.append(backups.sample)
     try:
         if prepare is not None:
             prepare(twin)
         SCENARIOS[name](twin, control_planes, workers)
-        return ScenarioResult(twin, build_report(twin, quorum, {"scenario": name}, skew))
+        report = build_report(twin, quorum, {"scenario": name}, skew, backups)
+        return ScenarioResult(twin, report)
     except BaseException:
         twin.close()
         raise

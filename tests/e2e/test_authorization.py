@@ -150,3 +150,28 @@ def test_the_operator_acts_with_its_own_credentials(twin: Twin):
     # THEN the call was authorized as the operator's (an administrator), not let through unchecked
     assert twin.iam.authorizer.calls == before + 1
     assert any(label == "operator" for label, _ in twin.iam.authorizer.used)
+
+
+def test_only_control_planes_read_or_write_the_backups(twin: Twin):
+    """The backups hold the cluster PKI (DESIGN.md section 4): the control-plane role may put and get
+    them (S3 using the cluster key on its behalf); a worker may not; the operator, an administrator of
+    the account, is refused the objects by the bucket policy and could not use the key anyway."""
+    bucket = twin.deployment.config.backup_bucket or ""
+    key = "frequent/20260101T000000Z/pki.tar"
+    control_plane = _client("s3", twin.iam.node_keys["control-plane"])
+    control_plane.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=b"pki",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=twin.deployment.kms_key_arn,
+    )
+    assert control_plane.get_object(Bucket=bucket, Key=key)["Body"].read() == b"pki"
+    worker = _client("s3", twin.iam.node_keys["worker"])
+    assert "s3:GetObject" in _denied(worker.get_object, Bucket=bucket, Key=key)
+    _denied(worker.put_object, Bucket=bucket, Key="frequent/x/etcd.db", Body=b"x")
+    operator = twin.operator_session().client("s3")
+    message = _denied(operator.get_object, Bucket=bucket, Key=key)
+    assert "s3:GetObject" in message
+    # another bucket of the account is not theirs to write either
+    _denied(control_plane.put_object, Bucket=twin.deployment.ssm_transfer_bucket, Key="x", Body=b"x")

@@ -43,9 +43,18 @@ def _own_allow_statements(twin: Twin) -> set[str]:
     return names
 
 
+# Longer than a reconciler period (1 minute) plus event delays; shorter than the join's 600 s timeout.
+_JOIN_OUTLASTS_A_TICK_SECONDS = 300.0
+
+
 def _terminate_a_joining_control_plane(twin: Twin, *, lose_the_event: bool) -> None:
     """A control plane terminated by hand while its join runs; with `lose_the_event` its terminate event
-    never arrives, so the reconciler finds the waiting action itself."""
+    never arrives, so the reconciler finds the waiting action itself.
+
+    The join is pinned to run longer than a reconciler period, so it still runs when the terminate is
+    found (and cancelled: CancelJoinOfLeavingInstance) whatever the seeded draws before it (a backup's
+    duration, say) left for its own; left to chance, a quick join had finished by the next tick."""
+    twin.latency.command_overrides[contract.DOC_JOIN_CONTROL_PLANE] = _JOIN_OUTLASTS_A_TICK_SECONDS
     scenarios.scale_out(twin, 1, 0)
     if lose_the_event:
         twin.bus.interceptors.append(

@@ -10,7 +10,7 @@ from kcluster.core.models import BackupReported, HealthSnapshot, Metric, SendCom
 
 from .conftest import Harness, make_config
 from .test_launch_workflow import start_cluster
-from .test_scale_in import joined_cluster
+from .test_scale_in import terminate
 
 BUCKET = "kc-demo-backup-20261202000000000000000002"
 DOCUMENTS = {
@@ -64,6 +64,34 @@ def report(h: Harness, command_id: str, on: str = "i-0000000a", status: str = "S
     )
     h.apply(plan)
     return {m.name: m for batch in plan.batches for m in batch.metrics if isinstance(m, Metric)}
+
+
+def backed_up(h: Harness) -> None:
+    """A good backup, asked for now and answered 30 seconds later."""
+    send, command_id = take(h)
+    h.now += 30
+    report(h, command_id, on=send.targets[0])
+
+
+def joined_control_planes(h: Harness, count: int) -> list[str]:
+    """GIVEN a ready cluster of `count` control planes, each joined after the backup it waits for."""
+    ids = [f"i-{n:08x}" for n in range(1, count + 1)]
+    start_cluster(h, ids[0])
+    for joiner in ids[1:]:
+        h.launch(joiner, "control-plane")
+        backed_up(h)
+        (refresh,) = h.sends(h.dispatch())
+        (join,) = h.sends(h.finish(h.send(refresh), ids[0], result={"ok": True}))
+        h.finish(h.send(join), joiner)
+    return ids
+
+
+def refreshes_for(actions) -> list[tuple[str, ...]]:
+    return [
+        a.for_instances
+        for a in actions
+        if isinstance(a, SendCommand) and a.document == contract.DOC_REFRESH_JOIN
+    ]
 
 
 def test_no_backup_before_the_cluster_is_ready_or_when_backups_are_not_configured(h):
@@ -130,7 +158,8 @@ def test_the_age_is_published_every_tick_from_the_newest_good_backup_or_from_whe
 
 
 def test_a_failed_backup_suspects_its_control_plane_and_is_retried_after_a_pause(h):
-    first, second = joined_cluster(h, control_planes=2)
+    first, second = joined_control_planes(h, 2)
+    h.now += h.config.backup.interval_seconds  # the backup taken for the join is due again
     send, command_id = take(h)
     assert send.targets == (first,)  # the oldest joined control plane
     metrics = report(h, command_id, on=first, status="Failed", line=result(ok=False, error="etcd-unhealthy"))
@@ -182,7 +211,7 @@ def test_a_refused_send_ends_the_attempt(h):
 
 
 def test_a_control_plane_whose_etcd_member_is_unhealthy_is_not_chosen(h):
-    first, second = joined_cluster(h, control_planes=2)
+    first, second = joined_control_planes(h, 2)
     sick = h.view.nodes[first].node_name
     h.view = h.view.with_records([HealthSnapshot(taken_at=h.now, etcd_unhealthy=(sick,), version=1)])
     assert backup.choose_control_plane(h.view) == second
@@ -211,3 +240,60 @@ def test_a_pending_control_plane_join_makes_a_backup_due_and_waits_for_it_at_mos
         fresh.view, fresh.config, fresh.now, fresh.now + fresh.config.backup.membership_wait_seconds
     )
     assert not backup.membership_change_may_proceed(fresh.view, fresh.config, fresh.now, fresh.now + 1)
+
+
+def test_a_control_plane_join_waits_for_its_backup_and_workers_do_not(h):
+    # GIVEN a ready cluster backed up a while ago, then a control plane and a worker launch
+    start_cluster(h)
+    backed_up(h)
+    h.now += 120
+    h.launch("i-0000000c", "control-plane")
+    h.launch("i-0000000d", "worker")
+    # WHEN dispatch runs before the control plane's backup
+    actions = h.dispatch()
+    # THEN the worker joins, the control plane waits (no lease taken) and its backup is due
+    assert refreshes_for(actions) == [("i-0000000d",)]
+    assert (h.phase("i-0000000c"), h.view.cluster.lease_owner) == ("waiting", None)
+    assert backup.due(h.view.backup, h.view, h.config, h.now) == backup.REASON_MEMBERSHIP
+    # AND once that backup is good, the join takes the lease
+    backed_up(h)
+    assert refreshes_for(h.dispatch()) == [("i-0000000c",)]
+    assert h.view.cluster.lease_owner == "i-0000000c"
+
+
+def test_a_control_plane_join_goes_ahead_without_its_backup_after_the_wait(h):
+    # GIVEN a ready cluster whose every backup fails (etcd refuses the snapshot)
+    start_cluster(h)
+    h.launch("i-0000000c", "control-plane")
+    launched_at = h.now
+    send, command_id = take(h)
+    report(h, command_id, on=send.targets[0], status="Failed", line=result(ok=False, error="etcd-unhealthy"))
+    # WHEN dispatch runs just before and at the end of membership_wait_seconds
+    h.now = launched_at + h.config.backup.membership_wait_seconds - 1
+    assert refreshes_for(h.dispatch()) == []
+    h.now = launched_at + h.config.backup.membership_wait_seconds
+    # THEN the join waits no longer: a backup never stops the cluster healing
+    assert refreshes_for(h.dispatch()) == [("i-0000000c",)]
+
+
+def test_a_control_plane_removal_waits_for_its_backup_at_most_a_while(h):
+    # GIVEN three joined control planes, one of which is terminated
+    first, second, third = joined_control_planes(h, 3)
+    h.now += 60
+    terminate(h, third, "control-plane")
+    # WHEN dispatch runs before its backup: no drain, no lease
+    assert h.sends(h.dispatch()) == []
+    assert h.view.cluster.lease_owner is None
+    # THEN the backup taken for it lets the removal go ahead
+    backed_up(h)
+    (drain,) = h.sends(h.dispatch())
+    assert (drain.document, drain.parameters["InstanceId"]) == (contract.DOC_DRAIN_REMOVE, third)
+    # AND a second removal whose backup never comes goes ahead after membership_wait_seconds
+    h.finish(h.send(drain), first, result={"ok": True, "etcd_member_removed": True})
+    h.now += 60
+    leaving_at = h.now
+    terminate(h, second, "control-plane")
+    assert h.sends(h.dispatch()) == []
+    h.now = leaving_at + h.config.backup.membership_wait_seconds
+    (drain,) = h.sends(h.dispatch())
+    assert drain.parameters["InstanceId"] == second

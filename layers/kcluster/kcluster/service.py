@@ -25,11 +25,12 @@ from kcluster.adapters.notifier import Notifier
 from kcluster.adapters.state_store import StateStore, WriteConflict
 from kcluster.adapters.targets import TargetHealth
 from kcluster.config import ClusterConfig
-from kcluster.core import health, reconcile, remediation, rollout, scale_in, workflow
+from kcluster.core import backup, health, reconcile, remediation, rollout, scale_in, workflow
 from kcluster.core.models import (
     TERMINAL_STATUSES,
     AlarmChanged,
     AsgInstance,
+    BackupReported,
     ClusterView,
     CommandFinished,
     Event,
@@ -119,6 +120,8 @@ class Service:
         self.dispatch()
         self._collect_overdue_health_probe()
         self._probe_health()
+        self._collect_overdue_backup()
+        self._take_backup()
         self.remediate(instances)
         self._publish_cluster_metrics(self._load())
 
@@ -226,13 +229,27 @@ class Service:
         self._decide(lambda v: reconcile.unsent_steps(v, self.deps.now(), sent))
 
     def _collect_overdue_health_probe(self) -> None:
-        overdue = health.probe_to_check(self._load(), self.deps.now())
+        self._collect_overdue_report(health.probe_to_check(self._load(), self.deps.now()), HealthReported)
+
+    def _take_backup(self) -> None:
+        """An etcd backup when one is due; the age of the newest good one, for the alarm, every tick."""
+        self._decide(lambda v: backup.take(v, self.config, self.deps.now()))
+        self._decide(lambda v: backup.metrics(v, self.config, self.deps.now()))
+
+    def _collect_overdue_backup(self) -> None:
+        self._collect_overdue_report(backup.to_check(self._load(), self.deps.now()), BackupReported)
+
+    def _collect_overdue_report(
+        self, overdue: tuple[str, str] | None, reported: Callable[[str, str, str, Any], Event]
+    ) -> None:
+        """A probe or backup whose status event is overdue (it may be lost): ask SSM, and decide a
+        finished invocation as the report it would have brought."""
         if overdue is None:
             return
         command_id, target = overdue
         invocation = self.deps.commands.invocation(command_id, target)
         if invocation is not None and invocation.status in TERMINAL_STATUSES:
-            self._decide_event(HealthReported(command_id, target, invocation.status, invocation.result))
+            self._decide_event(reported(command_id, target, invocation.status, invocation.result))
 
     def _find_unrecorded_commands(self, candidates: list[UnsentStep]) -> dict[str, FoundCommand]:
         """For each step whose command id was never recorded, the command SSM knows it was sent, if any."""

@@ -62,7 +62,7 @@ def pending_membership_change(view: ClusterView) -> float | None:
     """Since when a control-plane membership change waits (a control plane waiting to join a ready
     cluster, or leaving it); None when none does."""
     since = [
-        _pending_since(node)
+        pending_since(node)
         for node in view.nodes.values()
         if node.is_control_plane
         and (
@@ -73,7 +73,8 @@ def pending_membership_change(view: ClusterView) -> float | None:
     return min(since) if since else None
 
 
-def _pending_since(node: NodeRecord) -> float:
+def pending_since(node: NodeRecord) -> float:
+    """Since when the control-plane membership change of `node` (its join, or its removal) waits."""
     if node.phase in LEAVING_PHASES:
         return node.terminate_started_at or node.updated_at
     return node.lifecycle_started_at or node.created_at
@@ -101,6 +102,14 @@ def membership_change_may_proceed(view: ClusterView, config: ClusterConfig, sinc
     if state.last_good_at is not None and state.last_good_at >= since:
         return True
     return now - since >= config.backup.membership_wait_seconds
+
+
+def change_of_node_may_proceed(
+    view: ClusterView, node: NodeRecord, config: ClusterConfig, now: float
+) -> bool:
+    """The backup gate of `node`'s control-plane join or removal (the dispatches ask it before taking
+    the lease)."""
+    return membership_change_may_proceed(view, config, pending_since(node), now)
 
 
 def choose_control_plane(view: ClusterView) -> str | None:

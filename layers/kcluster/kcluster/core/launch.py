@@ -15,7 +15,7 @@ from typing import assert_never
 
 from kcluster import contract
 from kcluster.config import ClusterConfig
-from kcluster.core import helper_control_plane
+from kcluster.core import backup, helper_control_plane
 from kcluster.core.models import (
     Batch,
     ClusterState,
@@ -277,7 +277,11 @@ def _start_joins(view: ClusterView, waiting: list[NodeRecord], config: ClusterCo
         return Plan()
     batches = []
     control_planes = [n for n in waiting if n.is_control_plane]
-    if control_planes and view.control_plane_change_allowed(control_planes[0].instance_id, now):
+    if (
+        control_planes
+        and view.control_plane_change_allowed(control_planes[0].instance_id, now)
+        and backup.change_of_node_may_proceed(view, control_planes[0], config, now)
+    ):
         joiner = control_planes[0]
         leased = view.cluster.take_lease(joiner.instance_id, now + config.timeouts.lease_seconds)
         refresh = _refresh([joiner], helper, upload_certificates=True, config=config, now=now)

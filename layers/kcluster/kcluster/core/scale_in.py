@@ -18,7 +18,7 @@ from typing import Any
 
 from kcluster import contract
 from kcluster.config import ClusterConfig
-from kcluster.core import helper_control_plane
+from kcluster.core import backup, helper_control_plane
 from kcluster.core.models import (
     Batch,
     CancelCommand,
@@ -261,6 +261,8 @@ def _next_for_leaving(
     if node.is_control_plane:
         if not after.control_plane_change_allowed(node.instance_id, now):
             return None
+        if not backup.change_of_node_may_proceed(after, node, config, now):
+            return None  # its backup first (core/backup.py), heartbeating the terminate action meanwhile
         cluster = after.cluster.take_lease(node.instance_id, now + config.timeouts.lease_seconds)
     send = SendCommand(
         contract.DOC_DRAIN_REMOVE,
