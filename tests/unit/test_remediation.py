@@ -192,3 +192,31 @@ def test_nodes_already_leaving_or_not_in_service_are_never_candidates(harness):
     observe(harness, {workers[0]: harness.now - 900})
     alarm(harness)
     assert decide(harness) == ([], [])
+
+
+# --- the reconciler re-reads the alarms' states ---------------------------------------------------
+
+OURS = frozenset({NOT_READY_ALARM, "kcluster-demo-remediate-api-servers-unhealthy"})
+
+
+def test_an_alarm_whose_event_was_never_acted_on_counts_once_read(harness):
+    # GIVEN a NotReady worker and its alarm in ALARM, but the remediator failed on the state change
+    _, workers = cluster_of(harness)
+    harness.now += 1000
+    observe(harness, {workers[0]: harness.now - 600})
+    actions, _ = decide(harness)
+    assert replaced(actions) == []  # nothing stands as far as the stored state knows
+    # WHEN the reconciler reads the alarm in ALARM
+    harness.apply(remediation.alarms_as_read(harness.view, frozenset({NOT_READY_ALARM}), OURS))
+    # THEN it stands, and the next step replaces the worker
+    assert harness.view.remediation_state.alarms_in_alarm == (NOT_READY_ALARM,)
+    actions, _ = decide(harness)
+    assert replaced(actions) == [workers[0]]
+
+
+def test_a_read_that_agrees_changes_nothing_and_a_cleared_alarm_stops_standing(harness):
+    cluster_of(harness)
+    alarm(harness)
+    assert remediation.alarms_as_read(harness.view, frozenset({NOT_READY_ALARM}), OURS).batches == ()
+    harness.apply(remediation.alarms_as_read(harness.view, frozenset(), OURS))
+    assert harness.view.remediation_state.alarms_in_alarm == ()

@@ -76,6 +76,25 @@ def on_alarm(view: ClusterView, event: AlarmChanged, now: float) -> Plan:
     return Plan.one(state.alarms_standing(tuple(sorted(standing))), notes=[Note("info", message, fields)])
 
 
+def alarms_as_read(view: ClusterView, in_alarm: frozenset[str], ours: frozenset[str]) -> Plan:
+    """The reconciler read our remediation alarms' states (`in_alarm`: those of `ours` in ALARM). An
+    alarm sends its state-change event once; if the remediator failed on it (every retry, the event
+    left in its dead-letter queue), only this read makes the standing alarm count, and the read is the
+    truth either way."""
+    state = view.remediation_state
+    stored = set(state.alarms_in_alarm)
+    standing = (stored - ours) | (in_alarm & ours)
+    if standing == stored:
+        return Plan()
+    fields = {"raised": sorted(standing - stored), "cleared": sorted(stored - standing)}
+    note = Note("warning", "remediation alarm states re-read differ from what the events told", fields)
+    return Plan.one(
+        state.alarms_standing(tuple(sorted(standing))),
+        notes=[note],
+        metrics=[Metric("AlarmStatesResynced")],
+    )
+
+
 def next_step(
     view: ClusterView,
     instances: list[AsgInstance],
