@@ -20,11 +20,7 @@ from twin.world import Twin
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 
-@pytest.fixture
-def twin():
-    world = Twin(seed=5)
-    yield world
-    world.close()
+TWIN_SEED = 5
 
 
 def _history(twin: Twin, operation: str) -> list:

@@ -10,16 +10,11 @@ import pytest
 from kcluster import contract
 from twin import scenarios
 from twin.faults import FaultInjector, FaultRates
-from twin.world import Twin
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 
-@pytest.fixture
-def twin():
-    world = Twin(seed=11)
-    yield world
-    world.close()
+TWIN_SEED = 11
 
 
 def test_a_worker_is_replaced_although_the_remediator_failed_on_every_attempt(twin):

@@ -122,8 +122,10 @@ class Service:
         self.dispatch()
         self._collect_overdue_health_probe()
         self._probe_health()
-        self._reread_alarm_states()
         self.remediate(instances)
+        # After remediating on what the events told: the remediator, told within seconds, acts first on
+        # a fresh alarm; an alarm whose event it failed on is acted on from the next tick.
+        self._reread_alarm_states()
         self._publish_cluster_metrics(self._load())
 
     def on_alarm(self, parsed: AlarmStateChangeEvent) -> None:
