@@ -120,6 +120,10 @@ class FunctionCrashed(Exception):
     """What the Lambda runtime reports for an invocation that died (timeout, out of memory, crash)."""
 
 
+class InvocationFailed(Exception):
+    """What the Lambda runtime reports for an invocation that failed before its handler ran."""
+
+
 @dataclass(frozen=True)
 class InjectedFault:
     at: float
@@ -326,7 +330,7 @@ class FaultInjector:
         ):
             return
         self._inject("invocation_failed", logical_id)
-        raise FunctionCrashed(f"Runtime exited before the handler ran ({logical_id}, injected)")
+        raise InvocationFailed(f"Runtime exited before the handler ran ({logical_id}, injected)")
 
     def on_api_call(self, service: str, operation: str) -> None:
         """Called at every AWS call a function makes; may crash the function or throttle the call."""
