@@ -1,6 +1,6 @@
 # kcluster: `make demo` runs the main job on the local twin, `make test` runs every check.
 # Both set up what they need on a fresh machine: a virtual environment with pinned packages,
-# tool environments for the SAM CLI and checkov, and Debian's shellcheck, etcd and jq.
+# tool environments for the SAM CLI and checkov, and Debian's shellcheck and jq.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -18,12 +18,13 @@ SAM_PYENV := PYENV_VERSION=3.11.7:3.13.0
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 BENCH_WORKERS ?= 1000
+comma := ,
 SEEDS ?= 100
 # make test: test files spread over this many processes; the chaos seeds (their own process pool) after.
 TEST_PROCESSES ?= auto
 TEST_CHAOS_SEEDS ?= 50
 
-.PHONY: demo test lint unit sam-build sysdeps tools terraform-tools kubernetes bench chaos clean
+.PHONY: demo test lint unit sam-build sysdeps tools terraform-tools kubernetes bench chaos provision-check clean
 
 $(PY): requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,20 +65,21 @@ tools: $(SAM) $(CHECKOV) $(ANSIBLE_INVENTORY) terraform-tools
 kubernetes:
 	@tools/kubernetes/build.sh >/dev/null
 
-# Debian packages the checks use: shellcheck, a real etcd for membership scripts, jq for scripts.
+# Debian packages the checks use: shellcheck, jq for scripts, a C compiler for the twin's node-tool client
+# (twin/node/toolclient.py), chromium for the simulate page's test. (The real etcd comes from `make kubernetes`.)
 sysdeps:
 	@missing=""; \
 	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
-	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
-	command -v etcdctl >/dev/null || missing="$$missing etcd-client"; \
 	command -v jq >/dev/null || missing="$$missing jq"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 # A cluster scaling out (3 + 5), in (workers -2, a control plane replaced) and healing (a dead kubelet).
-demo: $(PY) sysdeps
+demo: $(PY) sysdeps terraform-tools
 	$(VENV)/bin/kcluster simulate --scenario demo --control-planes 3 --workers 5 --seed 7
 
 # The type checker over what ships: the layer (one run) and each handler (each is a module named app).
@@ -96,7 +98,7 @@ test: $(PY) sysdeps tools terraform-tools kubernetes
 	$(VENV)/bin/ruff format --check .
 	$(REALTF) run fmt -check -recursive terraform
 	$(TYPECHECK)
-	CHECKOV=$(CURDIR)/$(CHECKOV) KCLUSTER_TF_PYTHON=$(abspath $(TF_PY)) $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "not chaos" tests
+	CHECKOV=$(CURDIR)/$(CHECKOV) KCLUSTER_TF_PYTHON=$(abspath $(TF_PY)) $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "not chaos and not debootstrap" tests
 	KCLUSTER_CHAOS_SEEDS=$(TEST_CHAOS_SEEDS) $(PY) -m pytest -m chaos tests
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint --template template.yaml
@@ -107,12 +109,20 @@ sam-build: $(SAM)
 	$(SAM_PYENV) $(SAM) build --template template.yaml --build-dir .aws-sam/build >/dev/null
 	@echo "sam build: ok"
 
-# Long runs stay out of `make test`: a 1,000-worker scale-out on the twin.
-bench: $(PY) sysdeps
-	$(VENV)/bin/kcluster simulate --control-planes 3 --workers $(BENCH_WORKERS) --seed 1 --summary
+# Long runs stay out of `make test` (which runs one scale-out of a few hundred workers): scale-out at
+# 3 + 100, 300 and BENCH_WORKERS, scale-in and chaos at 3 + BENCH_WORKERS, a table of what each costs
+# (twin/bench.py); non-zero on any broken invariant. BENCH_HUGE=1 adds a scale-out of 3 + 5,000.
+BENCH_HUGE ?=
+bench: $(PY) sysdeps terraform-tools
+	$(PY) -m twin.bench --sizes 100,300,$(BENCH_WORKERS)$(if $(BENCH_HUGE),$(comma)5000) --large-sizes $(BENCH_WORKERS)
+
+# Provisioning's host preparation run for real in a throwaway Debian root (debootstrap; needs root and
+# the Debian mirror; the root is built once per machine, then each run takes about a minute).
+provision-check: $(PY)
+	$(PY) -m pytest -n 0 -m debootstrap tests/scripts/test_provision_debootstrap.py
 
 # The chaos scenario over many seeds: a summary table; fails with the seeds to replay on any violation.
-chaos: $(PY) sysdeps
+chaos: $(PY) sysdeps terraform-tools
 	$(VENV)/bin/kcluster chaos --seeds $(SEEDS)
 
 clean:

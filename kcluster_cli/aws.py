@@ -57,18 +57,25 @@ class Cluster:
         return next(group.asg_name for group in self.config.node_groups if group.role == role)
 
 
-def find_cluster(session: boto3.Session, name: str) -> Cluster:
-    parameter = contract.config_parameter_name(name)
-    with aws_errors(f"reading {parameter}"):
+def read_parameter(ssm: Any, name: str, *, missing: str, decrypt: bool = False) -> str:
+    """The parameter's value; `missing` (what to do about it) when there is no such parameter."""
+    with aws_errors(f"reading {name}"):
         try:
-            value = session.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+            return str(ssm.get_parameter(Name=name, WithDecryption=decrypt)["Parameter"]["Value"])
         except ClientError as error:
             if error.response["Error"]["Code"] != "ParameterNotFound":
                 raise
-            raise OperatorError(
-                f"cluster {name!r} not found in {session.region_name}: there is no parameter {parameter}. "
-                "Check --cluster and --region, or run `terraform apply` for it first"
-            ) from error
+            raise OperatorError(missing) from error
+
+
+def find_cluster(session: boto3.Session, name: str) -> Cluster:
+    parameter = contract.config_parameter_name(name)
+    value = read_parameter(
+        session.client("ssm"),
+        parameter,
+        missing=f"cluster {name!r} not found in {session.region_name}: there is no parameter {parameter}. "
+        "Check --cluster and --region, or run `terraform apply` for it first",
+    )
     try:
         config = ClusterConfig.model_validate_json(value)
     except ValidationError as error:

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from botocore.exceptions import ClientError
 
 from kcluster import contract
-from kcluster_cli.aws import Cluster, aws_errors
+from kcluster_cli.aws import Cluster, read_parameter
 from kcluster_cli.errors import OperatorError
 
 OWNER_ONLY = 0o600
@@ -25,16 +24,13 @@ OWNER_ONLY = 0o600
 
 def fetch(cluster: Cluster) -> dict[str, Any]:
     name = contract.admin_kubeconfig_parameter_name(cluster.name)
-    with aws_errors(f"reading {name}"):
-        try:
-            text = cluster.client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ParameterNotFound":
-                raise
-            raise OperatorError(
-                f"cluster {cluster.name!r} has no admin kubeconfig yet: the first control plane writes "
-                f"{name} once `kubeadm init` has finished. `kcluster status` shows how far it is"
-            ) from error
+    text = read_parameter(
+        cluster.client("ssm"),
+        name,
+        decrypt=True,
+        missing=f"cluster {cluster.name!r} has no admin kubeconfig yet: the first control plane writes "
+        f"{name} once `kubeadm init` has finished. `kcluster status` shows how far it is",
+    )
     document = yaml.safe_load(text)
     if not isinstance(document, dict) or document.get("kind") != "Config":
         raise OperatorError(f"{name} does not hold a kubeconfig")

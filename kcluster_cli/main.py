@@ -12,11 +12,28 @@ from typing import IO, Any
 
 import boto3
 
-from kcluster_cli import inventory, kubeconfig
+from kcluster_cli import completion, inventory, kubeconfig, operator_views
 from kcluster_cli.aws import Cluster, find_cluster, open_session
 from kcluster_cli.errors import OperatorError
 
 _EXAMPLES = {
+    "status": (
+        "examples:\n"
+        "  kcluster status --cluster demo                      # tables; exit 0 valid, 2 not valid\n"
+        "  kcluster status --cluster demo -o json | jq .validation_errors\n"
+        "  kcluster status --cluster demo --wait 10m           # until valid, at most 10 minutes"
+    ),
+    "events": (
+        "examples:\n"
+        "  kcluster events --cluster demo                      # the last hour, oldest first\n"
+        "  kcluster events --cluster demo --since 30m --node i-0123456789abcdef0\n"
+        "  kcluster events --cluster demo --since 1d -o json"
+    ),
+    "completion": (
+        "examples:\n"
+        "  source <(kcluster completion bash)                  # this shell; add it to ~/.bashrc to keep it\n"
+        "  kcluster completion zsh > ~/.zfunc/_kcluster"
+    ),
     "kubeconfig": (
         "examples:\n"
         "  kcluster kubeconfig --cluster demo                 # merge into ~/.kube/config, context 'demo'\n"
@@ -80,6 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--host", metavar="NAME", help="one host's variables")
     hosts.set_defaults(run=_inventory)
 
+    operator_views.add_commands(add)
+    shells = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script for bash or zsh.",
+        epilog=_EXAMPLES["completion"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    shells.add_argument("shell", choices=("bash", "zsh"))
+    shells.set_defaults(run=lambda args: _completion(parser, args), standalone=True)
+
     _add_development_commands(commands)
     return parser
 
@@ -102,7 +130,8 @@ def run(
     args = build_parser().parse_args(argv)
     out = stdout or sys.stdout
     try:
-        if getattr(args, "twin_command", False):
+        # The twin's commands and `completion` need no cluster.
+        if getattr(args, "twin_command", False) or getattr(args, "standalone", False):
             return int(args.run(args))
         return int(args.run(args, _cluster_from(args, session), out))
     except OperatorError as error:
@@ -118,6 +147,11 @@ def _cluster_from(args: argparse.Namespace, session: boto3.Session | None) -> Cl
     if not args.cluster:
         raise OperatorError("which cluster? pass --cluster NAME or set KCLUSTER_CLUSTER")
     return find_cluster(session or open_session(args.profile, args.region), args.cluster)
+
+
+def _completion(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    sys.stdout.write(completion.script(parser, args.shell))
+    return 0
 
 
 def _kubeconfig(args: argparse.Namespace, cluster: Cluster, out: IO[str]) -> int:

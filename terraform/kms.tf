@@ -127,6 +127,30 @@ data "aws_iam_policy_document" "kms_key" {
     }
   }
 
+  # etcd backups (backup.tf): control planes only, through S3 only, for the backup bucket only.
+  statement {
+    sid       = "ControlPlanesBackupsThroughS3"
+    actions   = local.backup_kms_actions
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = [aws_iam_role.node["control_plane"].arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [local.s3_service]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = local.backup_arn_context
+      values   = [aws_s3_bucket.backup.arn]
+    }
+  }
+
   dynamic "statement" {
     for_each = length(var.admin_principal_arns) > 0 ? [var.admin_principal_arns] : []
 
@@ -158,7 +182,7 @@ data "aws_iam_policy_document" "kms_key" {
 resource "aws_kms_key" "secrets" {
   count = local.create_kms_key ? 1 : 0
 
-  description             = "kcluster ${var.cluster_name}: SecureString parameters (join secrets, admin kubeconfig)"
+  description             = "kcluster ${var.cluster_name}: SecureString parameters (join secrets, admin kubeconfig) and etcd backups"
   key_usage               = "ENCRYPT_DECRYPT"
   enable_key_rotation     = true
   deletion_window_in_days = 30

@@ -87,3 +87,13 @@ output "ssm_transfer_bucket" {
   description = "The S3 bucket Ansible's amazon.aws.aws_ssm connection moves files through (`kcluster inventory` sets it for every host)."
   value       = aws_s3_bucket.ssm_transfer.id
 }
+
+output "backup_bucket" {
+  description = "The S3 bucket the control planes upload etcd backups to (an etcd snapshot, the cluster PKI and a manifest under frequent/<id>/ or daily/<id>/), encrypted with the cluster's KMS key."
+  value       = aws_s3_bucket.backup.id
+}
+
+output "backup_bucket_arn" {
+  description = "ARN of the etcd backup bucket."
+  value       = aws_s3_bucket.backup.arn
+}

@@ -17,6 +17,8 @@ locals {
       name         = "calico"
       version      = var.cni_version
       manifest_url = local.cni_manifest_url
+      # Calico's images come from here, not Docker Hub (the init document rewrites the manifest).
+      image_registry = var.cni_image_registry
     }
     node_groups = [
       { asg_name = local.control_plane_asg_name, role = local.role_control_plane },
@@ -34,6 +36,9 @@ locals {
     kms_key_arn = local.kms_key_arn
     # The operator's `kcluster inventory` hands this bucket to Ansible's Session Manager connection.
     ssm_transfer_bucket = aws_s3_bucket.ssm_transfer.id
+    # The backup document uploads etcd snapshots and the PKI here (backup.tf).
+    backup_bucket = aws_s3_bucket.backup.id
+    backup        = var.backup
   }
 }
 

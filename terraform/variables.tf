@@ -78,6 +78,17 @@ variable "cni_manifest_url" {
   }
 }
 
+variable "cni_image_registry" {
+  description = "Registry (host[:port]/path, no scheme, no tag) the nodes pull Calico's images from in place of the manifest's docker.io/calico: Calico publishes them at quay.io/calico; a pull-through mirror (e.g. an ECR pull-through cache) keeps nodes off public registries. Anonymous Docker Hub pulls are rate-limited per IP, shared by every node behind one NAT gateway."
+  type        = string
+  default     = "quay.io/calico"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*$", var.cni_image_registry)) && !can(regex("^(docker\\.io|index\\.docker\\.io|registry-1\\.docker\\.io)(/|$)", var.cni_image_registry))
+    error_message = "cni_image_registry must be a registry host and path such as quay.io/calico (no https://, no tag), and not Docker Hub."
+  }
+}
+
 variable "join_token_ttl" {
   description = "TTL of the bootstrap tokens the refresh-join document creates (kubeadm duration in minutes or hours, e.g. 15m)."
   type        = string
@@ -419,4 +430,60 @@ variable "tags" {
   description = "Tags added to every resource (and propagated to instances). The kcluster:* tags are set by the module and cannot be overridden."
   type        = map(string)
   default     = {}
+}
+
+################################################################################
+# etcd backups (backup.tf)
+################################################################################
+
+variable "backup_frequent_retention_days" {
+  description = "Days the frequent (scheduled) etcd backups under frequent/ are kept in the backup bucket."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.backup_frequent_retention_days >= 1 && var.backup_frequent_retention_days <= 90 && floor(var.backup_frequent_retention_days) == var.backup_frequent_retention_days
+    error_message = "backup_frequent_retention_days must be a whole number of days from 1 to 90 (keep older copies as daily ones)."
+  }
+}
+
+variable "backup_daily_retention_days" {
+  description = "Days the daily etcd backups under daily/ are kept in the backup bucket."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.backup_daily_retention_days >= 7 && var.backup_daily_retention_days <= 3650 && floor(var.backup_daily_retention_days) == var.backup_daily_retention_days
+    error_message = "backup_daily_retention_days must be a whole number of days from 7 to 3650."
+  }
+}
+
+variable "backup_noncurrent_version_days" {
+  description = "Days an overwritten or deleted backup object stays recoverable as a noncurrent version of the versioned backup bucket."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.backup_noncurrent_version_days >= 1 && var.backup_noncurrent_version_days <= 365 && floor(var.backup_noncurrent_version_days) == var.backup_noncurrent_version_days
+    error_message = "backup_noncurrent_version_days must be a whole number of days from 1 to 365."
+  }
+}
+
+variable "backup" {
+  description = "When the control loop takes etcd backups (see kcluster.config.BackupSettings), in seconds: every interval_seconds (default 15 minutes) and before every control-plane membership change, which waits for it at most membership_wait_seconds; a failed backup is retried after retry_seconds. Omitted attributes keep their defaults."
+  type = object({
+    interval_seconds        = optional(number, 900)
+    retry_seconds           = optional(number, 120)
+    membership_wait_seconds = optional(number, 600)
+  })
+  default = {}
+
+  validation {
+    condition = (
+      var.backup.interval_seconds >= 300 && var.backup.interval_seconds <= 86400 &&
+      var.backup.retry_seconds >= 60 && var.backup.retry_seconds <= 3600 &&
+      var.backup.membership_wait_seconds >= 0 && var.backup.membership_wait_seconds <= 3600
+    )
+    error_message = "backup: interval_seconds from 300 to 86400, retry_seconds from 60 to 3600, membership_wait_seconds from 0 to 3600."
+  }
 }

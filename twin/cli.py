@@ -50,7 +50,8 @@ def add_commands(commands: Any) -> None:
         epilog=(
             "examples:\n"
             "  kcluster simulate --scenario demo --control-planes 3 --workers 5 --seed 7\n"
-            "  kcluster simulate --workers 20 --then 'inventory --list' --then 'kubeconfig --stdout' --json"
+            "  kcluster simulate --workers 20 --then 'inventory --list' --then 'kubeconfig --stdout' --json\n"
+            "  kcluster simulate --scenario demo --then 'status' --then 'events' --html demo.html"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -64,6 +65,9 @@ def add_commands(commands: Any) -> None:
         default=[],
         metavar="COMMAND",
         help="an operator command run against the settled world as against AWS (repeatable)",
+    )
+    simulate.add_argument(
+        "--html", metavar="FILE", help="also write the run as one self-contained page (swimlanes, invariants)"
     )
     output = simulate.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON document")
@@ -109,6 +113,8 @@ def _simulate(args: argparse.Namespace) -> int:
         if args.scenario == "chaos":
             chaos.with_faults(report, result.twin)
         operator_runs = [run_operator_command(result.twin, command) for command in args.then]
+        if args.html:
+            _write_html(args.html, result.twin, report)
         if args.json:
             if args.then:
                 report["operator"] = operator_runs
@@ -148,6 +154,15 @@ def run_operator_command(twin: Any, command: str) -> dict[str, Any]:
         "output": output.getvalue(),
         "stderr": errors.getvalue(),
     }
+
+
+def _write_html(path: str, twin: Any, report: dict[str, Any]) -> None:
+    from pathlib import Path
+
+    from twin import html
+
+    Path(path).write_text(html.render(twin, report), encoding="utf-8")
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def _print_operator_runs(runs: list[dict[str, Any]]) -> None:

@@ -16,6 +16,7 @@ from moto.sns.models import sns_backends
 
 from kcluster import contract
 from twin.account import ACCOUNT_ID
+from twin.version_watch import SkewWatch, skew_problems
 from twin.world import Twin
 
 # Membership-changing documents: at most one of these may run at a time.
@@ -51,7 +52,9 @@ class QuorumWatch:
         return bool(twin.recorder.counters.get("faults_instance_killed"))
 
 
-def build_report(twin: Twin, quorum: QuorumWatch | None = None, extra: dict | None = None) -> dict[str, Any]:
+def build_report(
+    twin: Twin, quorum: QuorumWatch | None = None, extra: dict | None = None, skew: SkewWatch | None = None
+) -> dict[str, Any]:
     nodes = _node_table(twin)
     report: dict[str, Any] = {
         "seed": twin.seed,
@@ -61,7 +64,13 @@ def build_report(twin: Twin, quorum: QuorumWatch | None = None, extra: dict | No
         "etcd_members": sorted(m.name for m in twin.model.etcd_members()),
         "counters": _counters(twin),
         "api_calls": dict(sorted(twin.recorder.api_calls.items())),
-        "invariants": {name: vars(inv) for name, inv in _invariants(twin, quorum).items()},
+        "invariants": {
+            name: vars(inv)
+            for name, inv in {
+                **_invariants(twin, quorum),
+                "version_skew_ok": _version_skew_ok(twin, skew),
+            }.items()
+        },
         "iam": twin.iam.report(),
     }
     if extra:
@@ -308,3 +317,15 @@ def _no_duplicate_effect(twin: Twin) -> Invariant:
         not duplicated,
         f"{sum(effects.values())} effects, none twice" if not duplicated else f"twice: {duplicated}",
     )
+
+
+def _version_skew_ok(twin: Twin, skew: SkewWatch | None) -> Invariant:
+    """Kubernetes' version-skew policy after every step (twin/version_watch.py), and at the end."""
+    broken = list(skew.broken) if skew else []
+    at_end = skew_problems(twin.model.component_versions())
+    if at_end:
+        broken.append((twin.clock.now() - twin.start_time, "; ".join(at_end)))
+    if broken:
+        return Invariant(False, f"skew policy broken at virtual t={broken[0][0]:.0f}s: {broken[0][1]}")
+    checked = f"after each of {skew.samples} steps and at the end" if skew else "at the end"
+    return Invariant(True, f"kube-apiservers within one minor, kubelets within the policy, {checked}")

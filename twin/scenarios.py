@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from kcluster import contract
 from twin.report import QuorumWatch, build_report
+from twin.version_watch import SkewWatch
 from twin.world import Twin
 
 # A scenario fails loudly rather than report on a world that never settled.
@@ -137,11 +138,13 @@ def run(
     twin = Twin(seed=seed)
     quorum = QuorumWatch()
     twin.watchers.append(quorum.sample)
+    skew = SkewWatch()
+    twin.watchers.append(skew.sample)
     try:
         if prepare is not None:
             prepare(twin)
         SCENARIOS[name](twin, control_planes, workers)
-        return ScenarioResult(twin, build_report(twin, quorum, {"scenario": name}))
+        return ScenarioResult(twin, build_report(twin, quorum, {"scenario": name}, skew))
     except BaseException:
         twin.close()
         raise

@@ -1,7 +1,7 @@
 """The Twin: one local world in which kcluster's real product code runs.
 
 It starts moto in-process, freezes time on a virtual clock, installs the emulations of what moto lacks
-(lifecycle hooks, Run Command), deploys what Terraform would create (twin/infra.py) and what
+(lifecycle hooks, Run Command), deploys what Terraform planned (twin/terraform/deployment.py) and what
 template.yaml declares (twin/aws/cfn.py), and lets the EventBridge bus, the SQS event source mapping
 and the schedule drive the functions from their Handler strings. Nothing here is imported by the
 product code.
@@ -25,11 +25,22 @@ from moto.autoscaling.models import FakeAutoScalingGroup, autoscaling_backends
 from moto.moto_api._internal import mock_random
 
 from kcluster import contract
-from twin import infra, recorder
+from twin import recorder
 from twin.account import ACCOUNT_ID, REGION
-from twin.aws import alarms, cfn, concurrency, fast_responses, lifecycle, runcommand, targets
+from twin.aws import (
+    alarms,
+    cfn,
+    concurrency,
+    fast_responses,
+    fast_transactions,
+    lifecycle,
+    runcommand,
+    targets,
+)
 from twin.aws.eventbus import EventBus, EventBusContext
 from twin.aws.functions import FunctionRuntime, FunctionRuntimeContext, queue_depth
+from twin.aws.instance_refresh import InstanceRefreshEmulation
+from twin.aws.instance_refresh import install as install_instance_refresh
 from twin.clock import Scheduler, VirtualClock
 from twin.iam import authorization
 from twin.latency import LatencyModel
@@ -37,6 +48,7 @@ from twin.node.boot import BootContext, InstanceBoot
 from twin.node.fleet import NodeFleet
 from twin.node.model import KubeModel
 from twin.ports import EventPublisher, Late, NodeAuthorizer
+from twin.terraform.deployment import deploy_module
 from twin.ticker import Ticker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +61,7 @@ _ENVIRONMENT = {
     "AWS_SESSION_TOKEN": "testing",
     "MOTO_ALLOW_NONEXISTENT_REGION": "false",
     # moto's catalogue of ~4,700 public AMIs costs seconds per twin; the twin publishes the one image
-    # the nodes use (infra.publish_public_ubuntu_ami), as AWS and Canonical do.
+    # the nodes use (twin/terraform/network.py), as AWS and Canonical do.
     "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
 }
 
@@ -89,6 +101,7 @@ class Twin:
         self.recorder.counts_call = concurrency.in_invocation
         self._undo.append(recorder.install(self.recorder))
         self._undo.append(fast_responses.install())
+        self._undo.append(fast_transactions.install())
         self.model = KubeModel(self.clock.now, random.Random(streams.random()))
         # The bus and IAM are built from the deployment, which needs Auto Scaling's and Run Command's
         # emulations in place first: those reach the bus and IAM through references connected once built.
@@ -135,12 +148,16 @@ class Twin:
             )
         )
         self._undo.append(lifecycle.install(self.lifecycle))
+        # Instance refresh on top of the lifecycle emulation (moto has none).
+        self.instance_refresh = InstanceRefreshEmulation(self.lifecycle)
+        self._undo.append(install_instance_refresh(self.instance_refresh))
 
     def _deploy(self, cluster: str, template: Path | None) -> None:
         """What `terraform apply` creates, then `sam deploy` of template.yaml with its outputs."""
-        self.spec = infra.default_spec(cluster)
-        infra.publish_public_ubuntu_ami(REGION, self.spec.architecture)
-        self.deployment = infra.deploy(self.spec)
+        self.deployment = deploy_module(cluster)
+        # moto draws ids from one generator: reseeded after the deploy (apart from the first seeding, so no
+        # id repeats), a seed replays the same instance ids whatever resources the module holds.
+        mock_random.seed(f"{self.seed}/deployed")
         # `sam deploy --parameter-overrides`, with the Terraform outputs the README tells users to pass.
         parameters = {
             "ClusterName": cluster,
@@ -189,11 +206,11 @@ class Twin:
 
     @property
     def control_plane_asg(self) -> str:
-        return self.spec.control_plane.asg_name
+        return next(name for name, role in self.deployment.node_groups if role == contract.ROLE_CONTROL_PLANE)
 
     @property
     def worker_asg(self) -> str:
-        return self.spec.workers[0].asg_name
+        return next(name for name, role in self.deployment.node_groups if role == contract.ROLE_WORKER)
 
     def set_desired(self, role: str, desired: int) -> None:
         group = self.control_plane_asg if role == contract.ROLE_CONTROL_PLANE else self.worker_asg
@@ -268,16 +285,16 @@ class Twin:
     def groups(self) -> list[FakeAutoScalingGroup]:
         backend = autoscaling_backends[ACCOUNT_ID][REGION]
         return [
-            backend.autoscaling_groups[g.asg_name]
-            for g in self.spec.node_groups
-            if g.asg_name in backend.autoscaling_groups
+            backend.autoscaling_groups[name]
+            for name, _ in self.deployment.node_groups
+            if name in backend.autoscaling_groups
         ]
 
     def instances(self) -> list[dict[str, str]]:
         """Instances in our groups now: id, group, role, lifecycle state."""
         found = []
         for group in self.groups():
-            role = next(g.role for g in self.spec.node_groups if g.asg_name == group.name)
+            role = dict(self.deployment.node_groups)[group.name]
             for state in group.instance_states:
                 found.append(
                     {

@@ -55,6 +55,8 @@ declare -A KC_PATTERNS=(
 KC_TOKEN_SHAPE='^[a-z0-9]{6}\.[a-z0-9]{16}$'
 KC_CA_HASH_SHAPE='^sha256:[a-f0-9]{64}$'
 KC_CERT_KEY_SHAPE='^[a-f0-9]{64}$'
+# An image registry host (optional port) and path, no scheme and no tag: quay.io/calico, a mirror.
+KC_IMAGE_REGISTRY_SHAPE='^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*$'
 # The cluster's KMS key, read from the cluster config: every SecureString is written with it.
 KC_KMS_KEY_SHAPE='^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]{1,64}$'
 
@@ -136,9 +138,21 @@ kc_tmpfile() {
   KC_TMP_FILES+=("$kc_tmpfile_out")
 }
 
-# kc_require_params NAME...: every SSM_<NAME> must be set and match its allowedPattern.
+# The SSM Agent's version, "unknown" when it cannot be read (Ubuntu's agent is a snap).
+kc_ssm_agent_version() {
+  local version=""
+  version="$(snap list amazon-ssm-agent 2>/dev/null | awk 'NR == 2 { print $2 }')" || version=""
+  printf '%s' "${version:-unknown}"
+}
+
+# kc_require_params NAME...: every SSM_<NAME> must be set and match its allowedPattern. Parameters come
+# as environment variables (interpolationType ENV_VAR), which needs SSM Agent 3.3.2746.0 or newer: an
+# older agent runs the script with none of them, which is told apart from one missing parameter.
 kc_require_params() {
   local name variable
+  if ! compgen -v SSM_ >/dev/null; then
+    kc_fail ssm-agent-too-old "no document parameter reached the script (no SSM_* variable): ENV_VAR parameters need SSM Agent 3.3.2746.0 or newer; this node's agent is $(kc_ssm_agent_version)" 2
+  fi
   for name in "$@"; do
     variable="SSM_${name}"
     if [[ -z "${!variable+set}" ]]; then
@@ -231,6 +245,29 @@ kc_api_answers() {
   [[ "$answer" == ok ]]
 }
 
+# kc_local_api_answers: this control plane's own kube-apiserver answers /readyz (admin.conf points at the
+# load balancer, which may answer from another control plane); its serving certificate always names
+# "kubernetes", and kubeadm's default bind port is 6443.
+kc_local_api_answers() {
+  local answer
+  [[ -f "$KC_ADMIN_CONF" ]] || return 1
+  answer="$(kubectl --kubeconfig "$KC_ADMIN_CONF" --server https://127.0.0.1:6443 \
+    --tls-server-name kubernetes get --raw /readyz 2>/dev/null)" || return 1
+  [[ "$answer" == ok ]]
+}
+
+# kc_control_plane_serving: this node is a working control plane: its etcd member is a started member
+# of the cluster (named after the node, with client URLs) and its own kube-apiserver answers.
+kc_control_plane_serving() {
+  local members
+  members="$(kc_etcdctl member list -w json 2>/dev/null)" || return 1
+  # shellcheck disable=SC2016 # jq variables, not shell ones
+  jq -e --arg name "$KC_NODE_NAME" \
+    'any(.members[]?; .name == $name and ((.clientURLs // []) | length) > 0)' <<<"$members" >/dev/null \
+    || return 1
+  kc_local_api_answers
+}
+
 kc_kubelet_active() {
   systemctl is-active --quiet kubelet
 }
@@ -239,8 +276,8 @@ kc_join_param_name() {
   printf '/kcluster/%s/join/%s' "$SSM_ClusterName" "$1"
 }
 
-# kc_load_cluster_config: KC_KMS_KEY_ARN and KC_JOIN_TOKEN_TTL from /kcluster/<name>/config (which
-# every node role may read), once per script run. Without the cluster's key no secret is written.
+# kc_load_cluster_config: KC_KMS_KEY_ARN, KC_JOIN_TOKEN_TTL and KC_CNI_IMAGE_REGISTRY from
+# /kcluster/<name>/config (which every node role may read), once per script run. Without the cluster's key no secret is written.
 KC_CONFIG_LOADED=false
 kc_load_cluster_config() {
   [[ "$KC_CONFIG_LOADED" == true ]] && return 0
@@ -249,7 +286,8 @@ kc_load_cluster_config() {
     kc_fail config-unreadable "cannot read /kcluster/${SSM_ClusterName}/config"
   fi
   if ! KC_KMS_KEY_ARN="$(jq -r '.kms_key_arn // ""' <<<"$config")" \
-    || ! KC_JOIN_TOKEN_TTL="$(jq -r '.join_token_ttl // "15m"' <<<"$config")"; then
+    || ! KC_JOIN_TOKEN_TTL="$(jq -r '.join_token_ttl // "15m"' <<<"$config")" \
+    || ! KC_CNI_IMAGE_REGISTRY="$(jq -r '.cni.image_registry // "quay.io/calico"' <<<"$config")"; then
     kc_fail config-invalid "/kcluster/${SSM_ClusterName}/config is not JSON"
   fi
   if [[ ! "$KC_KMS_KEY_ARN" =~ $KC_KMS_KEY_SHAPE ]]; then
@@ -257,6 +295,9 @@ kc_load_cluster_config() {
   fi
   if [[ ! "$KC_JOIN_TOKEN_TTL" =~ ${KC_PATTERNS[TokenTtl]} ]]; then
     kc_fail config-invalid "join_token_ttl in /kcluster/${SSM_ClusterName}/config is not a kubeadm duration"
+  fi
+  if [[ ! "$KC_CNI_IMAGE_REGISTRY" =~ $KC_IMAGE_REGISTRY_SHAPE ]]; then
+    kc_fail config-invalid "cni.image_registry in /kcluster/${SSM_ClusterName}/config is not a registry host[/path]"
   fi
   KC_CONFIG_LOADED=true
 }
@@ -310,8 +351,10 @@ kc_kubelet_extra_args_yaml() {
 }
 
 # kc_join ROLE: the whole of join-worker / join-control-plane. Joined already (kubelet.conf and an
-# active kubelet) -> no-op; otherwise read the join material from SSM into variables (never argv),
-# write a v1beta4 JoinConfiguration to a 0600 file and run kubeadm join with it.
+# active kubelet; for a control plane also its etcd member started and its own API server answering)
+# -> no-op; otherwise (after a kubeadm reset of what a failed join left) read the join material from
+# SSM into variables (never argv), write a v1beta4 JoinConfiguration to a 0600 file and run kubeadm
+# join with it.
 kc_join() {
   local role="$1"
   kc_require_params ClusterName KubernetesVersion ControlPlaneEndpoint
@@ -327,6 +370,10 @@ kc_join() {
       # Joined to an earlier cluster of this name, whose control planes are gone (a new one was
       # initialized since): "already joined" would be a lie.
       kc_log "joined to a cluster whose CA is not the published one: resetting before joining again"
+    elif [[ "$role" == control-plane ]] && ! kc_control_plane_serving; then
+      # A `join --control-plane` that failed after kubelet-start leaves kubelet.conf and a running
+      # kubelet, with no etcd member or API server: kubeadm cannot resume it, only reset and rejoin.
+      kc_log "kubelet runs but this control plane's etcd member or API server does not: resetting before joining again"
     else
       kc_log "${KC_NODE_NAME} has already joined"
       kc_succeed false "node_name=${KC_NODE_NAME}"
@@ -396,20 +443,39 @@ kc_live_instances() {
     --query 'Reservations[].Instances[].[InstanceId,PrivateIpAddress,PrivateDnsName]' --output text
 }
 
-KC_ETCD_PKI="${KC_KUBE_DIR}/pki/etcd"
+# kubeadm's etcd PKI as the etcd container sees it: its static pod mounts /etc/kubernetes/pki/etcd from
+# the host at the same path (no KCLUSTER_ROOT: that prefix is the host's, not the container's).
+KC_ETCD_CONTAINER_PKI=/etc/kubernetes/pki/etcd
 # Seconds between `member remove` attempts while etcd answers "unhealthy cluster": it refuses a
 # membership change until its peers have been connected for a few seconds after the previous one.
 KC_ETCD_RETRY_DELAYS=(1 2 4 8 8)
 
-# etcdctl v3 against the local member with kubeadm's certificates, unless ETCDCTL_* say otherwise
-# (environment only: etcdctl refuses a flag that shadows an ETCDCTL_* variable).
+# kc_etcd_container: the id of this node's running etcd container (kubeadm's static pod), "" when none.
+kc_etcd_container() {
+  crictl ps --quiet --state running --label io.kubernetes.pod.namespace=kube-system \
+    --label io.kubernetes.container.name=etcd | head -n 1
+}
+
+# etcdctl v3 against the local member with kubeadm's certificates, run inside the etcd static pod: no
+# package puts etcdctl on the host (Ubuntu's is older than the etcd kubeadm runs), the etcd image
+# carries the matching one. CRI exec passes no environment, so ETCDCTL_* set by a caller (endpoints,
+# certificates, timeouts) travel as the equivalent flags; inside the container none of them is set, so
+# etcdctl's refusal of a flag that shadows an ETCDCTL_* variable cannot trigger.
 kc_etcdctl() {
-  ETCDCTL_API=3 \
-    ETCDCTL_ENDPOINTS="${ETCDCTL_ENDPOINTS:-https://127.0.0.1:2379}" \
-    ETCDCTL_CACERT="${ETCDCTL_CACERT:-${KC_ETCD_PKI}/ca.crt}" \
-    ETCDCTL_CERT="${ETCDCTL_CERT:-${KC_ETCD_PKI}/healthcheck-client.crt}" \
-    ETCDCTL_KEY="${ETCDCTL_KEY:-${KC_ETCD_PKI}/healthcheck-client.key}" \
-    etcdctl "$@"
+  local container=""
+  container="$(kc_etcd_container)" || container=""
+  if [[ -z "$container" ]]; then
+    kc_log "no running etcd container on this node (crictl ps found none)"
+    return 1
+  fi
+  crictl exec "$container" etcdctl \
+    --endpoints="${ETCDCTL_ENDPOINTS:-https://127.0.0.1:2379}" \
+    --cacert="${ETCDCTL_CACERT:-${KC_ETCD_CONTAINER_PKI}/ca.crt}" \
+    --cert="${ETCDCTL_CERT:-${KC_ETCD_CONTAINER_PKI}/healthcheck-client.crt}" \
+    --key="${ETCDCTL_KEY:-${KC_ETCD_CONTAINER_PKI}/healthcheck-client.key}" \
+    --dial-timeout="${ETCDCTL_DIAL_TIMEOUT:-2s}" \
+    --command-timeout="${ETCDCTL_COMMAND_TIMEOUT:-5s}" \
+    "$@"
 }
 
 # etcd prints 64-bit ids as JSON numbers; jq 1.6 reads numbers as doubles and would round them, so
@@ -501,4 +567,58 @@ kc_etcd_remove_member() {
     kc_log "etcd refused the membership change (unhealthy cluster); retrying in ${delay}s"
     sleep "$delay"
   done
+}
+
+# ----- etcd backups (backup; the restore half will use the same) -----
+
+KC_PATTERNS[BackupId]='^[0-9]{8}T[0-9]{6}Z$'
+KC_PATTERNS[Tier]='^(frequent|daily)$'
+# Where snapshots are written: kubeadm's etcd static pod mounts this hostPath at the same path, so a
+# file etcdctl/etcdutl write inside the pod is the same file on the node.
+# shellcheck disable=SC2034 # used by backup only
+KC_ETCD_DATA_PARENT="${KCLUSTER_ROOT}/var/lib/etcd"
+
+# etcdutl (snapshot status / restore: offline work on a snapshot file or data directory), run where
+# kc_etcdctl runs etcdctl: inside kubeadm's etcd static pod, whose image carries it (no host has one).
+kc_etcdutl() {
+  local container=""
+  container="$(kc_etcd_container)" || container=""
+  if [[ -z "$container" ]]; then
+    kc_log "no running etcd container on this node (crictl ps found none)"
+    return 1
+  fi
+  crictl exec "$container" etcdutl "$@"
+}
+
+# kc_container_path PATH: a node's path as kubeadm's static pods see it (their hostPath mounts, such as
+# /var/lib/etcd, keep the path; KCLUSTER_ROOT is only set where the node is a directory, in tests).
+kc_container_path() {
+  printf '%s' "${1#"${KCLUSTER_ROOT:-}"}"
+}
+
+# kc_snapshot_check FILE: KC_SNAPSHOT_STATUS (etcdutl snapshot status as JSON: hash, revision, totalKey,
+# totalSize) and KC_SNAPSHOT_SHA256 (of the file), or fail snapshot-invalid. etcd appends the SHA-256 of the database
+# to a snapshot it streams (the size is then 32 past a multiple of 512); `etcdutl snapshot restore`
+# checks it, so a snapshot whose trailer does not match would be refused at the worst moment: refuse it now.
+kc_snapshot_check() {
+  local file="$1" size status trailer digest
+  size="$(stat -c %s "$file")"
+  if ((size < 512 + 32 || size % 512 != 32)); then
+    kc_fail snapshot-invalid "the snapshot is ${size} bytes: not a database with etcd's SHA-256 trailer (truncated?)"
+  fi
+  trailer="$(tail -c 32 "$file" | od -An -v -tx1 | tr -d ' \n')"
+  digest="$(head -c "$((size - 32))" "$file" | sha256sum | cut -d ' ' -f 1)"
+  if [[ "$trailer" != "$digest" ]]; then
+    kc_fail snapshot-invalid "the snapshot's SHA-256 does not match its trailer (corrupted)"
+  fi
+  if ! status="$(kc_etcdutl snapshot status "$(kc_container_path "$file")" -w json)" \
+    || ! jq -e '(.revision | type) == "number" and (.hash | type) == "number" and .totalKey > 0' \
+      <<<"$status" >/dev/null 2>&1; then
+    kc_fail snapshot-invalid "etcdutl snapshot status refused the snapshot: $(tail -n 1 <<<"${status:-no output}")"
+  fi
+  # shellcheck disable=SC2034 # read by backup
+  KC_SNAPSHOT_STATUS="$(jq -c '{hash, revision, total_keys: .totalKey, total_size: .totalSize}' <<<"$status")"
+  # the whole file's, as stored: what a restore checks its download against
+  # shellcheck disable=SC2034 # read by backup
+  KC_SNAPSHOT_SHA256="$(sha256sum "$file" | cut -d ' ' -f 1)"
 }

@@ -85,7 +85,9 @@ kc_etcd_read() {
   kc_tmpfile errors
   if ! etcd_members="$(ETCDCTL_ENDPOINTS="$endpoints" kc_etcdctl member list -w json 2>"$errors" \
     | kc_etcd_ids_as_strings)" || [[ "$etcd_members" != \{* ]]; then
-    KC_ETCD_ERROR="$(tail -n 1 "$errors")"
+    # etcdctl's own last word, not crictl's closing "command terminated with non-zero exit code"
+    KC_ETCD_ERROR="$(grep -v 'level=fatal' "$errors" | tail -n 1)" || KC_ETCD_ERROR=""
+    [[ -n "$KC_ETCD_ERROR" ]] || KC_ETCD_ERROR="$(tail -n 1 "$errors")"
     etcd_members=""
     return 1
   fi

@@ -32,6 +32,25 @@ publish_join_material() {
   kc_put_secret "/kcluster/${SSM_ClusterName}/admin/kubeconfig" "$KC_ADMIN_CONF" --tier Advanced
 }
 
+# apply_cni: Calico's manifest, with its images pulled from the cluster's CNI registry. Upstream names
+# them on Docker Hub (docker.io/calico/*), whose anonymous pulls are rate-limited per IP (and every node
+# behind one NAT gateway shares that IP); Calico publishes the same images at quay.io/calico, the
+# default of cni.image_registry in the cluster config, which may also name a mirror.
+apply_cni() {
+  local manifest="" stray
+  kc_tmpfile manifest
+  if ! curl -fsSL --retry 5 -o "$manifest" "$SSM_CniManifestUrl"; then
+    kc_fail cni-failed "cannot download the CNI manifest ${SSM_CniManifestUrl}"
+  fi
+  sed -i -E "s#^([[:space:]-]*image:[[:space:]]*[\"']?)(docker\.io/)?calico/#\1${KC_CNI_IMAGE_REGISTRY}/#" "$manifest"
+  stray="$(sed -n -E "s/^[[:space:]-]*image:[[:space:]]*[\"']?([^\"'[:space:]]+).*/\1/p" "$manifest" \
+    | awk -v registry="${KC_CNI_IMAGE_REGISTRY}/" 'index($0, registry) != 1' | sort -u | paste -sd ' ' -)"
+  if [[ -n "$stray" ]]; then
+    kc_fail cni-image-unmirrored "the CNI manifest pulls images from outside ${KC_CNI_IMAGE_REGISTRY}: ${stray}"
+  fi
+  kc_run_logged cni-failed cni-apply kubectl --kubeconfig "$KC_ADMIN_CONF" apply -f "$manifest"
+}
+
 if [[ -f "$KC_ADMIN_CONF" ]]; then
   if ! kc_api_answers "$KC_ADMIN_CONF"; then
     # Half-initialized or left over: re-running init here could start a second cluster. Let the
@@ -40,7 +59,7 @@ if [[ -f "$KC_ADMIN_CONF" ]]; then
   fi
   kc_log "control plane already initialized on ${KC_NODE_NAME}; re-publishing join material"
   # A first run may have stopped before the CNI went in; apply is idempotent.
-  kc_run_logged cni-failed cni-apply kubectl --kubeconfig "$KC_ADMIN_CONF" apply -f "$SSM_CniManifestUrl"
+  apply_cni
   publish_join_material
   kc_succeed false "node_name=${KC_NODE_NAME}" "ca_cert_hash=${KC_CA_HASH}"
 fi
@@ -72,7 +91,7 @@ kc_run_logged kubeadm-failed kubeadm-init kubeadm init --config "$init_config"
 KC_CHANGED=true
 systemctl enable kubelet
 
-kc_run_logged cni-failed cni-apply kubectl --kubeconfig "$KC_ADMIN_CONF" apply -f "$SSM_CniManifestUrl"
+apply_cni
 
 publish_join_material
 kc_succeed true "node_name=${KC_NODE_NAME}" "ca_cert_hash=${KC_CA_HASH}"

@@ -1,4 +1,5 @@
-"""The inputs and outputs tables of terraform/README.md, generated from the HCL (like terraform-docs).
+"""The inputs and outputs tables of terraform/README.md (like terraform-docs): names, descriptions and
+types as written in the HCL, defaults as Terraform evaluates them (its plan's configuration section).
 
 python -m tests.iac.terraform_docs           # print the tables
 python -m tests.iac.terraform_docs --write   # replace them in terraform/README.md
@@ -10,10 +11,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from lark import Token, Tree
 
-from twin.terraform.evaluator import TerraformEvaluator
 from twin.terraform.hcl import TERRAFORM_DIR, Configuration, load_configuration, string_literal
 
 README = TERRAFORM_DIR / "README.md"
@@ -32,22 +33,31 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _default(evaluator: TerraformEvaluator, tree: Tree | None) -> str:
-    if tree is None:
+def _default(variable: dict[str, Any]) -> str:
+    if "default" not in variable:
         return "n/a"
-    return f"`{json.dumps(evaluator.evaluate(tree, {}))}`"
+    return f"`{json.dumps(variable['default'])}`"
 
 
-def tables(configuration: Configuration) -> str:
-    evaluator = TerraformEvaluator(configuration)
+def planned_variables() -> dict[str, dict[str, Any]]:
+    """The module's variables as Terraform reads them (the plan the twin deploys; defaults do not depend on
+    the inputs given)."""
+    from twin.terraform.deployment import planned_module
+
+    variables: dict[str, dict[str, Any]] = planned_module("demo").plan["configuration"]["root_module"][
+        "variables"
+    ]
+    return variables
+
+
+def tables(configuration: Configuration, variables: dict[str, dict[str, Any]]) -> str:
     lines = ["## Inputs", "", "| Name | Description | Type | Default | Required |", "|---|---|---|---|:---:|"]
     for name in sorted(configuration.variables):
         block = configuration.variables[name]
-        default = block.attributes.get("default")
         lines.append(
             f"| `{name}` | {_cell(string_literal(block.attributes['description']))} "
-            f"| `{_cell(source_text(block.attributes['type'], block.file))}` | {_cell(_default(evaluator, default))} "
-            f"| {'no' if default is not None else 'yes'} |"
+            f"| `{_cell(source_text(block.attributes['type'], block.file))}` | {_cell(_default(variables[name]))} "
+            f"| {'no' if 'default' in variables[name] else 'yes'} |"
         )
     lines += ["", "## Outputs", "", "| Name | Description |", "|---|---|"]
     for name in sorted(configuration.outputs):
@@ -56,10 +66,12 @@ def tables(configuration: Configuration) -> str:
     return "\n".join(lines)
 
 
-def rendered_readme(readme_text: str, configuration: Configuration) -> str:
+def rendered_readme(
+    readme_text: str, configuration: Configuration, variables: dict[str, dict[str, Any]]
+) -> str:
     before, rest = readme_text.split(BEGIN, 1)
     _, after = rest.split(END, 1)
-    return f"{before}{BEGIN}\n{tables(configuration)}\n{END}{after}"
+    return f"{before}{BEGIN}\n{tables(configuration, variables)}\n{END}{after}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,10 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="update terraform/README.md in place")
     arguments = parser.parse_args(argv)
     configuration = load_configuration(TERRAFORM_DIR)
+    variables = planned_variables()
     if arguments.write:
-        README.write_text(rendered_readme(README.read_text(), configuration))
+        README.write_text(rendered_readme(README.read_text(), configuration, variables))
     else:
-        print(tables(configuration))
+        print(tables(configuration, variables))
     return 0
 
 

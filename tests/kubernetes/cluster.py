@@ -14,13 +14,13 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.scripts.etcd_cluster import free_ports
 from twin import versions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,19 +53,6 @@ def binaries(version: str | None = None) -> Path:
     if completed.returncode != 0:
         raise RuntimeError(f"tools/kubernetes/build.sh failed:\n{completed.stderr[-4000:]}")
     return Path(completed.stdout.strip().splitlines()[-1])
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind((HOST, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def kubeadm_config(version: str, port: int, pki: Path, node_name: str) -> str:

@@ -3,7 +3,7 @@
 `control_plane` (session): etcd + kube-apiserver + kube-controller-manager at kubernetes_version, shared by
 every test of the process; `kube` (function) hands it to a test and removes what the test made.
 `real` (function): the twin's sandboxes and moto (tests/scripts/conftest.py) with the REAL kubectl,
-kubeadm, etcdctl and sleep first on PATH; only cloud-init, systemctl and aws stay the twin's fakes.
+kubeadm, crictl (a stand-in running the real etcdctl) and sleep first on PATH; only cloud-init, systemctl and aws stay the twin's fakes.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from tests.kubernetes.cluster import (
     kubernetes_version,
 )
 from tests.scripts.conftest import Nodes, Run, default_parameters, nodes, ssm  # noqa: F401 - fixtures
+from tests.scripts.crictl_standin import write_crictl
 
-# What `kubectl apply -f <CniManifestUrl>` applies here: the tests reach 127.0.0.1 only, so the real
-# kubectl is handed this local manifest for an https://...yaml argument.
+# What init applies as the CNI manifest here: the tests reach 127.0.0.1 only, so `curl <CniManifestUrl>`
+# gives this local manifest (and the real kubectl gets it for an https://...yaml argument).
 CNI_STUB = {
     "apiVersion": "v1",
     "kind": "ConfigMap",
@@ -54,7 +55,7 @@ def kube(control_plane: ControlPlane) -> Iterator[ControlPlane]:
 
 def _real_bin(plane: ControlPlane, directory: Path) -> Path:
     """Real tools for the scripts' PATH: kubectl (CNI URL served locally), kubeadm with --rootfs set to the
-    sandbox (so it finds /etc/kubernetes there, as on a node), etcdctl and sleep."""
+    sandbox (so it finds /etc/kubernetes there, as on a node), crictl for etcdctl, and sleep."""
     directory.mkdir(parents=True, exist_ok=True)
     manifest = directory / "cni.yaml"
     manifest.write_text(json.dumps(CNI_STUB))
@@ -69,9 +70,14 @@ def _real_bin(plane: ControlPlane, directory: Path) -> Path:
         f'[[ "$1 $2 $3" == "init phase upload-certs" ]] && set -- "$@" {UPLOAD_CERTS_KUBECONFIG}\n'
         f'exec "{plane.bin}/kubeadm" --rootfs "${{KCLUSTER_ROOT:?}}" "$@"\n'
     )
-    for name in ("kubectl", "kubeadm"):
+    # init downloads the CNI manifest with curl (to move its images off Docker Hub): here, the stub
+    (directory / "curl").write_text(
+        '#!/usr/bin/env bash\nwhile [[ $# -gt 0 ]]; do [[ "$1" == -o ]] && out="$2"; shift; done\n'
+        f'cp "{manifest}" "${{out:?curl stand-in: only -o FILE}}"\n'
+    )
+    for name in ("kubectl", "kubeadm", "curl"):
         (directory / name).chmod(0o755)
-    (directory / "etcdctl").symlink_to(plane.bin / "etcdctl")
+    write_crictl(directory, plane.bin / "etcdctl")  # etcdctl runs "in the etcd container"
     (directory / "sleep").symlink_to(shutil.which("sleep") or "/bin/sleep")
     return directory
 

@@ -272,11 +272,17 @@ class ModelSide:
         return self._call("kubeadm", args)
 
     def etcdctl(self, member: str, *args: str) -> Answer:
-        env = {
-            "ETCDCTL_API": "3", "ETCDCTL_CACERT": "/pki/ca.crt", "ETCDCTL_CERT": "/pki/client.crt",
-            "ETCDCTL_KEY": "/pki/client.key", "ETCDCTL_ENDPOINTS": "https://127.0.0.1:2379",
-        }  # fmt: skip
-        return self._call("etcdctl", args, env=env, on=member)
+        """etcdctl as the scripts run it on a node: `crictl exec` in that member's etcd container, with
+        flags (CRI exec passes no environment) and kubeadm's PKI paths as the container sees them."""
+        found = self._call(
+            "crictl", ("ps", "--quiet", "--label", "io.kubernetes.container.name=etcd"), on=member
+        )
+        pki = "/etc/kubernetes/pki/etcd"
+        flags = (
+            "--endpoints=https://127.0.0.1:2379", f"--cacert={pki}/ca.crt",
+            f"--cert={pki}/healthcheck-client.crt", f"--key={pki}/healthcheck-client.key",
+        )  # fmt: skip
+        return self._call("crictl", ("exec", found.stdout.strip(), "etcdctl", *flags, *args), on=member)
 
     # ----- observations -----
 

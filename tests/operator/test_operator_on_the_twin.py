@@ -12,19 +12,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from twin import scenarios
 from twin.cli import run_operator_command
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
-ANSIBLE_INVENTORY = Path(__file__).resolve().parents[2] / ".tools" / "ansible" / "bin" / "ansible-inventory"
-
-
-@pytest.fixture(scope="module")
-def settled():
-    result = scenarios.run("scale-out", control_planes=1, workers=2, seed=3)
-    yield result
-    result.twin.close()
+# The real ansible-inventory from ansible-core; a worktree without its own .tools points elsewhere.
+ANSIBLE_INVENTORY = Path(
+    os.environ.get(
+        "ANSIBLE_INVENTORY",
+        Path(__file__).resolve().parents[2] / ".tools" / "ansible" / "bin" / "ansible-inventory",
+    )
+)
 
 
 def operator(settled, command: str) -> dict:
@@ -184,6 +182,8 @@ def test_operator_commands_run_from_simulate_then(tmp_path):
             "inventory --list",
             "--then",
             "inventory --host nowhere",
+            "--then",
+            "status -o json",
         ],
         capture_output=True,
         text=True,
@@ -193,8 +193,102 @@ def test_operator_commands_run_from_simulate_then(tmp_path):
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = json.loads(completed.stdout)
-    listed, refused = report["operator"]
+    listed, refused, shown = report["operator"]
     assert (listed["command"], listed["exit_code"]) == ("inventory --list", 0)
     assert len(json.loads(listed["output"])["_meta"]["hostvars"]) == 2
     assert (refused["exit_code"], refused["output"]) == (1, "")
     assert "no host 'nowhere'" in refused["stderr"]
+    assert (shown["command"], shown["exit_code"]) == ("status -o json", 0)
+    assert json.loads(shown["output"])["valid"] is True
+
+
+def test_status_of_a_settled_cluster_is_valid_and_matches_the_world(settled):
+    # GIVEN the settled cluster WHEN the operator asks for its status as JSON
+    run = operator(settled, "status -o json")
+    # THEN it is valid (exit 0) and shows every node as the twin's own report does
+    assert run["exit_code"] == 0, run["stderr"] + run["output"]
+    shown = json.loads(run["output"])
+    assert shown["valid"] and shown["validation_errors"] == []
+    world = {node["instance_id"]: node for node in settled.report["nodes"]}
+    assert {n["instance_id"]: (n["node_name"], n["role"]) for n in shown["nodes"]} == {
+        iid: (node["node_name"], node["role"]) for iid, node in world.items()
+    }
+    assert all(n["ready"] == "Ready" and n["phase"] == "joined" for n in shown["nodes"])
+    groups = {g["role"]: g for g in shown["node_groups"]}
+    assert (groups["control-plane"]["desired"], groups["control-plane"]["in_service"]) == (1, 1)
+    assert (groups["worker"]["desired"], groups["worker"]["in_service"], groups["worker"]["pending"]) == (
+        2,
+        2,
+        0,
+    )
+    loop = shown["control_loop"]
+    control_plane = next(iid for iid, node in world.items() if node["role"] == "control-plane")
+    assert (loop["phase"], loop["epoch"], loop["init_owner"]) == ("ready", 1, control_plane)
+    assert loop["lease_holder"] is None and loop["joins_pending"] == 0
+    assert loop["last_reconcile_seconds_ago"] <= 60 and loop["last_health_report"]["seconds_ago"] <= 120
+    # AND the table says the same, kops style
+    table = operator(settled, "status")
+    assert table["exit_code"] == 0
+    assert "NODE GROUPS" in table["output"] and "Your cluster demo is ready" in table["output"]
+
+
+def test_status_of_a_cluster_being_scaled_out_is_not_valid_until_it_settles(settled):
+    # GIVEN the operator raises the workers' desired capacity and asks at once
+    twin = settled.twin
+    workers = twin.deployment.config.node_groups[1].asg_name
+    with twin.operator():
+        twin.operator_client("autoscaling").set_desired_capacity(
+            AutoScalingGroupName=workers, DesiredCapacity=3
+        )
+    try:
+        run = operator(settled, "status -o json")
+        # THEN status exits 2 and names the group and the instance still on its way
+        assert run["exit_code"] == 2
+        errors = json.loads(run["output"])["validation_errors"]
+        assert {"kind": "NodeGroup", "name": workers, "message": "2 of 3 instances InService"} in errors
+        assert any(e["kind"] == "Instance" and e["message"].startswith("Pending") for e in errors)
+    finally:
+        # AND once the world has run, it is valid again (the fixture is shared)
+        assert twin.run_until_settled()
+    assert operator(settled, "status")["exit_code"] == 0
+
+
+def test_events_tell_what_the_control_loop_did_in_the_timelines_words(settled):
+    run = operator(settled, "events --since 1d -o json")
+    assert run["exit_code"] == 0, run["stderr"]
+    shown = json.loads(run["output"])
+    texts = [event["text"] for event in shown]
+    stamps = [event["time"] for event in shown]
+    assert stamps == sorted(stamps)  # oldest first (ISO times sort as text)
+    lines = operator(settled, "events --since 1d")["output"].splitlines()
+    assert len(lines) == len(shown) and all(t in line for t, line in zip(texts, lines, strict=True))
+    # Every command the control loop sent and every lifecycle action it completed reads as the twin's
+    # own timeline wrote it (the health probe aside, as there).
+    timeline = {entry.text for entry in settled.twin.recorder.timeline}
+    sent = [text for text in texts if text.startswith("SendCommand")]
+    completed = [text for text in texts if " completed: " in text]
+    assert sent and completed
+    assert set(sent) <= timeline and set(completed) <= timeline
+    assert not [text for text in texts if "-health " in text]
+    # AND --node keeps what concerns one instance
+    worker = next(node["instance_id"] for node in settled.report["nodes"] if node["role"] == "worker")
+    mine = json.loads(operator(settled, f"events --since 1d --node {worker} -o json")["output"])
+    assert mine and all(worker in event["instances"] for event in mine)
+    assert f"{worker} kcluster-launch completed: CONTINUE" in [event["text"] for event in mine]
+    assert len(mine) < len(shown)
+
+
+def test_every_line_a_function_printed_is_one_event_in_its_log_group(settled):
+    """The twin's Lambda log pipeline: /aws/lambda/<function name>, one event per printed line, in order."""
+    twin = settled.twin
+    logs = twin.operator_client("logs")
+    for logical_id, spec in twin.functions.functions.items():
+        printed = [
+            line.text for line in twin.functions.logs if line.function == logical_id and line.text.strip()
+        ]
+        with twin.operator():
+            pages = logs.get_paginator("filter_log_events").paginate(logGroupName=f"/aws/lambda/{spec.name}")
+            delivered = [event for page in pages for event in page["events"]]
+        assert [event["message"] for event in delivered] == printed, logical_id
+        stamps = [event["timestamp"] for event in delivered]
+        assert stamps == sorted(stamps)

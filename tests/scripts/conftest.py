@@ -138,6 +138,8 @@ def default_parameters(key: str) -> dict[str, str]:
         return common | {"TokenTtl": "15m", "UploadCertificates": "true"}
     if key == "health":
         return common
+    if key == "backup":
+        return common | {"BackupId": "20260101T000000Z", "Tier": "frequent"}
     if key == "drain-remove":
         return common | {
             "InstanceId": "i-0123456789abcdef0",

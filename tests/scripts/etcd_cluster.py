@@ -1,5 +1,5 @@
-"""A real etcd cluster on 127.0.0.1 for the membership tests: Debian's etcd 3.4 server, TLS on client and
-peer URLs (kubeadm's layout: a CA, a server/peer certificate, a healthcheck client certificate), each
+"""A real etcd cluster on 127.0.0.1 for the membership tests: the etcd kubeadm deploys at kubernetes_version
+(built by tools/kubernetes/build.sh; tests.kubernetes.cluster.binaries() finds it), TLS on client and peer URLs (kubeadm's layout: a CA, a server/peer certificate, a healthcheck client certificate), each
 member a process with its own ports and data directory."""
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-ETCD = "/usr/bin/etcd"
-ETCDCTL = "/usr/bin/etcdctl"
 HOST = "127.0.0.1"
 
 
@@ -112,18 +110,14 @@ class EtcdCluster:
     workdir: Path
     pki: dict[str, Path]
     members: dict[str, Member] = field(default_factory=dict)
-    # The binaries: Debian's by default; tests/kubernetes passes the etcd kubeadm deploys (built from source).
-    etcd_bin: str = ETCD
-    etcdctl_bin: str = ETCDCTL
+    # The etcd kubeadm deploys, built from source (Debian's etcd 3.4 is older than any kubeadm deploys).
+    etcd_bin: str = ""
+    etcdctl_bin: str = ""
 
     @classmethod
-    def start(
-        cls, workdir: Path, names: list[str], *, etcd: str = ETCD, etcdctl: str = ETCDCTL
-    ) -> EtcdCluster:
+    def start(cls, workdir: Path, names: list[str], *, etcd: str, etcdctl: str) -> EtcdCluster:
         if not (os.access(etcd, os.X_OK) and os.access(etcdctl, os.X_OK)):
-            raise RuntimeError(
-                f"{etcd} or {etcdctl} is missing: install Debian's etcd-server and etcd-client (make sysdeps)"
-            )
+            raise RuntimeError(f"{etcd} or {etcdctl} is missing: build them with `make kubernetes`")
         cluster = cls(workdir, write_pki(workdir / "pki"), etcd_bin=etcd, etcdctl_bin=etcdctl)
         ports = free_ports(2 * len(names))
         for index, name in enumerate(names):

@@ -21,6 +21,15 @@ def test_rendered_script_passes_shellcheck(key: str, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("key", KEYS)
+def test_rendered_script_parses_with_bash_n(key: str, tmp_path) -> None:
+    # the script as deployed: common.sh followed by the document's own, exactly what SSM runs
+    rendered = tmp_path / f"{key}.sh"
+    rendered.write_text(document_content(key)["mainSteps"][0]["inputs"]["runCommand"][0])
+    result = subprocess.run(["bash", "-n", str(rendered)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("key", KEYS)
 def test_document_content_is_one_shell_step_with_env_var_parameters(key: str) -> None:
     content = document_content(key)
     definition = load_documents()[key]

@@ -5,8 +5,8 @@ Each test starts 3 or 4 etcd processes on 127.0.0.1 (ports from the kernel's fre
 under tmp_path) with TLS on client and peer URLs, certificates generated with `cryptography` and laid
 out as kubeadm does (/etc/kubernetes/pki/etcd/{ca.crt,healthcheck-client.crt,healthcheck-client.key}
 in the running control plane's sandbox, so the scripts use their defaults). The REAL rendered scripts
-(common.sh + drain-remove.sh / refresh-join.sh) run in bash with PATH = the real etcdctl and sleep
-first, then the twin's fake kubectl/kubeadm/aws/cloud-init backed by a KubeModel and moto. Only
+(common.sh + drain-remove.sh / refresh-join.sh) run in bash with PATH = a crictl stand-in that execs the
+real etcdctl (tests/scripts/crictl_standin.py) and the real sleep first, then the twin's fake kubectl/kubeadm/aws/cloud-init backed by a KubeModel and moto. Only
 ETCDCTL_ENDPOINTS (the local member's URL; all members share 127.0.0.1) and short timeouts come
 from the environment. etcd members are named after the model's Nodes, so the scripts find them by name.
 """
@@ -22,6 +22,7 @@ import pytest
 
 from tests.kubernetes.cluster import binaries
 from tests.scripts.conftest import Nodes, Run, default_parameters
+from tests.scripts.crictl_standin import write_crictl
 from tests.scripts.etcd_cluster import EtcdCluster
 from tests.scripts.test_drain_remove import _cluster, _node_name
 
@@ -49,7 +50,7 @@ class RealEtcd:
         )
         self.real_bin = tmp_path / "real-bin"
         self.real_bin.mkdir()
-        (self.real_bin / "etcdctl").symlink_to(etcd_bin / "etcdctl")
+        write_crictl(self.real_bin, etcd_bin / "etcdctl")  # etcdctl runs "in the etcd container"
         (self.real_bin / "sleep").symlink_to("/usr/bin/sleep")
         for cp in self.control_planes:
             pki = nodes.fleet.sandbox(cp) / "etc/kubernetes/pki/etcd"

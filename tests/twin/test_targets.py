@@ -180,9 +180,10 @@ def test_api_server_stop_makes_the_target_unhealthy_and_a_restart_healthy_again(
 def test_metric_dimensions_are_the_arn_suffixes(world):
     tg = targets.target_group_dimension(world.arn)
     lb = targets.load_balancer_dimension(world.twin.deployment.load_balancer_arn)
-    assert re.fullmatch(r"targetgroup/kc-demo-api/[0-9a-f]{16}", tg)
+    # Named as the provider names a name_prefix "kc-": the prefix and a 26-character unique suffix.
+    assert re.fullmatch(r"targetgroup/kc-[0-9]{26}/[0-9a-f]{16}", tg)
     # moto 5.2.1 builds every load balancer ARN as loadbalancer/app/...; AWS would say net/ for an NLB
-    assert re.fullmatch(r"(net|app)/kc-demo/[0-9a-f]{16}", lb)
+    assert re.fullmatch(r"(net|app)/kc-[0-9]{26}/[0-9a-f]{16}", lb)
     assert world.twin.deployment.load_balancer_arn.endswith(f":loadbalancer/{lb}")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import boto3
 
-from twin.aws.cfn import Stack, deploy_template, load_template
+from twin.aws.cfn import Stack, TemplateError, deploy_template, load_template
 from twin.aws.eventbus import schedule_period_seconds
 from twin.aws.functions import FunctionRuntime, FunctionRuntimeContext
 from twin.clock import Scheduler, VirtualClock
@@ -95,3 +95,22 @@ def test_remediation_alarms_page_no_one_and_the_people_alarms_do(aws):
         "Remediation",
         "Alarms",
     }
+
+
+def test_the_reconcile_schedule_takes_only_what_eventbridge_accepts():
+    # Issue 17: `rate(5 minute)` passed the parameter's pattern and failed at deploy time in EventBridge.
+    for accepted in ("rate(1 minute)", "rate(2 minutes)", "rate(15 minutes)"):
+        assert load_template(REPO_TEMPLATE, {"ClusterName": "demo", "ReconcileSchedule": accepted})
+    for refused in (
+        "rate(5 minute)",
+        "rate(1 minutes)",
+        "rate(0 minutes)",
+        "rate(01 minute)",
+        "cron(* * * * ? *)",
+    ):
+        try:
+            load_template(REPO_TEMPLATE, {"ClusterName": "demo", "ReconcileSchedule": refused})
+        except TemplateError as error:
+            assert "AllowedPattern" in str(error)
+        else:
+            raise AssertionError(f"{refused} was accepted")

@@ -10,6 +10,7 @@ from kcluster.config import ClusterConfig
 from kcluster.core import workflow
 from kcluster.core.models import (
     Action,
+    BackupState,
     ClusterState,
     ClusterView,
     CommandFinished,
@@ -21,7 +22,7 @@ from kcluster.core.models import (
     RemediationState,
     SendCommand,
 )
-from kcluster.core.phases import NODE_INITIAL_PHASES, check_cluster_move, check_node_move
+from kcluster.core.phases import NODE_INITIAL_PHASES, check_backup_move, check_cluster_move, check_node_move
 
 CP_ASG = "kcluster-demo-control-plane"
 WORKER_ASG = "kcluster-demo-workers"
@@ -124,6 +125,8 @@ def check_written_phase(stored, record) -> None:
             check_node_move(record.instance_id, before, record.phase)
     elif isinstance(record, ClusterState) and stored is not None:
         check_cluster_move(record.name, stored.phase, record.phase)
+    elif isinstance(record, BackupState) and stored is not None:
+        check_backup_move(record.name, stored.phase, record.phase)
 
 
 def _stored(view: ClusterView, record):
@@ -135,4 +138,6 @@ def _stored(view: ClusterView, record):
         return view.nodes.get(record.instance_id)
     if isinstance(record, HealthSnapshot):
         return view.health
+    if isinstance(record, BackupState):
+        return view.backup
     return view.commands.get(record.command_id)

@@ -7,10 +7,12 @@ from collections import deque
 import pytest
 
 from kcluster import contract
-from kcluster.core.models import PHASE_OF_DOCUMENT, ClusterState, NodeRecord, bump
+from kcluster.core.models import PHASE_OF_DOCUMENT, BackupState, ClusterState, NodeRecord, bump
 from kcluster.core.phases import (
+    ALL_BACKUP_PHASES,
     ALL_CLUSTER_PHASES,
     ALL_NODE_PHASES,
+    BACKUP_TRANSITIONS,
     CLUSTER_TRANSITIONS,
     COMMAND_PHASES,
     JOIN_COMMAND_PHASES,
@@ -67,7 +69,7 @@ def test_the_named_sets_partition_what_they_say():
     assert SETTLED_PHASES | PENDING_JOIN_PHASES | LEAVING_PHASES == ALL_NODE_PHASES
     # each document's phase is a command phase; every command phase has a document
     assert set(PHASE_OF_DOCUMENT.values()) == COMMAND_PHASES
-    assert set(PHASE_OF_DOCUMENT) == set(contract.DOCUMENT_KEYS) - {contract.DOC_HEALTH}
+    assert set(PHASE_OF_DOCUMENT) == set(contract.DOCUMENT_KEYS) - {contract.DOC_HEALTH, contract.DOC_BACKUP}
 
 
 def test_the_cluster_table_names_every_phase_and_each_is_reachable():
@@ -129,3 +131,24 @@ def test_the_cluster_verbs_claim_release_and_lease():
     assert suspect.trust_helper("i-00000001").suspect_helpers == ()
     gone = suspect.last_control_plane_gone()
     assert (gone.phase, gone.lease_owner, gone.init_owner) == ("uninitialized", None, None)
+
+
+def test_the_backup_table_names_every_phase_and_a_backup_always_ends_idle():
+    assert set(BACKUP_TRANSITIONS) == ALL_BACKUP_PHASES
+    assert reachable(BACKUP_TRANSITIONS, {"idle"}) == ALL_BACKUP_PHASES
+    assert BACKUP_TRANSITIONS["taking"] == {"idle"}
+
+
+def test_the_backup_verbs_move_to_the_phases_they_name_and_no_other():
+    state = BackupState("demo")
+    taking = state.taking("20260101T000000Z", "daily", "schedule", "i-0000000a", 10.0)
+    assert taking.phase == "taking"
+    good = taking.command_recorded("c" * 36).succeeded("daily/20260101T000000Z/", 4096, 17)
+    assert (good.phase, good.last_good_at, good.last_daily_day, good.command_id) == (
+        "idle",
+        10.0,
+        "20260101",
+        None,
+    )
+    failed = taking.failed("etcd-unhealthy", 11.0)
+    assert (failed.phase, failed.consecutive_failures, failed.last_good_at) == ("idle", 1, None)

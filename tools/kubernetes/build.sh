@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes components the tests run (kube-apiserver, kube-controller-manager, kubeadm,
-# kubectl) from the Go module k8s.io/kubernetes at one version, and etcd + etcdctl at the version that
-# kubeadm release deploys, into a cache outside the repository keyed by version:
+# kubectl) from the Go module k8s.io/kubernetes at one version, and etcd + etcdctl + etcdutl at the version
+# that kubeadm release deploys, into a cache outside the repository keyed by version:
 #   ${KCLUSTER_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kcluster/kubernetes}/<version>/bin
 # A second run with the same version finds the binaries and costs nothing.
 #
@@ -19,7 +19,7 @@ minor="${version#1.}"; minor="${minor%%.*}"
 
 cache_root="${KCLUSTER_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kcluster/kubernetes}"
 dest="$cache_root/$version"
-bins=(kube-apiserver kube-controller-manager kubeadm kubectl etcd etcdctl)
+bins=(kube-apiserver kube-controller-manager kubeadm kubectl etcd etcdctl etcdutl)
 
 complete() {
   local b
@@ -96,7 +96,7 @@ constants="$k8s_dir/cmd/kubeadm/app/constants/constants.go"
 etcd_version="$(sed -nE "s/^[[:space:]]*$minor:[[:space:]]*\"([0-9.]+)(-[0-9]+)?\",?.*/\1/p" "$constants" | head -1)"
 [[ -n "$etcd_version" ]] || etcd_version="$(sed -nE 's/.*DefaultEtcdVersion = "([0-9.]+)(-[0-9]+)?".*/\1/p' "$constants")"
 [[ -n "$etcd_version" ]] || { log "cannot find kubeadm's etcd version"; exit 1; }
-log "building etcd v$etcd_version (etcd, etcdctl)"
+log "building etcd v$etcd_version (etcd, etcdctl, etcdutl)"
 cd "$work/etcd"
 cat > go.mod <<GOMOD
 module kcluster.local/etcd-build
@@ -106,11 +106,16 @@ $go_line
 require (
 	go.etcd.io/etcd/server/v3 v$etcd_version
 	go.etcd.io/etcd/etcdctl/v3 v$etcd_version
+	go.etcd.io/etcd/etcdutl/v3 v$etcd_version
 )
 GOMOD
 etcd_ldflags="-s -w"
-nice -n 19 "$GO" build -ldflags "$etcd_ldflags" -o "$dest/bin/etcd" go.etcd.io/etcd/server/v3
-nice -n 19 "$GO" build -ldflags "$etcd_ldflags" -o "$dest/bin/etcdctl" go.etcd.io/etcd/etcdctl/v3
+# Each binary once: a cache built before etcdutl joined the list gets only etcdutl.
+declare -A etcd_packages=([etcd]=go.etcd.io/etcd/server/v3 [etcdctl]=go.etcd.io/etcd/etcdctl/v3
+  [etcdutl]=go.etcd.io/etcd/etcdutl/v3)
+for b in etcd etcdctl etcdutl; do
+  [[ -x "$dest/bin/$b" ]] || nice -n 19 "$GO" build -ldflags "$etcd_ldflags" -o "$dest/bin/$b" "${etcd_packages[$b]}"
+done
 
 echo "$etcd_version" > "$dest/etcd-version"
 "$dest/bin/kubeadm" version -o short >&2

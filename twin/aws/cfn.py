@@ -144,6 +144,12 @@ def load_template(
         allowed = declaration.get("AllowedValues")
         if allowed is not None and parameters[name] not in allowed:
             raise TemplateError(f"parameter {name}={parameters[name]!r} not in AllowedValues {allowed}")
+        pattern = declaration.get("AllowedPattern")
+        # CloudFormation refuses a String parameter whose whole value does not match AllowedPattern.
+        if pattern is not None and not re.fullmatch(pattern, str(parameters[name])):
+            raise TemplateError(
+                f"parameter {name}={parameters[name]!r} does not match AllowedPattern {pattern}"
+            )
 
     # The translator wants a region (it builds ARNs for some resources); give it ours if unset.
     previous_region = os.environ.get("AWS_DEFAULT_REGION")

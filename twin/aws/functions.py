@@ -18,7 +18,8 @@ What it emulates, per function of the deployed stack (`twin.aws.cfn.Stack`):
   the dead-letter queue on the receive after maxReceiveCount;
 - CloudWatch Logs: every line an invocation prints (Powertools Logger and Metrics write JSON lines to
   stdout) is captured through a process-wide stdout tee into the recorder; EMF documents are also kept
-  apart and published to CloudWatch (moto) as metric data, as the Lambda log pipeline would.
+  apart and published to CloudWatch (moto) as metric data, as the Lambda log pipeline would; and every
+  line becomes a log event in /aws/lambda/<function name> (twin/aws/lambda_logs.py).
 
 - reserved concurrency for asynchronous invocations: an invocation occupies its environment for the
   time `slots.hold` gives the function (none by default: virtual time stands still while it runs); one
@@ -55,6 +56,7 @@ from moto.sqs.models import sqs_backends
 
 from twin.aws import concurrency
 from twin.aws.cfn import EventSourceMappingSpec, FunctionSpec, Stack
+from twin.aws.lambda_logs import LambdaLogDelivery
 from twin.aws.lambda_scaling import THROTTLE_RETRY_SECONDS, ExecutionSlots, SqsPollerScaling
 
 if TYPE_CHECKING:
@@ -92,6 +94,10 @@ class InvocationRecord:
     started_at: float
     ok: bool = False
     error: str | None = None
+    # CPU time of the invocation's thread, AWS calls included (twin/costs.py tells them apart).
+    cpu_seconds: float = 0.0
+    # Events the invocation handled: an SQS batch's records, else one.
+    events: int = 1
 
 
 @dataclass
@@ -114,6 +120,12 @@ class _InvocationScope:
 
 
 _scope = threading.local()
+
+
+def current_invocation() -> tuple[str, str] | None:
+    """(function logical id, request id) of the invocation the calling thread runs, if any."""
+    scope: _InvocationScope | None = getattr(_scope, "current", None)
+    return None if scope is None or scope.request_id == "init" else (scope.function, scope.request_id)
 
 
 class _StdoutTee(io.TextIOBase):
@@ -227,6 +239,9 @@ class FunctionRuntime:
         self.slots = ExecutionSlots()
         self._sqs = boto3.client("sqs", region_name=stack.region)
         self._cloudwatch = boto3.client("cloudwatch", region_name=stack.region)
+        self.log_delivery = LambdaLogDelivery(
+            boto3.client("logs", region_name=stack.region), self._log_stream_name, self._twin_internal
+        )
         _ensure_stdout_tee()
 
     # ----- environment and cold start
@@ -328,12 +343,15 @@ class FunctionRuntime:
         handler = self.handler(logical_id)
         request_id = self._new_request_id()
         record = InvocationRecord(logical_id, request_id, kind, time.time())
+        if kind == "sqs" and isinstance(event, dict):
+            record.events = len(event.get("Records") or []) or 1
         self.invocations.append(record)
         context = self._context(logical_id, request_id)
 
         def call() -> Any:
             _ensure_stdout_tee()
             with _invocation_scope(self, logical_id, request_id):
+                started = time.thread_time()
                 try:
                     result = handler(event, context)
                 except Exception as error:
@@ -350,6 +368,8 @@ class FunctionRuntime:
                         )
                     )
                     raise
+                finally:
+                    record.cpu_seconds = time.thread_time() - started
             record.ok = True
             return result
 
@@ -449,6 +469,7 @@ class FunctionRuntime:
 
     def _capture_line(self, function: str, request_id: str, text: str) -> None:
         self.logs.append(LogLine(time.time(), function, request_id, text))
+        self.log_delivery.add(self.functions[function].name, time.time(), text)
         if self.context.recorder is not None:
             self.context.recorder.record_log_line(text)
         if '"_aws"' not in text:
@@ -462,6 +483,7 @@ class FunctionRuntime:
             self._pending_emf.append(document)
 
     def _publish_pending_emf(self) -> None:
+        self.log_delivery.deliver()
         documents, self._pending_emf = self._pending_emf, []
         if not self.publish_emf_metrics or not documents:
             return

@@ -128,6 +128,9 @@ class LifecycleEmulation:
         self._launch_order: dict[str, tuple[float, int]] = {}
         self._launch_seq = 0
         self.outcomes: list[ActionOutcome] = []
+        # Instances a group may hold above its desired capacity while an instance refresh launches
+        # before it terminates (twin/aws/instance_refresh.py sets it): not scaled in meanwhile.
+        self.surge: dict[str, int] = {}
 
     # ---- queries ---------------------------------------------------------------------------
 
@@ -147,8 +150,10 @@ class LifecycleEmulation:
         if delta > 0:
             for _ in range(delta):
                 self._launch_one(group)
-        elif delta < 0:
-            for victim in self._choose_scale_in(live, -delta):
+        elif delta < 0 and len(live) > (group.desired_capacity or 0) + self.surge.get(group.name, 0):
+            # (an instance refresh launching before terminating may hold `surge` instances more)
+            excess = len(live) - (group.desired_capacity or 0) - self.surge.get(group.name, 0)
+            for victim in self._choose_scale_in(live, excess):
                 self.begin_terminate(group, victim, cause="scale-in")
 
     def _choose_scale_in(self, live: list[InstanceState], count: int) -> list[InstanceState]:
@@ -184,8 +189,14 @@ class LifecycleEmulation:
         tags[asg_models.ASG_NAME_TAG] = group.name
         tags.update(group.instance_tags)
         launch_template = None
+        launched_version = None
         if group.ec2_launch_template:
-            launch_template = {"LaunchTemplateId": group.ec2_launch_template.id}
+            # The numbered version the group's setting ($Latest, $Default or a number) names now: the
+            # instance keeps reporting it, as AWS does (moto reports the template's default instead).
+            launched_version = str(
+                group.ec2_launch_template.get_version(group.launch_template_version).number
+            )
+            launch_template = {"LaunchTemplateId": group.ec2_launch_template.id, "Version": launched_version}
         reservation = group.autoscaling_backend.ec2_backend.run_instances(
             group.image_id,
             1,
@@ -209,6 +220,7 @@ class LifecycleEmulation:
             lifecycle_state="Pending",
             protected_from_scale_in=group.new_instances_protected_from_scale_in,
         )
+        state.launched_template_version = launched_version  # type: ignore[attr-defined]
         group.instance_states.append(state)
         self._launch_seq += 1
         self._launch_order[instance.id] = (self.context.clock.now(), self._launch_seq)
@@ -646,6 +658,15 @@ def install(emulation: LifecycleEmulation) -> Callable[[], None]:
         )
         return EmptyResult()
 
+    def launch_template(self: InstanceState) -> dict[str, Any] | None:
+        described = original_launch_template.fget(self) if original_launch_template else None
+        version = getattr(self, "launched_template_version", None)
+        if described is not None and version is not None:
+            described = {**described, "Version": version}
+        return described
+
+    original_launch_template = asg_models.InstanceState.__dict__.get("launch_template")
+    patch(asg_models.InstanceState, "launch_template", property(launch_template))
     patch(group_cls, "set_desired_capacity", set_desired_capacity)
     patch(backend_cls, "set_instance_health", set_instance_health)
     patch(backend_cls, "terminate_instance", terminate_instance)

@@ -66,6 +66,7 @@ DOCUMENT_KEYS = (
     contract.DOC_REFRESH_JOIN,
     contract.DOC_DRAIN_REMOVE,
     contract.DOC_HEALTH,
+    contract.DOC_BACKUP,
 )
 
 
@@ -275,7 +276,19 @@ class RunCommandEmulation:
         if invocation.terminal:
             return
         command = invocation.command
-        result = self.context.fleet.run_script(invocation.instance_id, command.script, dict(command.env))
+        try:
+            result = self.context.fleet.run_script(invocation.instance_id, command.script, dict(command.env))
+        except ValueError:
+            # The fleet runs nothing on an instance that died under the script: its agent never
+            # reports back, and SSM times the invocation out at its execution timeout.
+            now = self.context.clock.now()
+            ends = (invocation.started_at or now) + command.execution_timeout
+            invocation.timer = self.context.scheduler.after(
+                max(0.0, ends - now),
+                f"{command.document_name} times out on {invocation.instance_id} (instance gone)",
+                lambda: self._finish(invocation, "TimedOut", "ExecutionTimedOut", -1),
+            )
+            return
         self.context.recorder.record_command_output(
             command.command_id, invocation.instance_id, result.stdout, result.stderr
         )

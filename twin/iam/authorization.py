@@ -1,7 +1,7 @@
 """IAM switched on for a twin: every principal kcluster deploys, with its credentials and its policies.
 
 - each function: its execution role from the deployed stack (`identities.function_roles`);
-- each node: its instance profile's role as terraform/iam.tf renders it (`nodes.node_roles`);
+- each node: its instance profile's role as Terraform rendered and the twin deployed it (`nodes.node_roles`);
 - the twin itself (what `terraform apply` and `sam deploy` do, AWS's own services' internals): the
   administrator, not checked.
 
@@ -84,18 +84,6 @@ class TwinIam:
         }
 
 
-def node_inputs(twin: Twin) -> nodes.NodeIamInputs:
-    deployment = twin.deployment
-    return nodes.module_inputs(
-        twin.cluster,
-        twin.stack.account_id,
-        twin.stack.region,
-        deployment.vpc_id,
-        deployment.subnet_ids,
-        deployment.known_attributes,
-    )
-
-
 def enforce_for(twin: Twin) -> TwinIam:
     directory = Directory(twin.stack.account_id)
     function_keys = {}
@@ -104,7 +92,7 @@ def enforce_for(twin: Twin) -> TwinIam:
         directory.add_role(role_name, f"function:{logical_id}", policies, boundary)
         function_keys[logical_id] = directory.session_key(role_name, twin.stack.functions[logical_id].name)
     node_keys = {}
-    for role, (role_name, policies, boundary) in nodes.node_roles(node_inputs(twin)).items():
+    for role, (role_name, policies, boundary) in nodes.node_roles(twin.deployment.applied).items():
         directory.add_role(role_name, f"node:{role}", policies, boundary)
         node_keys[role] = directory.session_key(role_name, f"{role}-instance")
     twin.fleet.role_access_keys = dict(node_keys)

@@ -26,7 +26,7 @@ import boto3
 import botocore.handlers
 from botocore.awsrequest import AWSResponse
 
-from twin.iam import policy, requests, resources
+from twin.iam import policy, requests, resources, s3_kms
 from twin.iam.principals import Directory, Identity, service_principal
 
 _ERROR_CODES = {"ec2": "UnauthorizedOperation"}
@@ -191,7 +191,10 @@ def _principal_keys(principal: policy.Principal) -> dict[str, Any]:
 
 
 def _via_service_checks(call: requests.Call) -> list[requests.Check]:
-    """KMS calls SSM makes with the caller's permissions for a SecureString (kms:ViaService = SSM)."""
+    """KMS calls SSM makes with the caller's permissions for a SecureString (kms:ViaService = SSM), and
+    S3 for an object encrypted with a KMS key (twin/iam/s3_kms.py)."""
+    if call.service == "s3":
+        return s3_kms.checks(call)
     if call.service != "ssm":
         return []
     match call.operation:
@@ -275,6 +278,7 @@ def install(authorizer: Authorizer) -> Callable[[], None]:
     for entry in _HANDLERS:
         if entry not in botocore.handlers.BUILTIN_HANDLERS:
             botocore.handlers.BUILTIN_HANDLERS.append(entry)
+    restore_bucket_check = s3_kms.defer_bucket_policies_to_the_twin()
     default_session = boto3.DEFAULT_SESSION
     if default_session is not None:
         events = default_session._session.get_component("event_emitter")
@@ -286,5 +290,6 @@ def install(authorizer: Authorizer) -> Callable[[], None]:
         global _active
         if _active is authorizer:
             _active = None
+            restore_bucket_check()
 
     return undo

@@ -25,6 +25,7 @@ _IAM_PREFIX = {"elbv2": "elasticloadbalancing"}
 # Operations that IAM authorizes as other actions (the reference lists the actions, not these names).
 _COMPOSITE = {
     ("dynamodb", "TransactWriteItems"): "_transact_write",
+    ("s3", "HeadObject"): "_head_object",
 }
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z]+)\}")
@@ -184,6 +185,11 @@ def _account(_params: Mapping[str, Any], call: Call, _template: str) -> list[str
     return [call.account]
 
 
+def _bucket_name(params: Mapping[str, Any], _call: Call, _template: str) -> list[str]:
+    """An S3 call's Bucket; SendCommand's output bucket."""
+    return _strings(params.get("Bucket")) or _strings(params.get("OutputS3BucketName"))
+
+
 def _partition(_params: Mapping[str, Any], _call: Call, _template: str) -> list[str]:
     return ["aws"]
 
@@ -206,7 +212,13 @@ _BINDERS: dict[str, Callable[[Mapping[str, Any], Call, str], list[str]]] = {
     "TargetGroupId": _target_group_part(1),
     "EventBusName": _event_bus,
     "AlarmName": _alarm_names,
-    "BucketName": _param("OutputS3BucketName"),
+    "BucketName": _bucket_name,
+    "ObjectName": _param("Key"),
+    # Access points are named by ARN in place of a bucket; kcluster uses none.
+    "AccessPointName": lambda _params, _call, _template: [],
+    # CloudWatch Logs spells its parameters in lower camel case.
+    "LogGroupName": _param("logGroupName"),
+    "LogStreamName": _param("logStreamName"),
 }
 
 
@@ -271,3 +283,13 @@ def _transact_write(call: Call) -> list[Check]:
         call,
         [(kinds[kind], body) for item in call.params.get("TransactItems", []) for kind, body in item.items()],
     )
+
+
+def _head_object(call: Call) -> list[Check]:
+    """HeadObject is authorized as s3:GetObject (the reference lists no s3:HeadObject action); for a key
+    that does not exist S3 answers 404 only to a caller that may also s3:ListBucket, else 403."""
+    checks = _checks(call, "s3:GetObject")
+    bucket = resources.s3_bucket(str(call.params.get("Bucket", "")))
+    if bucket is not None and bucket.keys.get(str(call.params.get("Key", ""))) is None:
+        checks += _checks(call, "s3:ListBucket", {"Bucket": call.params["Bucket"]})
+    return checks

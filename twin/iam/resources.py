@@ -14,6 +14,7 @@ from moto.dynamodb.models import dynamodb_backends
 from moto.ec2.models import ec2_backends
 from moto.elbv2.models import elbv2_backends
 from moto.kms.models import kms_backends
+from moto.s3.models import s3_backends
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 from moto.ssm.models import ssm_backends
@@ -111,7 +112,40 @@ def resource_policy(arn: str) -> tuple[dict[str, Any] | None, str]:
         return (json.loads(document) if isinstance(document, str) else document), "ordinary"
     if service == "kms":
         return key_policy(arn), "kms-key-policy"
+    if service == "s3":
+        bucket = s3_bucket(resource.split("/", 1)[0])
+        document = bucket.policy if bucket is not None else None
+        return (json.loads(document) if document else None), "ordinary"
     return None, "ordinary"
+
+
+def s3_bucket(name: str) -> Any | None:
+    """moto's bucket of that name, whichever account holds it (bucket names are global)."""
+    for account in list(s3_backends):
+        bucket = s3_backends[account]["global"].buckets.get(name)
+        if bucket is not None:
+            return bucket
+    return None
+
+
+def s3_object_key(bucket_name: str, key: str, requested: str | None) -> str | None:
+    """The KMS key an S3 object is (to be) encrypted with: the one a request names, else the object's,
+    else the bucket's default; None when the object is not encrypted with KMS."""
+    bucket = s3_bucket(bucket_name)
+    if requested:
+        return requested
+    if bucket is None:
+        return None
+    stored = bucket.keys.get(key)
+    if stored is not None and stored.encryption == "aws:kms":
+        return str(stored.kms_key_id) if stored.kms_key_id else None
+    rules = (bucket.encryption or {}).get("Rule", []) if isinstance(bucket.encryption, dict) else []
+    # moto keeps the configuration as parsed from XML: one rule is a dict, several a list
+    for rule in [rules] if isinstance(rules, dict) else rules:
+        default = rule.get("ApplyServerSideEncryptionByDefault", {})
+        if default.get("SSEAlgorithm") == "aws:kms":
+            return default.get("KMSMasterKeyID")
+    return None
 
 
 def key_policy(key_arn: str) -> dict[str, Any]:

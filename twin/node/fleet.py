@@ -1,7 +1,8 @@
 """Each instance's sandbox, and running an SSM document's script in it the way the SSM agent does.
 
 A sandbox is a directory standing for the instance's root filesystem (the scripts prefix absolute paths
-with $KCLUSTER_ROOT). The fake kubeadm/kubectl/etcdctl/systemctl/cloud-init/aws/sleep on its PATH
+with $KCLUSTER_ROOT). Its PATH holds exactly the commands an instance has (twin/node/commands.py); the
+fake kubeadm/kubectl/crictl/systemctl/cloud-init/aws/sleep among them
 talk to one KubeModel through the fleet's Unix socket; `aws ssm` and `aws ec2 describe-instances`
 go to (moto's) SSM and EC2 through the client factories.
 """
@@ -21,8 +22,12 @@ from typing import Any
 
 import boto3
 
+from twin.node.commands import build_node_bin
+from twin.node.etcd_snapshot import EtcdSnapshots
 from twin.node.model import KubeModel
+from twin.node.s3_cli import S3Cli
 from twin.node.server import NodeServer
+from twin.node.toolclient import compiled_client
 from twin.node.tools import NodeTools
 
 FAKE_BIN_DIR = Path(__file__).resolve().parent / "bin"
@@ -59,6 +64,7 @@ class NodeFleet:
         now: Callable[[], float],
         *,
         ec2_client_factory: Callable[[str], Any] | None = None,
+        s3_client_factory: Callable[[str], Any] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +74,7 @@ class NodeFleet:
         self._ec2_client_factory = ec2_client_factory or (
             lambda region: boto3.client("ec2", region_name=region)
         )
+        self._s3_client_factory = s3_client_factory or (lambda region: boto3.client("s3", region_name=region))
         self._clients: dict[tuple[str, str, str | None], Any] = {}
         self._clients_lock = threading.Lock()
         # Role of each instance, and the access key of each role's instance profile (set by the twin when
@@ -81,7 +88,17 @@ class NodeFleet:
         if len(str(socket_path)) > _MAX_SOCKET_PATH:
             self._socket_dir = tempfile.mkdtemp(prefix="kc-node-")
             socket_path = Path(self._socket_dir) / "node.sock"
-        self.server = NodeServer(socket_path, NodeTools(model, self._ssm_client, self._ec2_client))
+        s3_cli = S3Cli(self._s3_client, self.sandbox)
+        snapshots = EtcdSnapshots(model, self.sandbox)
+        self.server = NodeServer(
+            socket_path,
+            NodeTools(model, self._ssm_client, self._ec2_client, s3=s3_cli.handle, snapshots=snapshots),
+        )
+        client = compiled_client()
+        # The fake tools' wrappers run this client; without one, the Python client (bin/_fake_tool.py).
+        self._tool_client = {"KCLUSTER_TWIN_TOOL": str(client)} if client else {}
+        # A sandbox's PATH: exactly the commands the AMI and the user data give an instance.
+        self.node_bin = build_node_bin(self.workdir / "node-bin", FAKE_BIN_DIR)
 
     def _client(self, service: str, region: str, instance_id: str, factory: Callable[[str], Any]) -> Any:
         access_key = self.role_access_keys.get(self._instance_roles.get(instance_id, ""))
@@ -105,6 +122,9 @@ class NodeFleet:
 
     def _ec2_client(self, region: str, instance_id: str) -> Any:
         return self._client("ec2", region, instance_id, self._ec2_client_factory)
+
+    def _s3_client(self, region: str, instance_id: str) -> Any:
+        return self._client("s3", region, instance_id, self._s3_client_factory)
 
     def sandbox(self, instance_id: str) -> Path:
         return self._sandboxes[instance_id]
@@ -164,7 +184,7 @@ class NodeFleet:
     ) -> ScriptResult:
         """Run `script` as the SSM agent would: saved as _script.sh in the sandbox, `bash _script.sh`.
 
-        `path_first`: a directory searched before the fake tools (tests put a real etcdctl there).
+        `path_first`: a directory searched before the node's commands (tests put real tools there).
         """
         root = self.sandbox(instance_id)
         if not self.model.host(instance_id).alive:
@@ -174,7 +194,7 @@ class NodeFleet:
         search = [str(path_first)] if path_first else []
         environment = {
             **env,
-            "PATH": ":".join([*search, str(FAKE_BIN_DIR), "/usr/bin", "/bin"]),
+            "PATH": ":".join([*search, str(self.node_bin)]),
             "HOME": str(root / "root"),
             "TMPDIR": str(root / "tmp"),
             "LANG": "C.UTF-8",
@@ -182,6 +202,7 @@ class NodeFleet:
             "KCLUSTER_TWIN_SOCKET": str(self.server.socket_path),
             "KCLUSTER_TWIN_INSTANCE": instance_id,
             "KCLUSTER_TWIN_PYTHON": sys.executable,
+            **self._tool_client,
         }
         completed = subprocess.run(
             ["bash", script_path.name],

@@ -1,20 +1,20 @@
 """The node tools' server: a threaded Unix-socket server in the twin process.
 
 One connection per tool call: the fake binary sends one request and closes its side; the server answers
-with {"exit_code", "stdout", "stderr"} and closes. Both are dicts in `marshal` format (the fake tool runs
-on this interpreter and imports nothing it need not, see bin/_fake_tool.py); the socket lives in a
+with exit code, stdout and stderr and closes. Both are netstrings (twin/node/wire.py), written by the
+compiled client (bin/_fake_tool.c) or the reference one (bin/_fake_tool.py); the socket lives in a
 private directory of the twin, so only its own tools reach it. Concurrent script runs are served by
 concurrent threads; KubeModel does its own locking.
 """
 
 from __future__ import annotations
 
-import marshal
 import socketserver
 import threading
 import traceback
 from pathlib import Path
 
+from twin.node import wire
 from twin.node.tools import NodeTools, ToolCall
 
 EXIT_INTERNAL = 70
@@ -26,23 +26,19 @@ class _Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         raw = self.rfile.read()
         try:
-            request = marshal.loads(raw)  # noqa: S302 - our own tools on a private socket
+            request = wire.decode_request(raw)
             call = ToolCall(
-                tool=request["tool"],
-                argv=list(request["argv"]),
-                env=dict(request.get("env", {})),
-                files=dict(request.get("files", {})),
-                stdin=request.get("stdin", ""),
+                tool=request.tool,
+                argv=request.argv,
+                env=request.env,
+                files=request.files,
+                stdin=request.stdin,
             )
             result = self.server.tools.handle(call)
-            reply = {"exit_code": result.exit_code, "stdout": result.stdout, "stderr": result.stderr}
+            reply = wire.encode_reply(result.exit_code, result.stdout, result.stderr)
         except Exception:  # a bug in the twin must fail the tool loudly, never pass as success
-            reply = {
-                "exit_code": EXIT_INTERNAL,
-                "stdout": "",
-                "stderr": "kcluster twin: " + traceback.format_exc(),
-            }
-        self.wfile.write(marshal.dumps(reply))
+            reply = wire.encode_reply(EXIT_INTERNAL, "", "kcluster twin: " + traceback.format_exc())
+        self.wfile.write(reply)
 
 
 class _Server(socketserver.ThreadingUnixStreamServer):

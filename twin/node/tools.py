@@ -6,17 +6,24 @@ drifts from what the twin understands is caught, not silently "succeeds".
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jmespath
+import yaml
 from botocore.exceptions import ClientError
 
 from twin.node.model import KubeError, KubeModel
 
+if TYPE_CHECKING:
+    from twin.node.etcd_snapshot import EtcdSnapshots
+
 EXIT_USAGE = 64
+# Where a control plane's own kube-apiserver listens (kubeadm's default bind port).
+LOCAL_APISERVER = "https://127.0.0.1:6443"
 # AWS CLI v2: 254 for a service error, 253 for a client configuration error.
 EXIT_AWS_SERVICE_ERROR = 254
 EXIT_AWS_CONFIG_ERROR = 253
@@ -91,6 +98,19 @@ def aws_text(value: Any) -> str:
     return "".join(aws_text(item) for item in value)
 
 
+def _images(node: Any) -> Iterator[str]:
+    """Every container image a manifest's objects name (any `image:` under containers lists)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "image" and isinstance(value, str):
+                yield value
+            else:
+                yield from _images(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _images(item)
+
+
 def _aws_filters(raw: list[str]) -> list[dict]:
     """--filters Name=x,Values=a,b (shorthand syntax) as the API's Filters."""
     filters = []
@@ -108,18 +128,28 @@ class NodeTools:
         model: KubeModel,
         ssm_client: Callable[[str, str], Any],
         ec2_client: Callable[[str, str], Any] | None = None,
+        s3: Callable[[ToolCall], ToolResult] | None = None,
+        snapshots: EtcdSnapshots | None = None,
     ) -> None:
         self._model = model
         self._ssm_client = ssm_client
         self._ec2_client = ec2_client
+        # `aws s3 cp` / `aws s3api head-object` (twin/node/s3_cli.py), when the fleet gives an S3 client.
+        self._s3 = s3
+        # etcdctl snapshot save and etcdutl (twin/node/etcd_snapshot.py), when the fleet gives sandboxes.
+        self._snapshots = snapshots
         self._handlers = {
             "kubeadm": self._kubeadm,
             "kubectl": self._kubectl,
             "systemctl": self._systemctl,
             "aws": self._aws,
-            "etcdctl": self._etcdctl,
             "sleep": self._sleep,
+            "etcdutl": self._etcdutl,
         }
+        # No etcdctl on the host (no package installs one): the scripts reach etcd's own through crictl.
+        from twin.node.crictl import Crictl  # crictl.py builds on this module's types
+
+        self._handlers["crictl"] = Crictl(model, self._etcdctl, self._etcdutl).handle
 
     def handle(self, call: ToolCall) -> ToolResult:
         handler = self._handlers.get(call.tool)
@@ -182,7 +212,7 @@ class NodeTools:
         positionals, options = split_args(
             call.argv,
             value_flags={"--kubeconfig", "--raw", "-o", "--output", "-f", "--filename"}
-            | {"-l", "--selector", "--timeout", "--request-timeout"},
+            | {"-l", "--selector", "--timeout", "--request-timeout", "--server", "--tls-server-name"},
             bool_flags={"--overwrite", "--ignore-daemonsets", "--delete-emptydir-data", "--force"}
             | {"--ignore-not-found"},
         )
@@ -195,6 +225,8 @@ class NodeTools:
             )
         kubeconfig = call.files[kubeconfig_path]
         verb = positionals[:1]
+        if "--server" in options:
+            return self._local_readyz(call, kubeconfig, positionals, options)
         if verb == ["get"] and "--raw" in options:
             if options["--raw"] != "/readyz" or len(positionals) != 1:
                 raise UsageError("only get --raw /readyz is modelled")
@@ -247,8 +279,10 @@ class NodeTools:
             return ToolResult(0, self._model.delete_node(kubeconfig, positionals[2], ignore_not_found=ignore))
         if verb == ["apply"] and len(positionals) == 1:
             source = options.get("-f", options.get("--filename"))
+            if source and source in call.files:
+                return ToolResult(0, self._apply_file(kubeconfig, call.files[source]))
             if not source or not source.startswith("https://"):
-                raise UsageError("only apply -f https://... is modelled")
+                raise UsageError("only apply -f https://... or -f FILE is modelled")
             return ToolResult(0, self._model.apply_manifest(kubeconfig, source))
         if verb == ["label"] and positionals[1:2] in (["node"], ["nodes"]) and len(positionals) >= 4:
             labels: dict[str, str | None] = {}
@@ -264,18 +298,69 @@ class NodeTools:
             return ToolResult(0, self._model.label_node(kubeconfig, positionals[2], labels, overwrite))
         raise UsageError("subcommand not modelled")
 
+    def _apply_file(self, kubeconfig: str, text: str) -> str:
+        """`kubectl apply -f FILE` of a CNI manifest: the model learns the images its pods would pull."""
+        try:
+            documents = [doc for doc in yaml.safe_load_all(text) if isinstance(doc, dict)]
+        except yaml.YAMLError as error:
+            raise KubeError(f"error: error parsing manifest: {error}") from None
+        images = tuple(sorted(set(_images(documents))))
+        key = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        return self._model.apply_manifest(kubeconfig, key, images)
+
+    def _local_readyz(
+        self, call: ToolCall, kubeconfig: str, positionals: list[str], options: dict[str, Any]
+    ) -> ToolResult:
+        """`kubectl --server https://127.0.0.1:6443 --tls-server-name kubernetes get --raw /readyz`: the
+        control plane's own kube-apiserver, not whichever one the load balancer picks."""
+        if (
+            options["--server"] != LOCAL_APISERVER
+            or options.get("--tls-server-name") != "kubernetes"
+            or positionals != ["get"]
+            or options.get("--raw") != "/readyz"
+        ):
+            raise UsageError(
+                f"only --server {LOCAL_APISERVER} --tls-server-name kubernetes get --raw /readyz"
+            )
+        if not self._model.apiserver_running(call.instance_id):
+            return ToolResult(
+                1,
+                stderr="The connection to the server 127.0.0.1:6443 was refused - "
+                "did you specify the right host or port?\n",
+            )
+        if not self._model.api_ready(kubeconfig, call.instance_id):
+            return ToolResult(
+                1, stderr='Error from server (InternalError): an error on the server ("[-]etcd failed")\n'
+            )
+        return ToolResult(0, "ok")
+
     # ----- etcdctl (v3 API, etcd 3.4 output shapes) -----
 
     def _etcdctl(self, call: ToolCall) -> ToolResult:
         if call.env.get("ETCDCTL_API", "3") != "3":
             raise UsageError("only ETCDCTL_API=3 is modelled")
         positionals, options = split_args(
-            call.argv, value_flags={"-w", "--write-out", "--endpoints"}, bool_flags={"--cluster", "--hex"}
+            call.argv,
+            value_flags={"-w", "--write-out", "--endpoints", "--cacert", "--cert", "--key"}
+            | {"--dial-timeout", "--command-timeout"},
+            bool_flags={"--cluster", "--hex"},
         )
-        for variable in ("ETCDCTL_CACERT", "ETCDCTL_CERT", "ETCDCTL_KEY"):
-            path = call.env.get(variable)
+        for flag in ("--cacert", "--cert", "--key", "--endpoints", "--dial-timeout", "--command-timeout"):
+            variable = "ETCDCTL_" + flag[2:].replace("-", "_").upper()
+            if flag in options and variable in call.env:
+                return ToolResult(
+                    1,
+                    stderr=f'Error: conflicting environment variable "{variable}" is shadowed by '
+                    "corresponding command-line flag (either unset environment variable or disable flag)\n",
+                )
+            path = options.get(flag, call.env.get(variable))
+            if flag not in ("--cacert", "--cert", "--key"):
+                continue
             if not path:
-                raise UsageError(f"{variable} is not set: the twin's etcd serves TLS only")
+                # kubeadm's etcd serves TLS only and demands a client certificate
+                return ToolResult(
+                    1, stderr=f"Error: context deadline exceeded ({flag} not given: etcd serves TLS only)\n"
+                )
             if path not in call.files:
                 return ToolResult(1, stderr=f"Error: open {path}: no such file or directory\n")
         raw_endpoints = options.get("--endpoints") or call.env.get("ETCDCTL_ENDPOINTS") or "127.0.0.1:2379"
@@ -300,11 +385,37 @@ class NodeTools:
                 f"Failed to get the status of endpoint {url} (context deadline exceeded)\n" for url in failed
             )
             return ToolResult(1 if failed else 0, json.dumps(statuses, separators=(",", ":")) + "\n", stderr)
+        if command == ["endpoint", "health"] and not options.get("--cluster") and len(positionals) == 2:
+            return self._etcd_local_health(call, endpoints)
+        if command == ["snapshot", "save"] and len(positionals) == 3 and self._snapshots is not None:
+            return self._snapshots.save(call, endpoints, positionals[2])
         if positionals[:1] == ["move-leader"] and len(positionals) == 2:
             return ToolResult(0, self._model.etcd_move_leader(instance, endpoints, positionals[1]))
         if command == ["member", "remove"] and len(positionals) == 3:
             return ToolResult(0, self._model.etcd_member_remove(instance, endpoints, positionals[2]))
         raise UsageError("subcommand not modelled")
+
+    def _etcd_local_health(self, call: ToolCall, endpoints: list[str]) -> ToolResult:
+        """`endpoint health` without --cluster: the members asked answer and a proposal commits (quorum)."""
+        lines = []
+        for url in endpoints:
+            try:
+                answers = self._model.etcd_endpoint_health(call.instance_id, [url])
+            except KubeError:
+                answers = []
+            if not any(answer["health"] for answer in answers):
+                return ToolResult(
+                    1,
+                    stderr=f"{url} is unhealthy: failed to commit proposal: context deadline exceeded\n"
+                    "Error: unhealthy cluster\n",
+                )
+            lines.append(f"{url} is healthy: successfully committed proposal: took = 2.315ms\n")
+        return ToolResult(0, "".join(lines))
+
+    def _etcdutl(self, call: ToolCall) -> ToolResult:
+        if self._snapshots is None:
+            raise UsageError("this fleet has no sandboxes for etcdutl")
+        return self._snapshots.status(call)
 
     # ----- sleep (instant; the model counts it as time etcd had to settle) -----
 
@@ -344,6 +455,8 @@ class NodeTools:
     def _aws(self, call: ToolCall) -> ToolResult:
         if call.argv[:2] == ["ec2", "describe-instances"]:
             return self._describe_instances(call)
+        if call.argv[:1] in (["s3"], ["s3api"]) and self._s3 is not None:
+            return self._s3(call)
         positionals, options = split_args(
             call.argv,
             value_flags={

@@ -1,9 +1,10 @@
 """A Terraform configuration read with python-hcl2 into blocks whose expressions stay parse trees.
 
-No Terraform binary can run here, so the checks under tests/iac read terraform/ themselves: this module
-parses every *.tf file of a directory (hcl2's Lark grammar) and indexes the top-level blocks the way
-Terraform does (variables, locals, outputs, resources, data sources, modules). Expressions are kept as
-Lark trees for the evaluator (twin.terraform.evaluator) to evaluate and for reference checks to walk.
+What Terraform evaluates (values, references, validations) is read from Terraform's own plan
+(twin/terraform/plan.py). This reader serves what a plan does not carry: the text as written, for the
+README's tables (a variable's type expression) and the documentation checks (every variable and output
+described, the required versions). It parses every *.tf file of a directory (hcl2's Lark grammar) and
+indexes the top-level blocks the way Terraform does.
 """
 
 from __future__ import annotations
@@ -172,124 +173,3 @@ def load_configuration(directory: Path = TERRAFORM_DIR) -> Configuration:
             else:
                 configuration.other_blocks.append(block)
     return configuration
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A name an expression refers to: its root (var, local, aws_lb, ...) and the attributes after it."""
-
-    root: str
-    attributes: tuple[str, ...]
-    file: Path
-
-    def __str__(self) -> str:
-        return ".".join((self.root, *self.attributes))
-
-
-def _chain(tree: Tree) -> tuple[str, list[str], list[Tree]] | None:
-    """(root name, attribute names, index expressions) of a traversal like aws_lb.this.dns_name."""
-    attributes: list[str] = []
-    indexes: list[Tree] = []
-    node = tree
-    while True:
-        if node.data == "expr_term" and len(children(node)) == 1:
-            node = children(node)[0]
-        elif node.data == "get_attr_expr_term":
-            node, get_attr = children(node)
-            attributes.insert(0, str(children(get_attr)[0].children[0]))
-        elif node.data == "index_expr_term":
-            node, index = children(node)
-            # An index ends the static part of the name: aws_ssm_document.node[key].name
-            attributes.clear()
-            if index.data == "braces_index":
-                indexes.extend(children(index))
-        elif node.data == "identifier":
-            return str(node.children[0]), attributes, indexes
-        else:
-            return None
-
-
-def iter_references(tree: Tree, bound: frozenset[str], file: Path):
-    """Every reference in an expression, with for-expression variables (bound) excluded."""
-    if not isinstance(tree, Tree):
-        return
-    if tree.data in ("for_tuple_expr", "for_object_expr"):
-        intro, *rest = children(tree)
-        intro_parts = children(intro)
-        names = frozenset(str(part.children[0]) for part in intro_parts[:-1])
-        yield from iter_references(intro_parts[-1], bound, file)
-        for part in rest:
-            yield from iter_references(part, bound | names, file)
-        return
-    if tree.data in ("expr_term", "get_attr_expr_term", "index_expr_term", "identifier"):
-        chain = _chain(tree)
-        if chain is not None:
-            root, _, indexes = chain
-            if root not in bound:
-                yield Reference(root, _full_attributes(tree), file)
-            for index in indexes:
-                yield from iter_references(index, bound, file)
-            return
-    if tree.data == "get_attr":
-        return
-    if tree.data == "object_elem_key":
-        (key,) = children(tree)
-        if key.data == "keyword" or not _is_traversal(key):
-            return
-    if tree.data == "function_call":
-        for part in children(tree)[1:]:
-            yield from iter_references(part, bound, file)
-        return
-    for child in children(tree):
-        yield from iter_references(child, bound, file)
-
-
-def _is_traversal(tree: Tree) -> bool:
-    """False for a bare name, which as an object key is a literal string, not a reference."""
-    node = tree
-    while node.data == "expr_term" and len(children(node)) == 1:
-        node = children(node)[0]
-    return node.data != "identifier"
-
-
-def _full_attributes(tree: Tree) -> tuple[str, ...]:
-    """Attribute names from the root up to the first index (what names a declared object)."""
-    names: list[str] = []
-    node = tree
-    stack: list[Tree] = []
-    while True:
-        if node.data == "expr_term" and len(children(node)) == 1:
-            node = children(node)[0]
-        elif node.data in ("get_attr_expr_term", "index_expr_term"):
-            stack.append(node)
-            node = children(node)[0]
-        else:
-            break
-    for step in reversed(stack):
-        if step.data == "index_expr_term":
-            break
-        names.append(str(children(children(step)[1])[0].children[0]))
-    return tuple(names)
-
-
-def block_references(block: Block, bound: frozenset[str] = frozenset()):
-    """References of a block's attributes and nested blocks; dynamic blocks bind their iterator.
-
-    A variable's `type` is a type constraint (string, object(...)), not an expression.
-    """
-    for name, expression in block.attributes.items():
-        if block.type == "variable" and name == "type":
-            continue
-        yield from iter_references(expression, bound, block.file)
-    for inner in block.blocks:
-        inner_bound = bound
-        if inner.type == "dynamic":
-            iterator = inner.labels[0]
-            if "iterator" in inner.attributes:
-                iterator = str(_chain(inner.attributes["iterator"])[0])
-            inner_bound = bound | {iterator}
-            yield from iter_references(inner.attributes["for_each"], bound, block.file)
-            for content in inner.blocks:
-                yield from block_references(content, inner_bound)
-            continue
-        yield from block_references(inner, inner_bound)

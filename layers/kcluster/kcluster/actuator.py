@@ -136,7 +136,7 @@ class Actuator:
         )
         getattr(self.logger, "info" if done else "warning")(
             f"lifecycle action {action.result}" + ("" if done else ": none was pending"),
-            extra={"instance_id": action.instance_id},
+            extra={"instance_id": action.instance_id, "hook_name": action.hook_name},
         )
 
     def _notify(self, action: Notify) -> None:

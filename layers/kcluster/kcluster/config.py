@@ -26,11 +26,19 @@ class CniConfig(_Strict):
         default="https://raw.githubusercontent.com/projectcalico/calico/v3.33.0/manifests/calico.yaml",
         pattern=r"^https://[A-Za-z0-9./_-]{1,400}\.ya?ml$",
     )
+    # Where the nodes pull Calico's images: quay.io/calico (Calico's own, not Docker Hub's anonymous
+    # rate limit) or a mirror; the init document rewrites the manifest's docker.io/calico/ to it.
+    image_registry: str = Field(
+        default="quay.io/calico", pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*$"
+    )
 
 
 class NodeGroup(_Strict):
     asg_name: str = Field(min_length=1, max_length=255)
     role: Literal["control-plane", "worker"]
+    # The numbered launch template version the group's instances should run (Terraform writes it with
+    # the group; never $Latest). None: the group's image is not rolled out by kcluster.
+    launch_template_version: int | None = Field(default=None, ge=1)
 
 
 class Timeouts(_Strict):
@@ -57,6 +65,7 @@ class Documents(_Strict):
     refresh_join: str
     drain_remove: str | None = None
     health: str | None = None
+    backup: str | None = None
 
     def by_key(self, key: str) -> str:
         name: str | None = getattr(self, key.replace("-", "_"))
@@ -65,9 +74,35 @@ class Documents(_Strict):
         return name
 
 
+class BackupSettings(_Strict):
+    """etcd backups (core/backup.py). Seconds."""
+
+    # A backup when the newest good one is older than this.
+    interval_seconds: int = Field(default=900, ge=300, le=86400)
+    # A failed backup is tried again after this long.
+    retry_seconds: int = Field(default=120, ge=60, le=3600)
+    # A control-plane join or removal waits at most this long for its backup, then goes ahead (a
+    # backup must never stop the cluster healing).
+    membership_wait_seconds: int = Field(default=600, ge=0, le=3600)
+
+
 class LifecycleHooks(_Strict):
     launch: str = "kcluster-launch"
     terminate: str = "kcluster-terminate"
+
+
+class RolloutSettings(_Strict):
+    """How a rollout (core/rollout.py) proceeds: worker groups keep `min_healthy_percent` of their
+    capacity in service; `wait_for_go` holds each rollout until `go` names its target; `paused` holds a
+    running one where it is (resumed when set back to false)."""
+
+    min_healthy_percent: int = Field(default=90, ge=0, le=100)
+    # Launch before terminate: a worker group may surge to this share (at least one instance more).
+    worker_max_healthy_percent: int = Field(default=110, ge=100, le=200)
+    instance_warmup_seconds: int = Field(default=60, ge=0, le=3600)
+    wait_for_go: bool = False
+    go: str | None = Field(default=None, max_length=512)
+    paused: bool = False
 
 
 class ClusterConfig(_Strict):
@@ -93,6 +128,10 @@ class ClusterConfig(_Strict):
     kms_key_arn: str | None = None
     # The S3 bucket Ansible's Session Manager connection moves files through (the operator's inventory).
     ssm_transfer_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    # The S3 bucket the backup document uploads etcd snapshots and the PKI to (Terraform's backup.tf).
+    backup_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    backup: BackupSettings = BackupSettings()
+    rollout: RolloutSettings = RolloutSettings()
 
     @field_validator("pod_cidr", "service_cidr")
     @classmethod

@@ -19,6 +19,7 @@ DOC_JOIN_WORKER = "join-worker"
 DOC_REFRESH_JOIN = "refresh-join"
 DOC_DRAIN_REMOVE = "drain-remove"
 DOC_HEALTH = "health"
+DOC_BACKUP = "backup"
 DOCUMENT_KEYS = (
     DOC_INIT,
     DOC_JOIN_CONTROL_PLANE,
@@ -26,6 +27,7 @@ DOCUMENT_KEYS = (
     DOC_REFRESH_JOIN,
     DOC_DRAIN_REMOVE,
     DOC_HEALTH,
+    DOC_BACKUP,
 )
 
 # The remediation alarms template.yaml creates, by key; the name is "kcluster-<cluster>-remediate-<key>".
@@ -81,3 +83,8 @@ def remediation_alarm_names(cluster: str) -> frozenset[str]:
 
 def provider_id(availability_zone: str, instance_id: str) -> str:
     return f"aws:///{availability_zone}/{instance_id}"
+
+
+def control_loop_parameter_name(cluster: str) -> str:
+    """Written by the SAM stack: where its state table and functions are (read by `kcluster status`)."""
+    return f"/kcluster/{cluster}/control-loop"

@@ -19,6 +19,7 @@ from kcluster.core import trust
 from kcluster.core.models import (
     TERMINAL_STATUSES,
     AsgInstance,
+    BackupReported,
     CommandFinished,
     Event,
     HealthReported,
@@ -121,6 +122,8 @@ class Intake:
             raise EventDeferred(f"invocation {detail.command_id}/{detail.instance_id} not visible yet")
         if detail.document_name == self.config.documents.health:
             return HealthReported(detail.command_id, detail.instance_id, detail.status, invocation.result)
+        if detail.document_name == self.config.documents.backup:
+            return BackupReported(detail.command_id, detail.instance_id, detail.status, invocation.result)
         return CommandFinished(detail.command_id, detail.instance_id, detail.status, invocation.result)
 
     def _document_names(self) -> frozenset[str]:

@@ -26,7 +26,7 @@ from kcluster.adapters.notifier import Notifier
 from kcluster.adapters.state_store import StateStore, WriteConflict
 from kcluster.adapters.targets import ApiTargets, TargetHealth
 from kcluster.config import ClusterConfig
-from kcluster.core import health, reconcile, remediation, scale_in, workflow
+from kcluster.core import health, reconcile, remediation, rollout, scale_in, workflow
 from kcluster.core.models import (
     TERMINAL_STATUSES,
     AlarmChanged,
@@ -43,6 +43,7 @@ from kcluster.core.models import (
 from kcluster.core.phases import PENDING_JOIN_PHASES
 from kcluster.core.reconcile import UnsentStep
 from kcluster.core.remediation import RemediationSettings
+from kcluster.core.rollout_model import Target
 from kcluster.events import (
     AlarmStateChangeEvent,
     EventNotForUs,
@@ -113,6 +114,7 @@ class Service:
         self._forget_vanished_instances(instances)
         self._finish_lifecycle_actions(instances)
         self._adopt_unseen_launches(instances)
+        self._record_launch_versions(instances)
         self._proceed_on_online_agents(now)
         self._collect_overdue_results(now)
         self._mark_stalled_replacements_again(instances)
@@ -189,6 +191,12 @@ class Service:
                 "discovered a waiting instance with no record", extra={"instance_id": launch.instance_id}
             )
             self._decide_event(launch)
+
+    def _record_launch_versions(self, instances: list[AsgInstance]) -> None:
+        """Node records learn the launch template version (and so the Kubernetes version) their instance
+        was launched from: what a rollout compares with its target (core/rollout.py)."""
+        target = Target.of(self.config)
+        self._decide(lambda v: rollout.record_launch_versions(v, instances, target, self.deps.now()))
 
     def _proceed_on_online_agents(self, now: float) -> None:
         """Nodes whose Provisioned event is overdue but whose SSM agent is online: provisioned."""

@@ -1,17 +1,16 @@
-"""A node tool (kubeadm, kubectl, systemctl, aws, etcdctl, sleep) in a twin sandbox.
+"""A node tool (kubeadm, kubectl, systemctl, aws, etcdctl, sleep) in a twin sandbox: the reference client.
 
-Started by the shell wrappers next to it as `python -I -S _fake_tool.py <tool> <args...>`. It sends the
-call (argv, a few environment variables, the working directory, stdin when a tool reads "-", and the
-contents of the files the arguments name) to the twin's node server on the Unix socket
-$KCLUSTER_TWIN_SOCKET, then prints the reply's stdout and stderr and exits with its status.
+The shell wrappers next to it run the compiled client (_fake_tool.c, built by twin/node/toolclient.py),
+or this one as `python -I -S _fake_tool.py <tool> <args...>` where no C compiler is found; both do the
+same. It sends the call (argv, a few environment variables, the working directory, stdin when a tool
+reads "-", and the contents of the files the arguments name) to the twin's node server on the Unix
+socket $KCLUSTER_TWIN_SOCKET, then prints the reply's stdout and stderr and exits with its status.
 
-Scripts call these tools dozens of times per run, so start-up is what costs: only built-in modules are
-imported (`_socket`, `marshal`; `socket` and `json` would double the start-up time). Request and reply
-travel in `marshal` format, which both ends read with the same interpreter (KCLUSTER_TWIN_PYTHON).
+Only built-in modules are imported (`_socket`; `socket` and `json` would double the start-up time).
+Request and reply are netstrings (twin/node/wire.py, which this file cannot import: it runs isolated).
 """
 
 import _socket
-import marshal
 import os
 import sys
 
@@ -47,34 +46,59 @@ def file_contents(argv):
     return files
 
 
+def netstring(value):
+    data = value.encode()
+    return b"%d:%b," % (len(data), data)
+
+
+def encode_request(tool, cwd, stdin, argv, env, files):
+    parts = [tool, cwd, stdin, str(len(argv)), *argv]
+    for pairs in (env, files):
+        parts.append(str(len(pairs)))
+        for name, value in pairs.items():
+            parts += [name, value]
+    return b"".join(netstring(part) for part in parts)
+
+
+def decode_reply(raw):
+    values, offset = [], 0
+    while offset < len(raw):
+        colon = raw.index(b":", offset)
+        end = colon + 1 + int(raw[offset:colon])
+        values.append(raw[colon + 1 : end].decode())
+        offset = end + 1
+    exit_code, stdout, stderr = values
+    return int(exit_code), stdout, stderr
+
+
 def main():
     tool, argv = sys.argv[1], sys.argv[2:]
     socket_path = os.environ.get("KCLUSTER_TWIN_SOCKET")
     if not socket_path:
         sys.stderr.write(f"{tool} (kcluster twin): KCLUSTER_TWIN_SOCKET is not set\n")
         return 70
-    request = {
-        "tool": tool,
-        "argv": argv,
-        "env": {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)},
-        "cwd": os.getcwd(),
-        "stdin": sys.stdin.read() if "-" in argv else "",
-        "files": file_contents(argv),
-    }
+    request = encode_request(
+        tool,
+        os.getcwd(),
+        sys.stdin.read() if "-" in argv else "",
+        argv,
+        {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)},
+        file_contents(argv),
+    )
     connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         connection.connect(socket_path)
-        connection.sendall(marshal.dumps(request))
+        connection.sendall(request)
         connection.shutdown(_socket.SHUT_WR)
         chunks = []
         while chunk := connection.recv(65536):
             chunks.append(chunk)
     finally:
         connection.close()
-    reply = marshal.loads(b"".join(chunks))  # noqa: S302 - the twin's own reply on a private socket
-    sys.stdout.write(reply["stdout"])
-    sys.stderr.write(reply["stderr"])
-    return reply["exit_code"]
+    exit_code, stdout, stderr = decode_reply(b"".join(chunks))
+    sys.stdout.write(stdout)
+    sys.stderr.write(stderr)
+    return exit_code
 
 
 if __name__ == "__main__":

@@ -71,13 +71,25 @@ class ApiServer(ClusterState):
             host = self._hosts.get(instance_id)
             return host is not None and not host.apiserver_running
 
-    def apply_manifest(self, kubeconfig_text: str, url: str) -> str:
+    def apply_manifest(self, kubeconfig_text: str, url: str, images: tuple[str, ...] = ()) -> str:
+        """The CNI manifest (by URL, or a file's content key with the images it names). Its pods come up,
+        and Nodes turn Ready, only when every image can be pulled: anonymous Docker Hub pulls are not
+        (Docker's rate limit, shared by every node behind one NAT gateway, makes them fail at scale)."""
         with self._lock:
             epoch = self._api_epoch(kubeconfig_text)
             created = url not in epoch.cni_manifests
+            unpullable = [image for image in images if _anonymous_docker_hub(image)]
             if created:
-                epoch.cni_manifests.append(url)
-                self._record("cni-applied", None, epoch=epoch.number, url=url)
+                self._record(
+                    "cni-applied",
+                    None,
+                    epoch=epoch.number,
+                    url=url,
+                    images=list(images),
+                    unpullable=unpullable,
+                )
+                if not unpullable:
+                    epoch.cni_manifests.append(url)
             verb = "created" if created else "unchanged"
             return f"daemonset.apps/calico-node {verb}\ndeployment.apps/calico-kube-controllers {verb}\n"
 
@@ -271,3 +283,11 @@ class ApiServer(ClusterState):
             },
             sort_keys=False,
         )
+
+
+def _anonymous_docker_hub(image: str) -> bool:
+    """An image reference pulled from Docker Hub: no registry host (docker.io implied) or docker.io's."""
+    first, slash, _ = image.partition("/")
+    if not slash or ("." not in first and ":" not in first and first != "localhost"):
+        return True
+    return first in ("docker.io", "index.docker.io", "registry-1.docker.io")

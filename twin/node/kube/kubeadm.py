@@ -273,8 +273,28 @@ class Kubeadm(ClusterState):
         credentials = {"client-certificate": kubelet_pem, "client-key": kubelet_pem}
         (kube / "kubelet.conf").write_text(self._kubeconfig(epoch, "system:node", credentials))
 
+    def _write_cluster_identity_files(self, epoch: _Epoch, host: Host) -> None:
+        """The rest of what `kubeadm init` makes and `join --control-plane` downloads, which a backup
+        carries (stand-ins: only their presence and bytes matter to the scripts), and etcd's data
+        directory's parent, where the backup document writes its snapshot."""
+        pki = host.root / "etc/kubernetes/pki"
+        for relative in (
+            "ca.key",
+            "sa.key",
+            "sa.pub",
+            "front-proxy-ca.crt",
+            "front-proxy-ca.key",
+            "etcd/ca.key",
+        ):
+            path = pki / relative
+            path.write_text(f"kcluster twin {relative} of cluster epoch {epoch.number}\n")
+            path.chmod(0o600)
+        (host.root / "var/lib/etcd").mkdir(parents=True, exist_ok=True)
+
     def _write_control_plane_files(self, epoch: _Epoch, host: Host) -> None:
         host.apiserver_running = host.etcd_running = True
+        host.apiserver_version = epoch.kubernetes_version or host.kubeadm_version
+        host.certificates_issued_at = self._now()
         self._write_node_files(epoch, host)
         # kubeadm's etcd PKI; the twin's etcd CA is the cluster CA (etcdctl only checks the files exist)
         etcd_pki = host.root / "etc/kubernetes/pki/etcd"
@@ -283,6 +303,7 @@ class Kubeadm(ClusterState):
         (etcd_pki / "healthcheck-client.crt").write_text(epoch.ca.cert_pem)
         (etcd_pki / "healthcheck-client.key").write_text(f"etcd healthcheck client of epoch {epoch.number}\n")
         (etcd_pki / "healthcheck-client.key").chmod(0o600)
+        self._write_cluster_identity_files(epoch, host)
         admin = host.root / "etc/kubernetes/admin.conf"
         admin.write_text(
             self._kubeconfig(epoch, "kubernetes-admin", {"client-key-data": epoch.admin_client_key})

@@ -50,6 +50,16 @@ class Kubelet(ClusterState):
             host.kubelet_running = (host.root / "etc/kubernetes/kubelet.conf").exists()
             self._record("kubelet-restart", instance_id, running=host.kubelet_running)
 
+    def running_static_pods(self, instance_id: str) -> list[str]:
+        """The kube-system static pods whose containers run on this host (what `crictl ps` lists): a
+        control plane's etcd and kube-apiserver. `stop_etcd` models a member that stops answering (hung,
+        partitioned) while its container runs, so `crictl exec` into it still works."""
+        with self._lock:
+            host = self.host(instance_id)
+            if not host.alive or not self._is_control_plane(host):
+                return []
+            return ["etcd", "kube-apiserver"] if host.apiserver_running else ["etcd"]
+
     def _ready_status(self, epoch: _Epoch, node: _Node) -> str:
         host = self._hosts.get(node.host_id)
         if host is None or host.epoch != epoch.number or not host.alive or not host.kubelet_running:

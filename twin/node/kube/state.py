@@ -95,6 +95,14 @@ class HistoryEntry:
     detail: dict
 
 
+@dataclass(frozen=True)
+class ComponentVersions:
+    instance_id: str
+    kubelet: str
+    apiserver: str | None  # None: no control plane on this instance
+    certificates_issued_at: float | None
+
+
 @dataclass
 class Host:
     """One instance as the model sees it: identity, liveness, kubelet and its disk (the sandbox)."""
@@ -114,6 +122,11 @@ class Host:
     apiserver_running: bool = True  # the kube-apiserver static pod (control planes only)
     etcd_running: bool = True  # the etcd static pod (control planes only)
     epoch: int | None = None
+    # The kube-apiserver's version: kubeadm writes the static Pod from ClusterConfiguration's
+    # kubernetesVersion (kubeadm-config), not from its own binary's version. None on workers.
+    apiserver_version: str | None = None
+    # When kubeadm issued this control plane's leaf certificates (they last one year).
+    certificates_issued_at: float | None = None
 
 
 @dataclass
@@ -260,6 +273,25 @@ class ClusterState:
         return Host(
             instance_id=instance_id, root=root, kubeadm_version=self._default_kubeadm_version, **identity
         )
+
+    def component_versions(self) -> list[ComponentVersions]:
+        """Each live member of the current cluster: its kubelet's version (the packages its instance
+        installed) and, on a control plane, its kube-apiserver's."""
+        with self._lock:
+            epoch = self._current
+            if epoch is None:
+                return []
+            registered = {node.host_id for node in epoch.nodes.values()}
+            return [
+                ComponentVersions(
+                    host.instance_id,
+                    host.kubeadm_version,
+                    host.apiserver_version if self._is_control_plane(host) else None,
+                    host.certificates_issued_at,
+                )
+                for host in self._hosts.values()
+                if host.alive and host.epoch == epoch.number and host.instance_id in registered
+            ]
 
     def remove_host(self, instance_id: str) -> None:
         """The instance is gone: its kubelet stops and its etcd member stops answering."""

@@ -56,7 +56,10 @@ class Lifecycle:
                 for instance in group.get("Instances", []):
                     found.append(
                         AsgInstance(
-                            instance["InstanceId"], group["AutoScalingGroupName"], instance["LifecycleState"]
+                            instance["InstanceId"],
+                            group["AutoScalingGroupName"],
+                            instance["LifecycleState"],
+                            _template_version(instance),
                         )
                     )
         return found
@@ -74,7 +77,10 @@ class Lifecycle:
             )
             for instance in response["AutoScalingInstances"]:
                 found[instance["InstanceId"]] = AsgInstance(
-                    instance["InstanceId"], instance["AutoScalingGroupName"], instance["LifecycleState"]
+                    instance["InstanceId"],
+                    instance["AutoScalingGroupName"],
+                    instance["LifecycleState"],
+                    _template_version(instance),
                 )
         return found
 
@@ -90,3 +96,10 @@ class Lifecycle:
                 return False  # "No active Lifecycle Action found": nothing pending any more
             raise
         return True
+
+
+def _template_version(instance: dict[str, Any]) -> int | None:
+    """The numbered launch template version an instance was launched from, as Auto Scaling reports it
+    (a string); None for an instance without a template or with a version that is not a number."""
+    version = str((instance.get("LaunchTemplate") or {}).get("Version") or "")
+    return int(version) if version.isdigit() else None

@@ -1,5 +1,5 @@
 """The DynamoDB state table: one partition per cluster, items CLUSTER / REMEDIATION / NODE#<id> /
-CMD#<id> / HEALTH.
+CMD#<id> / HEALTH / BACKUP.
 
 Writes are conditional on the version the decision was based on (``attribute_not_exists`` for a new
 item), all of a step's records in one transaction, so two deciders cannot both win.
@@ -16,6 +16,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from kcluster.core.models import (
+    BackupState,
     ClusterState,
     ClusterView,
     CommandRecord,
@@ -61,6 +62,8 @@ def sort_key(record: Record) -> str:
             return "REMEDIATION"
         case HealthSnapshot():
             return "HEALTH"
+        case BackupState():
+            return "BACKUP"
         case NodeRecord():
             return f"NODE#{record.instance_id}"
         case CommandRecord():
@@ -75,6 +78,8 @@ def _kind(record: Record) -> str:
             return "remediation"
         case HealthSnapshot():
             return "health"
+        case BackupState():
+            return "backup"
         case NodeRecord():
             return "node"
         case CommandRecord():
@@ -160,6 +165,8 @@ def _from_item(item: dict[str, Any]) -> Record:
         case "health":
             item["not_ready"] = [NodeHealth(**node) for node in item.get("not_ready", ())]
             return _record(HealthSnapshot, item)
+        case "backup":
+            return _record(BackupState, item)
         case _:
             return _record(CommandRecord, item)
 

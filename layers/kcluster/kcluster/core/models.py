@@ -17,9 +17,11 @@ from kcluster.core.phases import (
     JOIN_COMMAND_PHASES,
     LEAVING_PHASES,
     NODE_INITIAL_PHASES,
+    BackupPhase,
     ClusterPhase,
     IllegalTransition,
     NodePhase,
+    check_backup_move,
     check_cluster_move,
     check_node_move,
 )
@@ -187,6 +189,10 @@ class NodeRecord:
     terminate_started_at: float | None = None
     # When the instance was last marked Unhealthy for replacement (remediation, or phase "replacing").
     replace_requested_at: float | None = None
+    # What the instance was launched with (core/rollout.py compares them with the target): the numbered
+    # launch template version Auto Scaling reports for it, and the Kubernetes version that version installs.
+    launch_template_version: int | None = None
+    kubernetes_version: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
     version: int = 0
@@ -272,6 +278,13 @@ class NodeRecord:
 
     def heartbeat(self, now: float) -> NodeRecord:
         return bump(self, now, last_heartbeat_at=now)
+
+    def launched_from(
+        self, launch_template_version: int, kubernetes_version: str | None, now: float
+    ) -> NodeRecord:
+        return bump(
+            self, now, launch_template_version=launch_template_version, kubernetes_version=kubernetes_version
+        )
 
     # -- termination
 
@@ -364,10 +377,90 @@ class CommandRecord:
         return bump(cls(command_id, document, targets, for_instances, sent_at=at))
 
 
-Record = ClusterState | RemediationState | NodeRecord | CommandRecord | HealthSnapshot
+@dataclass(frozen=True)
+class BackupState:
+    """etcd backups (core/backup.py), on an item of their own so a backup never contends with joins
+    and removals for the cluster record: the backup in flight (its id, tier, where and when it was sent,
+    its command id once SendCommand answered) and the newest good one (when the control loop asked for
+    it, its key, size and revision). Only metadata: a snapshot's or a key's bytes never come here."""
+
+    name: str
+    phase: BackupPhase = "idle"
+    backup_id: str | None = None
+    tier: str | None = None
+    reason: str | None = None
+    target: str | None = None
+    command_id: str | None = None
+    sent_at: float | None = None
+    last_good_at: float | None = None
+    last_good_key: str | None = None
+    last_good_size: int | None = None
+    last_good_revision: int | None = None
+    # UTC day (YYYYMMDD) of the newest good daily backup: the first good backup of a day is kept a year.
+    last_daily_day: str | None = None
+    last_failed_at: float | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    # When the backup pass first saw the cluster ready with backups configured: the age of "no backup
+    # yet" counts from here.
+    watching_since: float | None = None
+    version: int = 0
+
+    def watching(self, now: float) -> BackupState:
+        return bump(self, watching_since=now)
+
+    def taking(self, backup_id: str, tier: str, reason: str, target: str, now: float) -> BackupState:
+        """A backup goes to `target` (its command id is recorded once SendCommand answers)."""
+        return bump(
+            self,
+            phase="taking",
+            backup_id=backup_id,
+            tier=tier,
+            reason=reason,
+            target=target,
+            command_id=None,
+            sent_at=now,
+            watching_since=self.watching_since if self.watching_since is not None else now,
+        )
+
+    def command_recorded(self, command_id: str) -> BackupState:
+        return bump(self, command_id=command_id)
+
+    def succeeded(self, key: str, size: int, revision: int) -> BackupState:
+        """Good: the newest good backup is the one asked for at sent_at (what it holds is etcd then)."""
+        daily = self.last_daily_day
+        if self.tier == "daily" and self.backup_id:
+            daily = self.backup_id[:8]
+        return bump(
+            self,
+            phase="idle",
+            command_id=None,
+            last_good_at=self.sent_at,
+            last_good_key=key,
+            last_good_size=size,
+            last_good_revision=revision,
+            last_daily_day=daily,
+            last_error=None,
+            consecutive_failures=0,
+        )
+
+    def failed(self, error: str, now: float) -> BackupState:
+        return bump(
+            self,
+            phase="idle",
+            command_id=None,
+            last_failed_at=now,
+            last_error=error,
+            consecutive_failures=self.consecutive_failures + 1,
+        )
 
 
-RecordT = TypeVar("RecordT", ClusterState, RemediationState, NodeRecord, CommandRecord, HealthSnapshot)
+Record = ClusterState | RemediationState | NodeRecord | CommandRecord | HealthSnapshot | BackupState
+
+
+RecordT = TypeVar(
+    "RecordT", ClusterState, RemediationState, NodeRecord, CommandRecord, HealthSnapshot, BackupState
+)
 
 
 def bump(record: RecordT, now: float | None = None, **changes: Any) -> RecordT:
@@ -382,6 +475,8 @@ def bump(record: RecordT, now: float | None = None, **changes: Any) -> RecordT:
         check_node_move(record.instance_id, record.phase, after)
     elif isinstance(record, ClusterState) and "phase" in changes:
         check_cluster_move(record.name, record.phase, changes["phase"])
+    elif isinstance(record, BackupState) and "phase" in changes:
+        check_backup_move(record.name, record.phase, changes["phase"])
     return replace(record, version=record.version + 1, **changes)
 
 
@@ -395,10 +490,11 @@ class ClusterView:
     commands: dict[str, CommandRecord] = field(default_factory=dict)
     health: HealthSnapshot | None = None
     remediation: RemediationState | None = None
+    backup: BackupState | None = None
 
     def with_records(self, records: Iterable[Record]) -> ClusterView:
         cluster, nodes, commands = self.cluster, dict(self.nodes), dict(self.commands)
-        health, remediation = self.health, self.remediation
+        health, remediation, backup = self.health, self.remediation, self.backup
         for record in records:
             match record:
                 case ClusterState():
@@ -411,7 +507,13 @@ class ClusterView:
                     remediation = record
                 case CommandRecord():
                     commands[record.command_id] = record
-        return ClusterView(cluster, nodes, commands, health, remediation)
+                case BackupState():
+                    backup = record
+        return ClusterView(cluster, nodes, commands, health, remediation, backup)
+
+    @property
+    def backup_state(self) -> BackupState:
+        return self.backup or BackupState(self.cluster.name)
 
     @property
     def remediation_state(self) -> RemediationState:
@@ -504,7 +606,19 @@ class AlarmChanged:
     reason: str = ""
 
 
-Event = LifecycleLaunch | LifecycleTerminate | NodeProvisioned | CommandFinished | HealthReported
+@dataclass(frozen=True)
+class BackupReported:
+    """The `backup` command finished (its status event, or the reconciler asking SSM)."""
+
+    command_id: str
+    instance_id: str
+    status: str
+    result: dict[str, Any] | None = None
+
+
+Event = (
+    LifecycleLaunch | LifecycleTerminate | NodeProvisioned | CommandFinished | HealthReported | BackupReported
+)
 
 
 # --- actions the shell executes -----------------------------------------------------------------
@@ -609,7 +723,7 @@ class Metric:
 
     name: str
     value: float = 1
-    unit: Literal["Count", "Seconds"] = "Count"
+    unit: Literal["Count", "Seconds", "Bytes"] = "Count"
     # Dimensions besides the cluster's (e.g. InstanceId for a per-node metric).
     dimensions: tuple[tuple[str, str], ...] = ()
 
@@ -678,6 +792,8 @@ class AsgInstance:
     instance_id: str
     asg_name: str
     lifecycle_state: str
+    # The numbered launch template version the instance was launched from (None: not from a template).
+    launch_template_version: int | None = None
 
 
 @dataclass(frozen=True)

@@ -86,3 +86,75 @@ def check_cluster_move(name: str, before: ClusterPhase, after: ClusterPhase) -> 
 
 ALL_NODE_PHASES: frozenset[NodePhase] = frozenset(get_args(NodePhase))
 ALL_CLUSTER_PHASES: frozenset[ClusterPhase] = frozenset(get_args(ClusterPhase))
+
+# The etcd backup record (core/backup.py): idle between backups, taking while one `backup` command is
+# out on a control plane. A backup that fails or is given up on goes back to idle; the next is decided
+# afresh.
+BackupPhase = Literal["idle", "taking"]
+
+BACKUP_TRANSITIONS: dict[BackupPhase, frozenset[BackupPhase]] = {
+    "idle": frozenset({"taking"}),
+    # the command reported (success or failure), or its answer was given up on
+    "taking": frozenset({"idle"}),
+}
+
+
+def check_backup_move(name: str, before: BackupPhase, after: BackupPhase) -> None:
+    if after != before and after not in BACKUP_TRANSITIONS[before]:
+        raise IllegalTransition(f"backup of {name}: {before} -> {after} is not an allowed transition")
+
+
+ALL_BACKUP_PHASES: frozenset[BackupPhase] = frozenset(get_args(BackupPhase))
+
+
+# --- the rollout (core/rollout.py): one record per cluster, one rollout at a time ---------------
+
+RolloutPhase = Literal[
+    "pending",  # what runs differs from the target; the preflight has not passed yet
+    "waiting_for_go",  # the preflight passed; a setting says a person gives the go
+    "preparing",  # the cluster-level kubeadm step, before the first new control plane joins
+    "control_planes",  # the control-plane group is being replaced, one at a time
+    "addons",  # kube-proxy and CoreDNS, after the last control plane is at the target
+    "workers",  # the worker groups are being replaced, one group at a time
+    "paused",  # a setting holds the rollout where it was (``paused_from``)
+    "succeeded",  # every node runs the target
+    "failed",  # an instance refresh failed: people are told, nothing more is started
+    "cancelled",  # a refresh was cancelled, or the target changed under the rollout
+]
+# The phases in which a rollout changes the cluster.
+ROLLOUT_ACTIVE_PHASES: frozenset[RolloutPhase] = frozenset(
+    {"preparing", "control_planes", "addons", "workers"}
+)
+# A rollout over: a new target starts a new one (back to pending).
+ROLLOUT_FINISHED_PHASES: frozenset[RolloutPhase] = frozenset({"succeeded", "failed", "cancelled"})
+ROLLOUT_INITIAL_PHASES: frozenset[RolloutPhase] = frozenset({"pending"})
+
+_ROLLOUT_ENDINGS: frozenset[RolloutPhase] = frozenset({"paused", "failed", "cancelled"})
+ROLLOUT_TRANSITIONS: dict[RolloutPhase, frozenset[RolloutPhase]] = {
+    # the first active phase is the cluster step (the Kubernetes version changes), the control planes
+    # (a new image for them) or the workers (a new worker image only); or nothing is left to do
+    "pending": frozenset(
+        {"waiting_for_go", "preparing", "control_planes", "workers", "succeeded", "cancelled"}
+    ),
+    "waiting_for_go": frozenset(
+        {"pending", "preparing", "control_planes", "workers", "succeeded", "cancelled"}
+    ),
+    "preparing": frozenset({"control_planes", *_ROLLOUT_ENDINGS}),
+    "control_planes": frozenset({"addons", "workers", "succeeded", *_ROLLOUT_ENDINGS}),
+    "addons": frozenset({"workers", "succeeded", *_ROLLOUT_ENDINGS}),
+    "workers": frozenset({"succeeded", *_ROLLOUT_ENDINGS}),
+    # resumed where it was held; or given up while held
+    # (a refresh already running when the rollout was paused runs on, and may fail)
+    "paused": frozenset({"preparing", "control_planes", "addons", "workers", "failed", "cancelled"}),
+    "succeeded": frozenset({"pending"}),
+    "failed": frozenset({"pending"}),
+    "cancelled": frozenset({"pending"}),
+}
+
+
+def check_rollout_move(name: str, before: RolloutPhase, after: RolloutPhase) -> None:
+    if after != before and after not in ROLLOUT_TRANSITIONS[before]:
+        raise IllegalTransition(f"rollout of {name}: {before} -> {after} is not an allowed transition")
+
+
+ALL_ROLLOUT_PHASES: frozenset[RolloutPhase] = frozenset(get_args(RolloutPhase))

@@ -14,7 +14,7 @@ Why it is shaped like this:
   backoff) and dispatch, run after every event batch and every reconciler tick, picks it up.
 
 The policies: core/launch.py (init and joins), core/scale_in.py (drain and remove), core/health.py
-(the health probe).
+(the health probe), core/backup.py (etcd backups).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import assert_never
 
 from kcluster import contract
 from kcluster.config import ClusterConfig
-from kcluster.core import health, launch, scale_in
+from kcluster.core import backup, health, launch, scale_in
 from kcluster.core.models import (
+    BackupReported,
     Batch,
     ClusterView,
     CommandFinished,
@@ -51,6 +52,8 @@ def on_event(view: ClusterView, event: Event, config: ClusterConfig, now: float)
             return launch.on_provisioned(view, event, now)
         case HealthReported():
             return health.on_report(view, event, now)
+        case BackupReported():
+            return backup.on_report(view, event, now)
         case CommandFinished():
             return _on_command_finished(view, event, config, now)
         case _:
@@ -85,6 +88,8 @@ def on_command_sent(view: ClusterView, send: SendCommand, command_id: str, now: 
     """Record the command id on the nodes it is for, and what the command is for."""
     if send.document == contract.DOC_HEALTH:
         return health.on_sent(view, command_id)
+    if send.document == contract.DOC_BACKUP:
+        return backup.on_sent(view, command_id)
     record = CommandRecord.sent(command_id, send.document, send.targets, send.for_instances, now)
     nodes = [
         node.command_sent(command_id, now)
@@ -100,6 +105,8 @@ def on_send_failed(
     view: ClusterView, send: SendCommand, error_code: str, config: ClusterConfig, now: float
 ) -> Plan:
     """SendCommand was refused (e.g. InvalidInstanceId: the agent has not registered yet)."""
+    if send.document == contract.DOC_BACKUP:
+        return backup.on_send_failed(view, error_code, now)
     waiting_on_it = [
         node
         for iid in send.for_instances
