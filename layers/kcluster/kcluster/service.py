@@ -125,8 +125,8 @@ class Service:
         self._collect_overdue_health_probe()
         self._probe_health()
         self.remediate(instances)
-        # After remediating on what the events told: the remediator, told within seconds, acts first on
-        # a fresh alarm; an alarm whose event it failed on is acted on from the next tick.
+        # After remediating on what the events told: a fresh alarm state is the remediator's (told
+        # within seconds, retried for minutes); one that stands unheard is acted on from the next tick.
         self._reread_alarm_states()
         self._publish_cluster_metrics(self._load())
 
@@ -233,8 +233,8 @@ class Service:
         if self.deps.alarm_states is None:
             return
         ours = contract.remediation_alarm_names(self.config.cluster_name)
-        in_alarm = self.deps.alarm_states.in_alarm(ours)
-        self._decide(lambda v: remediation.alarms_as_read(v, in_alarm, ours))
+        read = self.deps.alarm_states.read(ours)
+        self._decide(lambda v: remediation.alarms_as_read(v, read, ours, self.deps.now()))
 
     def _redrive_unsent_steps(self) -> None:
         sent = self._find_unrecorded_commands(reconcile.unsent_candidates(self._load(), self.deps.now()))
@@ -274,8 +274,16 @@ class Service:
             Metric("OldestPendingActionAge", oldest, "Seconds"),
             Metric("JoinedNodes", joined),
             *([unprobed] if unprobed is not None else []),
+            *self._failing_api_servers(view),
         ):
             self._publish(metric)
+
+    def _failing_api_servers(self, view: ClusterView) -> list[Metric]:
+        """The API-servers-unhealthy alarm's metric, where there is a target group to ask."""
+        arn = self.config.api_target_group_arn
+        if self.deps.targets is None or not arn:
+            return []
+        return [remediation.failing_api_servers(view, self.deps.targets.unhealthy(arn))]
 
     # --- deciding and acting ----------------------------------------------------------------------
 

@@ -7,16 +7,19 @@ from typing import Any
 
 import boto3
 
+from kcluster.core.remediation import AlarmRead
+
 
 class AlarmStates:
     def __init__(self, client: Any = None) -> None:
         self._client = client or boto3.client("cloudwatch")
 
-    def in_alarm(self, alarm_names: Iterable[str]) -> frozenset[str]:
-        """Which of these metric alarms are in ALARM now (an alarm that does not exist is not)."""
-        names = sorted(alarm_names)
-        found: set[str] = set()
+    def read(self, alarm_names: Iterable[str]) -> dict[str, AlarmRead]:
+        """These metric alarms' states and when each began (an alarm that does not exist is left out)."""
+        found: dict[str, AlarmRead] = {}
         paginator = self._client.get_paginator("describe_alarms")
-        for page in paginator.paginate(AlarmNames=names, AlarmTypes=["MetricAlarm"], StateValue="ALARM"):
-            found |= {alarm["AlarmName"] for alarm in page.get("MetricAlarms", [])}
-        return frozenset(found)
+        for page in paginator.paginate(AlarmNames=sorted(alarm_names), AlarmTypes=["MetricAlarm"]):
+            for alarm in page.get("MetricAlarms", []):
+                since = alarm["StateUpdatedTimestamp"].timestamp()
+                found[alarm["AlarmName"]] = AlarmRead(alarm["StateValue"], since)
+        return found
