@@ -96,7 +96,7 @@ def on_report(view: ClusterView, event: HealthReported, now: float) -> Plan:
 
 def api_ready_unprobed(view: ClusterView, now: float) -> Metric | None:
     """ApiServerReady for a reconciler tick with no fresh probe answer (None when there is one: the
-    probe published it). NoReadyControlPlaneAlarm treats missing data as breaching, so a reconciler that
+    probe published it). NoReadyControlPlaneAlarm pages on INSUFFICIENT_DATA too, so a reconciler that
     does not run at all pages; the reconciler itself speaks for every other minute: 0 once the cluster
     has formed and no probe answered lately (no control plane left to run it on, every probe lost):
     exactly when people must act; 1 while the first control plane is still being brought up (nothing
