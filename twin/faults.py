@@ -10,6 +10,10 @@ no particular order; Lambdas time out or crash between two calls; APIs throttle;
 * commands: `twin.fleet.run_script` is wrapped so a command fails before its script runs, or after it
   ran (the work is done but the agent reports a failure); `twin.latency.command_overrides` makes a
   run outlast the document's execution timeout, so Run Command reports it TimedOut.
+* invocations: a function's invocation fails as a whole, before its handler runs (a crash at start-up,
+  an out-of-memory kill): at `invocation_fail` per invocation of the functions named in
+  `failing_functions` (the remediator by default), or exactly `fail_invocations(function, times)`.
+  Lambda retries an asynchronous one (EventBridge -> remediator) as it does any failure.
 * functions: a botocore `before-call` handler (registered like twin/recorder.py's, acting only inside
   a Lambda invocation) crashes the invocation before an AWS call (`InjectedCrash`, which no product
   `except Exception` can swallow; the runtime sees it as the function dying) or answers the call with
@@ -56,6 +60,7 @@ FAULT_KINDS = (
     "command_failed_after_run",
     "command_timed_out",
     "function_crashed",
+    "invocation_failed",
     "api_throttled",
     "instance_killed",
     "terminate_event_lost",
@@ -87,12 +92,21 @@ class FaultRates:
     # Inside a window, the share of the service's calls answered with ThrottlingException.
     throttle_share: float = 0.6
     kills_per_hour: float = 2.0
+    # Per invocation of one of `failing_functions`: the whole invocation fails before the handler runs.
+    invocation_fail: float = 0.0
+    failing_functions: tuple[str, ...] = ("RemediatorFunction",)
     # Share of kills whose terminate lifecycle event is lost.
     kill_silently: float = 0.5
 
     @classmethod
     def none(cls) -> FaultRates:
-        return cls(**{f.name: 0.0 for f in fields(cls) if not f.name.endswith("_seconds")})
+        return cls(
+            **{
+                f.name: 0.0
+                for f in fields(cls)
+                if not f.name.endswith("_seconds") and f.name != "failing_functions"
+            }
+        )
 
 
 class InjectedCrash(BaseException):
@@ -104,6 +118,10 @@ class InjectedCrash(BaseException):
 
 class FunctionCrashed(Exception):
     """What the Lambda runtime reports for an invocation that died (timeout, out of memory, crash)."""
+
+
+class InvocationFailed(Exception):
+    """What the Lambda runtime reports for an invocation that failed before its handler ran."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +148,8 @@ class FaultInjector:
         self._timers: list[ScheduledCall] = []
         # Planned crashes: (service, operation) -> how many more invocations die before that call.
         self._planned_crashes: Counter[tuple[str, str]] = Counter()
+        # Planned whole-invocation failures: function logical id -> how many more fail.
+        self._planned_failures: Counter[str] = Counter()
         self._undo: list[Callable[[], None]] = []
         self._install()
         self._schedule("kill", self.rates.kills_per_hour, self._kill_at_random)
@@ -152,6 +172,11 @@ class FaultInjector:
         """The next `times` invocations reaching `service:operation` die just before that call
         (whatever the rates say): a fault placed exactly, for regression tests."""
         self._planned_crashes[(service, operation)] += times
+
+    def fail_invocations(self, logical_id: str, times: int = 1) -> None:
+        """The next `times` invocations of the function fail before its handler runs (whatever the
+        rates say)."""
+        self._planned_failures[logical_id] += times
 
     def counts(self) -> dict[str, int]:
         return fault_counts(self.twin)
@@ -284,6 +309,7 @@ class FaultInjector:
             real = lookup(logical_id)
 
             def guarded(event: Any, context: Any) -> Any:
+                self._maybe_fail_invocation(logical_id)
                 try:
                     return real(event, context)
                 except InjectedCrash as crash:
@@ -292,6 +318,19 @@ class FaultInjector:
             return guarded
 
         return handler
+
+    def _maybe_fail_invocation(self, logical_id: str) -> None:
+        if not self.active:
+            return
+        planned = self._planned_failures[logical_id] > 0
+        if planned:
+            self._planned_failures[logical_id] -= 1
+        elif (
+            logical_id not in self.rates.failing_functions or self.rng.random() >= self.rates.invocation_fail
+        ):
+            return
+        self._inject("invocation_failed", logical_id)
+        raise InvocationFailed(f"Runtime exited before the handler ran ({logical_id}, injected)")
 
     def on_api_call(self, service: str, operation: str) -> None:
         """Called at every AWS call a function makes; may crash the function or throttle the call."""

@@ -145,3 +145,11 @@ class ApiServerProbe(Protocol):
     """What answers on a control plane's port 6443 (the load balancer's health check)."""
 
     def apiserver_running(self, instance_id: str) -> bool: ...
+
+
+class ApiEndpointRouting(Protocol):
+    """The control-plane endpoint (an NLB) as a client of the API sees it."""
+
+    def registered_behind(self, endpoint: str) -> set[str] | None: ...
+
+    def routed_behind(self, endpoint: str) -> set[str] | None: ...

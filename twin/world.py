@@ -191,6 +191,9 @@ class Twin:
             targets.TargetHealthContext(self.clock, self.recorder, apiservers=self.model)
         )
         self.targets.watch(self.deployment.target_group_arn, self.targets.api_probe)
+        # The NLB carries the API traffic: kubeadm, kubectl and joins reach the API only through it.
+        self.targets.serve(self.deployment.load_balancer_dns, self.deployment.target_group_arn)
+        self.model.route_endpoint_through(self.targets)
         self._undo.append(targets.install(self.targets))
         self.alarms = alarms.AlarmEvaluator(
             alarms.AlarmContext(self.clock, self.scheduler, self.recorder, seed, bus=self.bus, iam=self.iam)

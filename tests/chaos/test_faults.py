@@ -32,6 +32,8 @@ HIGH_RATES = FaultRates(
     command_fail_after_run=0.12,
     command_timeout=0.12,
     function_crash=0.02,
+    invocation_fail=0.1,
+    failing_functions=("RemediatorFunction", "ReconcilerFunction"),
     throttle_windows_per_hour=12.0,
     # the test's own two kills only, so it knows which terminate event must be lost
     kills_per_hour=0.0,
@@ -236,4 +238,8 @@ def test_nothing_is_injected_after_stop(world):
 
 def test_no_rates_no_faults():
     rates = FaultRates.none()
-    assert all(getattr(rates, name) == 0 for name in vars(rates) if not name.endswith("_seconds"))
+    assert all(
+        getattr(rates, name) == 0
+        for name in vars(rates)
+        if not name.endswith("_seconds") and name != "failing_functions"
+    )

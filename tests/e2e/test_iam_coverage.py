@@ -83,7 +83,7 @@ def _remediator_fails_three_times(twin: Twin) -> None:
     """The remediator dies on every attempt for one alarm: Lambda's async retries end in its
     dead-letter queue, written with the function's own role."""
     original = twin.functions.handler
-    failures = {"left": 3}
+    doomed: set[str] = set()  # the id of the first alarm event: every attempt at it fails
 
     def handler(logical_id: str) -> Callable[[Any, Any], Any]:
         real = original(logical_id)
@@ -91,8 +91,9 @@ def _remediator_fails_three_times(twin: Twin) -> None:
             return real
 
         def failing(event: Any, context: Any) -> Any:
-            if failures["left"] > 0:
-                failures["left"] -= 1
+            if not doomed:
+                doomed.add(event["id"])
+            if event["id"] in doomed:
                 raise RuntimeError("remediator down (test)")
             return real(event, context)
 
@@ -133,6 +134,24 @@ def _remediation_that_does_not_heal(twin: Twin) -> None:
     assert reconciler_told_people() and topic.sent_notifications
 
 
+def _init_refused_before_kubeadm_ran(twin: Twin) -> None:
+    """The first init stops before kubeadm runs (a version mismatch): the claim is released and the node
+    withdrawn from the API target group by the reactor; the retry, after its backoff, is the
+    reconciler's dispatch, which registers the node again before sending init."""
+    original = twin.fleet.run_script
+    failures = {"left": 1}
+
+    def run_script(instance_id: str, script: str, env: dict[str, str], **kwargs: Any) -> ScriptResult:
+        if "KC_STEP=init" in script and failures["left"] > 0:
+            failures["left"] -= 1
+            line = '{"ok":false,"step":"init","changed":false,"error":"version-mismatch","message":"test"}'
+            return ScriptResult(1, line + "\n", "kubeadm version mismatch (test)\n")
+        return original(instance_id, script, env, **kwargs)
+
+    twin.fleet.run_script = run_script  # type: ignore[method-assign]
+    scenarios.scale_out(twin, 1, 1)
+
+
 def _quorum_held_then_let_go(twin: Twin) -> None:
     scenarios.scale_out(twin, 3, 0)
     _first, second, third = (i["instance_id"] for i in twin.instances())
@@ -159,6 +178,7 @@ EXERCISES: dict[str, tuple[int, Callable[[Twin], None]]] = {
         lambda twin: _terminate_a_joining_control_plane(twin, lose_the_event=True),
     ),
     "quorum at risk: held, then let go with an alert": (7, _quorum_held_then_let_go),
+    "init refused before kubeadm ran": (7, _init_refused_before_kubeadm_ran),
     "the remediator failing every attempt": (7, _remediator_fails_three_times),
     "a remediation that does not heal": (7, _remediation_that_does_not_heal),
     **{f"chaos seed {seed}": (seed, _scenario("chaos", 2, 2)) for seed in (1, 2, 3)},

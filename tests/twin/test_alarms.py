@@ -102,6 +102,25 @@ def changes(world: SimpleNamespace, name: str) -> list[tuple[float, str, str]]:
     return [(t.at - world.start, t.old, t.new) for t in world.alarms.transitions if t.alarm == name]
 
 
+# ---- DescribeAlarms ------------------------------------------------------------------------------
+
+
+def test_describe_alarms_applies_the_names_and_the_state_together(cw):
+    # GIVEN two alarms of which only one has gone to ALARM
+    put_alarm("kcluster-firing", EvaluationPeriods=1, DatapointsToAlarm=1)
+    put_alarm("kcluster-quiet", EvaluationPeriods=1, DatapointsToAlarm=1, Threshold=100.0)
+    put_value(5.0, cw.start + 10)
+    run_to(cw, 60)
+    # WHEN both are asked for by name, in ALARM only (moto 5.2.1 alone answers both, whatever the state)
+    answer = cloudwatch().describe_alarms(
+        AlarmNames=["kcluster-firing", "kcluster-quiet"], StateValue="ALARM"
+    )
+    # THEN only the firing one is described; a name prefix combines with the state the same way
+    assert [a["AlarmName"] for a in answer["MetricAlarms"]] == ["kcluster-firing"]
+    by_prefix = cloudwatch().describe_alarms(AlarmNamePrefix="kcluster-", StateValue="OK")
+    assert [a["AlarmName"] for a in by_prefix["MetricAlarms"]] == ["kcluster-quiet"]
+
+
 # ---- state changes ------------------------------------------------------------------------------
 
 

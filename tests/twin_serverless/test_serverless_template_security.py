@@ -20,6 +20,7 @@ EXPECTED_ACTIONS = {
         "ssm:SendCommand", "ssm:CancelCommand", "ssm:GetCommandInvocation",
         "autoscaling:DescribeAutoScalingInstances",
         "autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth",
+        "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets",
     },
     "ReconcilerFunction": {
         "ssm:GetParameter", "dynamodb:Query", "dynamodb:PutItem",
@@ -27,6 +28,8 @@ EXPECTED_ACTIONS = {
         "ssm:DescribeInstanceInformation", "autoscaling:DescribeAutoScalingGroups",
         "elasticloadbalancing:DescribeTargetHealth", "autoscaling:CompleteLifecycleAction",
         "autoscaling:RecordLifecycleActionHeartbeat", "autoscaling:SetInstanceHealth", "sns:Publish",
+        "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets",
+        "cloudwatch:DescribeAlarms",
     },
     "RemediatorFunction": {
         "ssm:GetParameter", "dynamodb:Query", "dynamodb:PutItem",

@@ -206,7 +206,7 @@ def test_a_lost_answer_is_asked_for_then_given_up_on(h):
 def test_a_refused_send_ends_the_attempt(h):
     start_cluster(h)
     (send,) = h.sends(h.apply(backup.take(h.view, h.config, h.now)))
-    h.apply(workflow.on_send_failed(h.view, send, "InvalidInstanceId", h.now))
+    h.apply(workflow.on_send_failed(h.view, send, "InvalidInstanceId", h.config, h.now))
     assert (h.view.backup.phase, h.view.backup.last_error) == ("idle", "InvalidInstanceId")
 
 

@@ -267,7 +267,9 @@ def test_agent_not_registered_is_retried_later_without_waiting(harness):
     harness.launch("i-00000001", "control-plane")
     (init,) = harness.sends(harness.dispatch())
     # WHEN SendCommand is refused because the SSM agent has not registered yet
-    harness.apply(workflow.on_send_failed(harness.view, init, "InvalidInstanceId", harness.now))
+    harness.apply(
+        workflow.on_send_failed(harness.view, init, "InvalidInstanceId", harness.config, harness.now)
+    )
     # THEN the claim is released, the node waits with a backoff, and nothing is sent meanwhile
     node = harness.view.nodes["i-00000001"]
     assert (node.phase, node.attempts, node.last_error) == ("waiting", 0, "InvalidInstanceId")

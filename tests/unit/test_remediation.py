@@ -14,7 +14,7 @@ from kcluster.core.models import (
     Notify,
     ReplaceInstance,
 )
-from kcluster.core.remediation import RemediationSettings
+from kcluster.core.remediation import EVENT_SETTLE_SECONDS, AlarmRead, RemediationSettings
 
 from .conftest import CP_ASG, WORKER_ASG
 from .test_scale_in import joined_cluster
@@ -192,3 +192,84 @@ def test_nodes_already_leaving_or_not_in_service_are_never_candidates(harness):
     observe(harness, {workers[0]: harness.now - 900})
     alarm(harness)
     assert decide(harness) == ([], [])
+
+
+# --- the reconciler re-reads the alarms' states ---------------------------------------------------
+
+API_ALARM = "kcluster-demo-remediate-api-servers-unhealthy"
+OURS = frozenset({NOT_READY_ALARM, API_ALARM})
+
+
+def read_as(harness, age: float, **states: str) -> dict[str, AlarmRead]:
+    """DescribeAlarms' answer: each alarm (by key) in its state since `age` seconds ago."""
+    names = {"not_ready": NOT_READY_ALARM, "api": API_ALARM}
+    return {names[key]: AlarmRead(state, harness.now - age) for key, state in states.items()}
+
+
+def test_an_alarm_whose_event_was_never_acted_on_counts_once_read(harness):
+    # GIVEN a NotReady worker and its alarm in ALARM, but the remediator failed on the state change
+    _, workers = cluster_of(harness)
+    harness.now += 1000
+    observe(harness, {workers[0]: harness.now - 600})
+    actions, _ = decide(harness)
+    assert replaced(actions) == []  # nothing stands as far as the stored state knows
+    # WHEN the reconciler reads the alarm in ALARM for longer than the remediator's retries take
+    read = read_as(harness, EVENT_SETTLE_SECONDS, not_ready="ALARM", api="OK")
+    harness.apply(remediation.alarms_as_read(harness.view, read, OURS, harness.now))
+    # THEN it stands, and the next step replaces the worker
+    assert harness.view.remediation_state.alarms_in_alarm == (NOT_READY_ALARM,)
+    actions, _ = decide(harness)
+    assert replaced(actions) == [workers[0]]
+
+
+def test_a_fresh_alarm_state_is_left_to_its_event(harness):
+    # GIVEN alarms that changed state moments ago (the remediator is being told of it)
+    cluster_of(harness)
+    read = read_as(harness, 5.0, not_ready="ALARM", api="OK")
+    # WHEN the reconciler reads them THEN it changes nothing: the event, not the read, raises the alarm
+    assert remediation.alarms_as_read(harness.view, read, OURS, harness.now).batches == ()
+    # AND a standing alarm that went OK moments ago is not cleared by the read either
+    alarm(harness)
+    read = read_as(harness, 5.0, not_ready="OK", api="OK")
+    assert remediation.alarms_as_read(harness.view, read, OURS, harness.now).batches == ()
+
+
+def test_a_read_that_agrees_changes_nothing_and_a_cleared_alarm_stops_standing(harness):
+    cluster_of(harness)
+    alarm(harness)
+    read = read_as(harness, 600.0, not_ready="ALARM", api="OK")
+    assert remediation.alarms_as_read(harness.view, read, OURS, harness.now).batches == ()
+    read = read_as(harness, 600.0, not_ready="INSUFFICIENT_DATA", api="OK")
+    harness.apply(remediation.alarms_as_read(harness.view, read, OURS, harness.now))
+    assert harness.view.remediation_state.alarms_in_alarm == ()
+
+
+def test_an_alarm_that_does_not_exist_stands_for_nothing(harness):
+    # GIVEN the stored state says the API alarm stands, but the stack has no such alarm (no target group)
+    cluster_of(harness)
+    alarm(harness, name=API_ALARM)
+    # WHEN the read finds only the NotReady alarm THEN the API alarm stops standing
+    read = read_as(harness, 600.0, not_ready="OK")
+    harness.apply(remediation.alarms_as_read(harness.view, read, OURS, harness.now))
+    assert harness.view.remediation_state.alarms_in_alarm == ()
+
+
+# --- the API-servers-unhealthy alarm's metric ----------------------------------------------------
+
+
+def test_the_first_control_plane_failing_its_checks_during_init_is_no_unhealthy_api_server(harness):
+    # GIVEN the first control plane registered with the target group and running kubeadm init
+    harness.launch("i-00000001", "control-plane")
+    (init,) = harness.sends(harness.dispatch())
+    harness.send(init)
+    assert harness.phase("i-00000001") != "joined"
+    # WHEN the load balancer finds it unhealthy (its API server does not listen yet)
+    # THEN the alarm's metric counts no failing API server
+    assert remediation.failing_api_servers(harness.view, ("i-00000001",)) == Metric("UnhealthyApiServers", 0)
+
+
+def test_joined_control_planes_failing_their_checks_are_counted(harness):
+    control_planes, workers = cluster_of(harness, control_planes=3, workers=1)
+    unhealthy = (control_planes[1], control_planes[2], workers[0], "i-0unknown")
+    # only joined control planes count: a worker is no API server, an instance without a record no node
+    assert remediation.failing_api_servers(harness.view, unhealthy) == Metric("UnhealthyApiServers", 2)

@@ -34,6 +34,10 @@ topic among AlarmActions (-> ALARM), OKActions (-> OK) or InsufficientDataAction
 Every notification is counted (`alarm_notifications`) and, like every state change, noted on the
 timeline (kind "alarm"); `evaluator.transitions` keeps (time, alarm name, old, new).
 
+DescribeAlarms applies its filters together, as AWS does (moto 5.2.1 applies only the first it finds,
+so AlarmNames with StateValue=ALARM answered every named alarm in any state), and returns metric alarms
+only unless AlarmTypes asks for composite ones.
+
 Not emulated, and left alone (noted once on the timeline): metric-math alarms, percentile statistics,
 anomaly-detection thresholds, composite alarms. Also simplified: high-resolution alarms (periods under a
 minute) are evaluated once a minute too; metrics that moto computes on the fly (S3) are not read; alarm
@@ -57,7 +61,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from moto.cloudwatch import models as cloudwatch_models
+from moto.cloudwatch import responses as cloudwatch_responses
 from moto.cloudwatch.models import MetricAggregatedDatum, MetricDatum, cloudwatch_backends
+from moto.core.responses import ActionResult
 from moto.sns.models import sns_backends
 
 from twin.account import ACCOUNT_ID, REGION
@@ -618,7 +624,8 @@ def _reason_time(start: float) -> str:
 
 
 def install() -> Callable[[], None]:
-    """New alarms start in INSUFFICIENT_DATA and updates keep the state, as in AWS; returns the undo."""
+    """New alarms start in INSUFFICIENT_DATA and updates keep the state, and DescribeAlarms combines its
+    filters, as in AWS; returns the undo."""
     backend_cls = cloudwatch_models.CloudWatchBackend
     original = backend_cls.__dict__["put_metric_alarm"]
 
@@ -642,10 +649,38 @@ def install() -> Callable[[], None]:
         if alarm.state_value == OK and alarm.state_reason == INITIAL_REASON and not alarm.history:
             _start_unchecked(alarm)
 
+    responses_cls = cloudwatch_responses.CloudWatchResponse
+    original_describe = responses_cls.__dict__["describe_alarms"]
+    responses_cls.describe_alarms = _describe_alarms  # type: ignore[method-assign]
+
     def undo() -> None:
         backend_cls.put_metric_alarm = original
+        responses_cls.describe_alarms = original_describe
 
     return undo
+
+
+def _describe_alarms(self: Any) -> Any:
+    """DescribeAlarms with its filters combined, as AWS applies them. moto 5.2.1 applies only the first
+    of ActionPrefix, AlarmNamePrefix, AlarmNames, StateValue it finds (so `AlarmNames` + `StateValue`
+    answered every named alarm, whatever its state) and ignores AlarmTypes, whose omission AWS reads as
+    metric alarms only."""
+    action_prefix = self._get_param("ActionPrefix")
+    name_prefix = self._get_param("AlarmNamePrefix")
+    names = self._get_param("AlarmNames", [])
+    state_value = self._get_param("StateValue")
+    types = self._get_param("AlarmTypes", []) or ["MetricAlarm"]
+    alarms = [
+        alarm
+        for alarm in self.cloudwatch_backend.describe_alarms()
+        if (not names or alarm.name in names)
+        and (not name_prefix or alarm.name.startswith(name_prefix))
+        and (not action_prefix or any(a.startswith(action_prefix) for a in alarm.alarm_actions))
+        and (not state_value or alarm.state_value == state_value)
+    ]
+    metric_alarms = [a for a in alarms if a.rule is None] if "MetricAlarm" in types else []
+    composite_alarms = [a for a in alarms if a.rule is not None] if "CompositeAlarm" in types else []
+    return ActionResult({"MetricAlarms": metric_alarms, "CompositeAlarms": composite_alarms})
 
 
 def _start_unchecked(alarm: Any) -> None:

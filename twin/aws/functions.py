@@ -10,7 +10,9 @@ What it emulates, per function of the deployed stack (`twin.aws.cfn.Stack`):
 - synchronous and asynchronous invocation; async retries as AWS does them (EventInvokeConfig
   MaximumRetryAttempts, default 2; about 1 min before the first retry, 2 min before the second);
 - SQS event source mappings: a poller every second of virtual time while a mapped queue holds messages,
-  batches of up to BatchSize (batching window honoured), up to 5 batches per poll run concurrently under
+  batches of up to BatchSize (batching window honoured), as many batches per poll as Lambda's scaling
+  allows (`twin.aws.lambda_scaling`: five, 300 more a minute while a backlog lasts, bounded by the
+  mapping's MaximumConcurrency and the function's reserved concurrency) run concurrently under
   the seeded baton (`twin.aws.concurrency`), messages deleted on success, only the reported failures kept
   with ReportBatchItemFailures, nothing deleted when the handler raises; moto itself moves a message to
   the dead-letter queue on the receive after maxReceiveCount;
@@ -19,9 +21,13 @@ What it emulates, per function of the deployed stack (`twin.aws.cfn.Stack`):
   apart and published to CloudWatch (moto) as metric data, as the Lambda log pipeline would; and every
   line becomes a log event in /aws/lambda/<function name> (twin/aws/lambda_logs.py).
 
-Not emulated: function timeouts (virtual time stands still during an invocation), memory, reserved
-concurrency, the handler's own process isolation (sibling modules of different functions share
-sys.modules by plain name).
+- reserved concurrency for asynchronous invocations: an invocation occupies its environment for the
+  time `slots.hold` gives the function (none by default: virtual time stands still while it runs); one
+  arriving while the reserved concurrency is all occupied is throttled and tried again until its event
+  is too old, one arriving without such a bound overlaps the running one (`slots.overlaps`).
+
+Not emulated: function timeouts, memory, the handler's own process isolation (sibling modules of
+different functions share sys.modules by plain name).
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from moto.sqs.models import sqs_backends
 from twin.aws import concurrency
 from twin.aws.cfn import EventSourceMappingSpec, FunctionSpec, Stack
 from twin.aws.lambda_logs import LambdaLogDelivery
+from twin.aws.lambda_scaling import THROTTLE_RETRY_SECONDS, ExecutionSlots, SqsPollerScaling
 
 if TYPE_CHECKING:
     from twin.clock import Scheduler
@@ -58,8 +65,6 @@ if TYPE_CHECKING:
     from twin.ports import FunctionRoleAuthorizer
     from twin.recorder import Recorder
 
-# AWS starts five concurrent pollers (batches) per SQS event source mapping.
-INITIAL_SQS_POLLERS = 5
 SQS_POLL_INTERVAL_SECONDS = 1.0
 # Async invocation retries: Lambda waits about a minute, then about two, between attempts.
 ASYNC_RETRY_DELAYS_SECONDS = (60.0, 120.0)
@@ -229,6 +234,9 @@ class FunctionRuntime:
         self._poll_handle: Any = None
         self._batching_started: dict[str, float] = {}
         self._pending_emf: list[dict[str, Any]] = []
+        # Lambda's concurrency rules: SQS batches per poll, reserved concurrency of async invocations.
+        self.scaling = SqsPollerScaling()
+        self.slots = ExecutionSlots()
         self._sqs = boto3.client("sqs", region_name=stack.region)
         self._cloudwatch = boto3.client("cloudwatch", region_name=stack.region)
         self.log_delivery = LambdaLogDelivery(
@@ -397,13 +405,24 @@ class FunctionRuntime:
         first_attempt_at = time.time() + delay_seconds
 
         def attempt(number: int) -> None:
+            age = time.time() - first_attempt_at
+            if not self.slots.admit(logical_id, time.time(), spec.reserved_concurrency):
+                # Throttled: kept and tried again (not a retry of a failure) while the event is young.
+                if age + THROTTLE_RETRY_SECONDS <= spec.maximum_event_age_seconds:
+                    self.context.scheduler.after(
+                        THROTTLE_RETRY_SECONDS, f"lambda-throttled:{logical_id}", lambda: attempt(number)
+                    )
+                    return
+                failure = "TooManyRequestsException: Rate Exceeded (reserved concurrency)"
+                self.async_failures.append((logical_id, event, failure))
+                self._send_to_failure_destination(spec, event, failure, number)
+                return
             try:
                 self._run_alone(logical_id, event, "async")
                 return
             except Exception as error:
                 failure = f"{type(error).__name__}: {error}"
             retries_done = number - 1
-            age = time.time() - first_attempt_at
             if retries_done < spec.maximum_retry_attempts:
                 delay = ASYNC_RETRY_DELAYS_SECONDS[min(retries_done, len(ASYNC_RETRY_DELAYS_SECONDS) - 1)]
                 if age + delay <= spec.maximum_event_age_seconds:
@@ -564,9 +583,13 @@ class FunctionRuntime:
         url = self._queue_url(mapping.event_source_arn)
         if mapping.maximum_batching_window_seconds > 0 and not self._batching_window_closed(mapping, url):
             return []
-        pollers = INITIAL_SQS_POLLERS
-        if mapping.maximum_concurrency is not None:
-            pollers = min(pollers, mapping.maximum_concurrency)
+        pollers = self.scaling.batches(
+            mapping.uuid,
+            time.time(),
+            backlog=queue_depth(url, in_flight=False) > 0,
+            maximum_concurrency=mapping.maximum_concurrency,
+            reserved_concurrency=self.functions[mapping.function_logical_id].reserved_concurrency,
+        )
         batches = []
         for _ in range(pollers):
             batch: list[dict[str, Any]] = []

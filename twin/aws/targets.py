@@ -29,6 +29,15 @@ Note that moto 5.2.1 builds every load balancer ARN as `loadbalancer/app/...`, n
 the LoadBalancer dimension reads `app/<name>/<id>` where AWS would say `net/<name>/<id>`: it is derived
 from the ARN, as AWS documents, so it matches what anything else in the twin derives from that ARN.
 
+The NLB carries the API traffic (`serve`): a call to the control-plane endpoint reaches only the targets
+the load balancer routes to (`routed_behind`): the healthy ones; when every registered target fails its
+checks, the load balancer fails open and routes to all of them; a target still in its initial checks or
+draining gets no new connections, and an empty group reaches nothing (the connection times out).
+`registered_behind` lists the registered targets, whatever their state, for a caller that retries until
+a target it just started serving on passes its checks (kubeadm init waits minutes for its API server;
+the Terraform group's 2 x 10 s checks fit well inside). Simplified: a call succeeds when any routed
+target answers (AWS hashes each connection to one target; clients retry).
+
 The checks run on the twin's ticker (twin/ticker.py), not as scheduler calls, and only while targets are
 registered or draining. `install(twin)` patches `ELBv2Backend.describe_target_health` (the one place) so
 watched groups answer from this emulation; the undo restores moto's.
@@ -117,6 +126,8 @@ class TargetHealthEmulation:
     def __init__(self, context: TargetHealthContext) -> None:
         self.context = context
         self.watched: dict[str, _Watched] = {}
+        # Load balancer DNS name -> the target group its listener forwards to.
+        self.endpoints: dict[str, str] = {}
         # Every state change of every watched target, in order (tests, reports).
         self.transitions: list[TargetTransition] = []
         self._next_minute = _next_whole_minute(context.clock.now())
@@ -137,6 +148,36 @@ class TargetHealthEmulation:
             return bool(apiservers.apiserver_running(instance_id))
         except Exception:  # the model raises its own error for an instance it never saw
             return False
+
+    def serve(self, endpoint_host: str, target_group_arn: str) -> None:
+        """The load balancer at DNS name `endpoint_host` forwards to this (watched) target group."""
+        self.endpoints[endpoint_host.lower()] = target_group_arn
+
+    # ---- the endpoint's routing ---------------------------------------------------------------
+
+    def registered_behind(self, endpoint: str) -> set[str] | None:
+        """Instance ids registered (not draining) behind `endpoint` ("host:port"); None: no load balancer
+        of the twin serves that endpoint."""
+        watched = self._behind(endpoint)
+        return None if watched is None else set(watched.targets)
+
+    def routed_behind(self, endpoint: str) -> set[str] | None:
+        """Instance ids the load balancer at `endpoint` routes new connections to now (see the module
+        docstring); None: no load balancer of the twin serves that endpoint."""
+        watched = self._behind(endpoint)
+        if watched is None:
+            return None
+        by_state: dict[str, set[str]] = {}
+        for target in watched.targets.values():
+            by_state.setdefault(target.state, set()).add(target.target_id)
+        return by_state.get(HEALTHY) or by_state.get(UNHEALTHY, set())
+
+    def _behind(self, endpoint: str) -> _Watched | None:
+        arn = self.endpoints.get(endpoint.rsplit(":", 1)[0].lower())
+        if arn is None:
+            return None
+        self._sync()
+        return self.watched[arn]
 
     # ---- queries ------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import Any
 from moto.autoscaling.models import autoscaling_backends
 from moto.dynamodb.models import dynamodb_backends
 from moto.ec2.models import ec2_backends
+from moto.elbv2.models import elbv2_backends
 from moto.kms.models import kms_backends
 from moto.s3.models import s3_backends
 from moto.sns.models import sns_backends
@@ -85,6 +86,9 @@ def tags_of(arn: str) -> dict[str, str]:
                 if arn in _topics(account, region)
                 else {}
             )
+        case "elasticloadbalancing", "targetgroup":
+            backend = elbv2_backends[account][region]
+            return dict(backend.tagging_service.get_tag_dict_for_resource(arn))
         case "kms", "key":
             key = kms_backends[account][region].keys.get(resource.split("/", 1)[1])
             return {tag["TagKey"]: tag["TagValue"] for tag in (key.tags if key else [])} if key else {}

@@ -14,6 +14,7 @@ from aws_lambda_powertools import Logger
 from kcluster.adapters.autoscaling import Lifecycle
 from kcluster.adapters.commands import Commands, SendRefused
 from kcluster.adapters.notifier import Notifier
+from kcluster.adapters.targets import ApiTargets
 from kcluster.config import ClusterConfig
 from kcluster.core import workflow
 from kcluster.core.models import (
@@ -21,9 +22,11 @@ from kcluster.core.models import (
     CancelCommand,
     ClusterView,
     CompleteLifecycle,
+    DeregisterApiTarget,
     Notify,
     Plan,
     RecordHeartbeat,
+    RegisterApiTarget,
     ReplaceInstance,
     SendCommand,
 )
@@ -40,12 +43,14 @@ class Actuator:
         lifecycle: Lifecycle,
         notifier: Notifier | None,
         logger: Logger,
+        api_targets: ApiTargets | None = None,
     ) -> None:
         self.config = config
         self.commands = commands
         self.lifecycle = lifecycle
         self.notifier = notifier
         self.logger = logger
+        self._api_targets = api_targets
 
     def act(self, action: Action) -> FollowUp | None:
         match action:
@@ -71,6 +76,8 @@ class Actuator:
                     self.logger.warning(
                         "heartbeat: no lifecycle action pending", extra={"instance_id": action.instance_id}
                     )
+            case RegisterApiTarget() | DeregisterApiTarget():
+                self._api_target(action)
             case _:
                 assert_never(action)
         return None
@@ -88,7 +95,7 @@ class Actuator:
             )
         except SendRefused as refused:
             code = refused.code
-            return lambda view, now: workflow.on_send_failed(view, send, code, now)
+            return lambda view, now: workflow.on_send_failed(view, send, code, self.config, now)
         self.logger.info(
             f"sent {send.document}",
             extra={
@@ -98,6 +105,19 @@ class Actuator:
             },
         )
         return lambda view, now: workflow.on_command_sent(view, send, command_id, now)
+
+    def _api_target(self, action: RegisterApiTarget | DeregisterApiTarget) -> None:
+        # Raises on failure: init must not start behind an endpoint that cannot reach its node (the
+        # invocation fails, and the step is re-driven with its registration).
+        if self._api_targets is None:
+            self._api_targets = ApiTargets()
+        fields = {"instance_id": action.instance_id, "target_group": action.target_group_arn}
+        if isinstance(action, RegisterApiTarget):
+            self._api_targets.register(action.target_group_arn, action.instance_id)
+            self.logger.info("registered with the API target group", extra=fields)
+        else:
+            self._api_targets.deregister(action.target_group_arn, action.instance_id)
+            self.logger.info("deregistered from the API target group", extra=fields)
 
     def _cancel(self, action: CancelCommand) -> None:
         # Never raises: the cancel only narrows a race, and nothing after it may wait on it.

@@ -118,7 +118,8 @@ class ClusterConfig(_Strict):
     lifecycle_hooks: LifecycleHooks = LifecycleHooks()
     join_token_ttl: str = Field(default="15m", pattern=r"^[1-9][0-9]{0,3}[mh]$")
     max_attempts: int = Field(default=3, ge=1, le=10)
-    # The control-plane NLB's target group: the remediator asks it which API servers fail their checks.
+    # The control-plane NLB's target group: init's node is registered with it before init (the endpoint
+    # must reach it), and the remediator asks it which API servers fail their checks.
     api_target_group_arn: str | None = Field(
         default=None, pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:targetgroup/.+$"
     )

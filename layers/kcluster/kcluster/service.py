@@ -19,11 +19,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from kcluster import contract
 from kcluster.actuator import Actuator, FollowUp
+from kcluster.adapters.alarms import AlarmStates
 from kcluster.adapters.autoscaling import Lifecycle
 from kcluster.adapters.commands import Commands
 from kcluster.adapters.notifier import Notifier
 from kcluster.adapters.state_store import StateStore, WriteConflict
-from kcluster.adapters.targets import TargetHealth
+from kcluster.adapters.targets import ApiTargets, TargetHealth
 from kcluster.config import ClusterConfig
 from kcluster.core import backup, health, reconcile, remediation, rollout, scale_in, workflow
 from kcluster.core.models import (
@@ -68,6 +69,8 @@ class Dependencies:
     config_loader: Callable[[], ClusterConfig]
     now: Callable[[], float] = time.time
     targets: TargetHealth | None = None
+    api_targets: ApiTargets | None = None
+    alarm_states: AlarmStates | None = None
     notifier: Notifier | None = None
     remediation: RemediationSettings = field(default_factory=RemediationSettings)
 
@@ -84,7 +87,9 @@ class Service:
         self.metrics.set_default_dimensions(ClusterName=self.config.cluster_name)
         self._view: ClusterView | None = None
         self.intake = Intake(self.config, deps.commands, deps.lifecycle, logger, metrics)
-        self.actuator = Actuator(self.config, deps.commands, deps.lifecycle, deps.notifier, logger)
+        self.actuator = Actuator(
+            self.config, deps.commands, deps.lifecycle, deps.notifier, logger, deps.api_targets
+        )
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -123,6 +128,9 @@ class Service:
         self._collect_overdue_backup()
         self._take_backup()
         self.remediate(instances)
+        # After remediating on what the events told: a fresh alarm state is the remediator's (told
+        # within seconds, retried for minutes); one that stands unheard is acted on from the next tick.
+        self._reread_alarm_states()
         self._publish_cluster_metrics(self._load())
 
     def on_alarm(self, parsed: AlarmStateChangeEvent) -> None:
@@ -224,6 +232,13 @@ class Service:
     def _probe_health(self) -> None:
         self._decide(lambda v: health.probe(v, self.config, self.deps.now()))
 
+    def _reread_alarm_states(self) -> None:
+        if self.deps.alarm_states is None:
+            return
+        ours = contract.remediation_alarm_names(self.config.cluster_name)
+        read = self.deps.alarm_states.read(ours)
+        self._decide(lambda v: remediation.alarms_as_read(v, read, ours, self.deps.now()))
+
     def _redrive_unsent_steps(self) -> None:
         sent = self._find_unrecorded_commands(reconcile.unsent_candidates(self._load(), self.deps.now()))
         self._decide(lambda v: reconcile.unsent_steps(v, self.deps.now(), sent))
@@ -270,12 +285,22 @@ class Service:
         pending = [n for n in view.nodes.values() if n.phase in PENDING_JOIN_PHASES]
         oldest = max((now - (n.lifecycle_started_at or n.created_at) for n in pending), default=0.0)
         joined = sum(1 for n in view.nodes.values() if n.phase == "joined")
+        unprobed = health.api_ready_unprobed(view, now)
         for metric in (
             Metric("PendingJoins", len(pending)),
             Metric("OldestPendingActionAge", oldest, "Seconds"),
             Metric("JoinedNodes", joined),
+            *([unprobed] if unprobed is not None else []),
+            *self._failing_api_servers(view),
         ):
             self._publish(metric)
+
+    def _failing_api_servers(self, view: ClusterView) -> list[Metric]:
+        """The API-servers-unhealthy alarm's metric, where there is a target group to ask."""
+        arn = self.config.api_target_group_arn
+        if self.deps.targets is None or not arn:
+            return []
+        return [remediation.failing_api_servers(view, self.deps.targets.unhealthy(arn))]
 
     # --- deciding and acting ----------------------------------------------------------------------
 

@@ -15,11 +15,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 
 from kcluster import contract
+from kcluster.adapters.alarms import AlarmStates
 from kcluster.adapters.autoscaling import Lifecycle
 from kcluster.adapters.commands import Commands
 from kcluster.adapters.notifier import Notifier
 from kcluster.adapters.state_store import StateStore
-from kcluster.adapters.targets import TargetHealth
+from kcluster.adapters.targets import ApiTargets, TargetHealth
 from kcluster.config import ClusterConfig
 from kcluster.core.remediation import RemediationSettings
 from kcluster.service import Dependencies, Service
@@ -51,6 +52,7 @@ class Clients:
     autoscaling: Any
     elbv2: Any = None
     sns: Any = None
+    cloudwatch: Any = None
     _parameters: SSMProvider | None = field(default=None, repr=False)
 
     @property
@@ -68,6 +70,7 @@ def build_clients() -> Clients:
         LazyClient("autoscaling"),
         LazyClient("elbv2"),
         LazyClient("sns"),
+        LazyClient("cloudwatch"),
     )
 
 
@@ -87,6 +90,8 @@ def build_service(clients: Clients, environ: Mapping[str, str] | None = None) ->
         lifecycle=Lifecycle(client=clients.autoscaling),
         config_loader=lambda: load_config(cluster, clients.parameters),
         targets=TargetHealth(client=clients.elbv2) if clients.elbv2 is not None else None,
+        api_targets=ApiTargets(client=clients.elbv2) if clients.elbv2 is not None else None,
+        alarm_states=AlarmStates(client=clients.cloudwatch) if clients.cloudwatch is not None else None,
         notifier=Notifier(env.get("ALERTS_TOPIC_ARN"), client=clients.sns)
         if clients.sns is not None
         else None,

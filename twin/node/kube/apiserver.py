@@ -162,11 +162,15 @@ class ApiServer(ClusterState):
         return next((m for m in epoch.members.values() if self._member_healthy(m)), None)
 
     def _api_answers(self, epoch: _Epoch) -> bool:
-        """Some API server runs, and etcd, its storage, has quorum."""
+        """Some API server the control-plane endpoint routes to runs, and etcd, its storage, has quorum."""
         if not epoch.members or self._live_control_plane(epoch) is None:
             return False
+        routing = self._endpoint_routing
+        routed = routing.routed_behind(epoch.control_plane_endpoint) if routing is not None else None
         return any(
-            self._member_healthy(member) and self._hosts[member.instance_id].apiserver_running
+            self._member_healthy(member)
+            and self._hosts[member.instance_id].apiserver_running
+            and (routed is None or member.instance_id in routed)
             for member in epoch.members.values()
         )
 

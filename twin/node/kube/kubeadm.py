@@ -86,6 +86,7 @@ class Kubeadm(ClusterState):
             if not endpoint:
                 raise KubeError("controlPlaneEndpoint is required for a highly available control plane")
             networking = cluster.get("networking") or {}
+            self._check_endpoint_reaches(host, endpoint)
 
             epoch = self._current
             split_brain = self._live_control_plane(epoch) is not None if epoch else False
@@ -213,6 +214,22 @@ class Kubeadm(ClusterState):
             key = self._upload_certs(epoch)
             self._record("upload-certs", instance_id, epoch=epoch.number)
             return key
+
+    def _check_endpoint_reaches(self, host: Host, endpoint: str) -> None:
+        """init's kubeconfigs (admin.conf, super-admin.conf, kubelet.conf) point at controlPlaneEndpoint:
+        once its own API server is up, every call init makes goes through the load balancer there, so
+        this host must be one of its targets (kubeadm retries for minutes while a just-registered target
+        passes its health checks; a host the load balancer does not know is never reached)."""
+        routing = self._endpoint_routing
+        registered = routing.registered_behind(endpoint) if routing is not None else None
+        if registered is None or host.instance_id in registered:
+            return
+        self._record("kubeadm-init-endpoint-unreachable", host.instance_id, endpoint=endpoint)
+        raise KubeError(
+            "error execution phase upload-config/kubeadm: error uploading the kubeadm ClusterConfiguration: "
+            f'unable to create ConfigMap: Post "https://{endpoint}/api/v1/namespaces/kube-system/configmaps'
+            f'?timeout=10s": dial tcp {endpoint}: i/o timeout'
+        )
 
     def _preflight_clean(self, host: Host) -> None:
         for relative in ("etc/kubernetes/kubelet.conf", "etc/kubernetes/admin.conf"):

@@ -16,9 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
+from typing import TYPE_CHECKING
 
 from twin import versions
 from twin.node.pki import ClusterCa
+
+if TYPE_CHECKING:
+    from twin.ports import ApiEndpointRouting
 
 DEFAULT_TOKEN_TTL_SECONDS = 24 * 3600
 CERTIFICATE_KEY_TTL_SECONDS = 2 * 3600
@@ -225,6 +229,14 @@ class ClusterState:
         self._pods: dict[str, _Pod] = {}
         self._pdbs: dict[str, int] = {}  # PodDisruptionBudget name -> minAvailable
         self.history: list[HistoryEntry] = []
+        # The load balancer in front of the control-plane endpoint; None: every API server is reached
+        # directly (the model alone, as the script and contract tests use it).
+        self._endpoint_routing: ApiEndpointRouting | None = None
+
+    def route_endpoint_through(self, routing: ApiEndpointRouting) -> None:
+        """Calls to the control-plane endpoint go through this load balancer from now on."""
+        with self._lock:
+            self._endpoint_routing = routing
 
     def init_count_by_epoch(self) -> dict[int, int]:
         with self._lock:

@@ -94,6 +94,21 @@ def on_report(view: ClusterView, event: HealthReported, now: float) -> Plan:
     return Plan.one(snapshot, trust, notes=notes, metrics=_metrics(snapshot, now))
 
 
+def api_ready_unprobed(view: ClusterView, now: float) -> Metric | None:
+    """ApiServerReady for a reconciler tick with no fresh probe answer (None when there is one: the
+    probe published it). NoReadyControlPlaneAlarm pages on INSUFFICIENT_DATA too, so a reconciler that
+    does not run at all pages; the reconciler itself speaks for every other minute: 0 once the cluster
+    has formed and no probe answered lately (no control plane left to run it on, every probe lost):
+    exactly when people must act; 1 while the first control plane is still being brought up (nothing
+    is lost yet; a bring-up that stalls is the stuck-node alarm's)."""
+    last = view.health
+    if last is not None and last.taken_at and now - last.taken_at < PROBE_LOST_AFTER_SECONDS:
+        return None
+    cluster = view.cluster
+    first_bring_up = cluster.epoch == 0 or (cluster.epoch == 1 and cluster.phase == "initializing")
+    return Metric("ApiServerReady", 1 if first_bring_up else 0)
+
+
 def _snapshot(previous: HealthSnapshot, result: dict[str, Any], ran_on: str, now: float) -> HealthSnapshot:
     counts = result.get("counts") or {}
     etcd = result.get("etcd") or {}

@@ -17,18 +17,21 @@ from kcluster import contract
 from kcluster.config import ClusterConfig
 from kcluster.core import backup, helper_control_plane
 from kcluster.core.models import (
+    Action,
     Batch,
     ClusterState,
     ClusterView,
     CommandFinished,
     CommandRecord,
     CompleteLifecycle,
+    DeregisterApiTarget,
     LifecycleLaunch,
     Metric,
     NodeProvisioned,
     NodeRecord,
     Note,
     Plan,
+    RegisterApiTarget,
     ReplaceInstance,
     SendCommand,
 )
@@ -189,12 +192,14 @@ def _on_step_failed(
 ) -> Plan:
     retryable = error in RETRYABLE_ERRORS
     attempts = node.attempts if retryable else node.attempts + 1
+    init_released = node.step == contract.DOC_INIT and error in INIT_NOT_STARTED_ERRORS
     if node.step == contract.DOC_INIT:
-        cluster = view.cluster.release_init() if error in INIT_NOT_STARTED_ERRORS else None
+        cluster = view.cluster.release_init() if init_released else None
     else:
         cluster = view.cluster.lease_released_by([node.instance_id]) if node.is_control_plane else None
     failure = {**fields(node), "error": error, "attempts": attempts}
     if attempts >= config.max_attempts:
+        # An abandoned instance terminates, and Auto Scaling deregisters it from the API target group.
         abandon = CompleteLifecycle(
             node.instance_id, node.asg_name or "", node.hook_name or "", node.lifecycle_token, "ABANDON"
         )
@@ -209,25 +214,33 @@ def _on_step_failed(
     return Plan.one(
         node.requeue(now, error, backoff=backoff, attempts=attempts),
         cluster,
+        actions=_api_target_withdrawn([node], config) if init_released else [],
         notes=[Note("warning", f"{node.step} failed; will retry", failure)],
         metrics=[Metric("StepFailures")],
     )
 
 
 def on_send_failed(
-    view: ClusterView, nodes: list[NodeRecord], send: SendCommand, error: str, now: float
+    view: ClusterView,
+    nodes: list[NodeRecord],
+    send: SendCommand,
+    error: str,
+    config: ClusterConfig,
+    now: float,
 ) -> Batch:
     """SendCommand of a launch-side document was refused for `nodes` (e.g. InvalidInstanceId: the agent
     has not registered yet): back to waiting, and whatever the refused step held released."""
     cluster: ClusterState | None
+    withdrawn: list[Action] = []
     if any(n.step == contract.DOC_INIT for n in nodes):
         # Refused before it ran: nothing was started, another control plane may init.
         cluster = view.cluster.release_init()
+        withdrawn = _api_target_withdrawn([n for n in nodes if n.step == contract.DOC_INIT], config)
     else:
         involved = [view.nodes[i] for i in send.for_instances if i in view.nodes]
         cluster = view.cluster.lease_released_by(n.instance_id for n in involved if n.is_control_plane)
     requeued = [n.requeue(now, error, backoff=NOT_READY_BACKOFF_SECONDS) for n in nodes]
-    return Batch.of(*requeued, cluster)
+    return Batch.of(*requeued, cluster, actions=withdrawn)
 
 
 # --- dispatch: start whatever can start now ------------------------------------------------------
@@ -302,10 +315,24 @@ def _in_batches(workers: list[NodeRecord], size: int) -> list[list[NodeRecord]]:
 
 
 def start_document(nodes: list[NodeRecord], document: str, config: ClusterConfig, now: float) -> Batch:
-    """init or a join, run on the nodes themselves."""
+    """init or a join, run on the nodes themselves. init's node is first made a target of the endpoint
+    it initializes behind (kubeadm's HA guide adds the first control plane to the load balancer before
+    init); joins need no such step: they reach the control planes already in service, and a joined
+    control plane becomes a target when Auto Scaling completes its launch action."""
     ids = tuple(n.instance_id for n in nodes)
     send = SendCommand(document, ids, _parameters(document, config), ids, _timeout(document, config))
-    return Batch.of(*(n.start_document(document, now) for n in nodes), actions=[send])
+    registered = _api_target_added(nodes, config) if document == contract.DOC_INIT else []
+    return Batch.of(*(n.start_document(document, now) for n in nodes), actions=[*registered, send])
+
+
+def _api_target_added(nodes: list[NodeRecord], config: ClusterConfig) -> list[Action]:
+    arn = config.api_target_group_arn
+    return [RegisterApiTarget(n.instance_id, arn) for n in nodes] if arn else []
+
+
+def _api_target_withdrawn(nodes: list[NodeRecord], config: ClusterConfig) -> list[Action]:
+    arn = config.api_target_group_arn
+    return [DeregisterApiTarget(n.instance_id, arn) for n in nodes] if arn else []
 
 
 def _refresh(

@@ -673,7 +673,39 @@ class Notify:
     message: str
 
 
-Action = SendCommand | CompleteLifecycle | RecordHeartbeat | CancelCommand | ReplaceInstance | Notify
+@dataclass(frozen=True)
+class RegisterApiTarget:
+    """RegisterTargets of a control plane with the API target group, before `kubeadm init` runs on it.
+
+    kubeadm's kubeconfigs point at the control-plane endpoint (the NLB), and Auto Scaling registers an
+    instance with its group's target groups only once the launch lifecycle action completes, which is
+    after init: without this, every API call init makes through the endpoint times out."""
+
+    instance_id: str
+    target_group_arn: str
+
+
+@dataclass(frozen=True)
+class DeregisterApiTarget:
+    """DeregisterTargets of a control plane we registered ourselves that will not run the control plane
+    after all (its init claim was released while the instance stays). An instance that leaves is
+    deregistered by Auto Scaling itself, which deregisters every instance of a group with attached
+    target groups when it terminates, whoever registered it."""
+
+    instance_id: str
+    target_group_arn: str
+
+
+Action = (
+    SendCommand
+    | CompleteLifecycle
+    | RecordHeartbeat
+    | CancelCommand
+    | ReplaceInstance
+    | Notify
+    | RegisterApiTarget
+    | DeregisterApiTarget
+)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,9 @@ from kcluster.core.phases import PENDING_JOIN_PHASES
 # A standing condition is told to people again after this long, not every minute.
 NOTIFY_AGAIN_AFTER_SECONDS = 3600.0
 HOUR = 3600.0
+# The remediator is invoked within seconds of an alarm's state change and, when it fails, retried
+# about one and then about two minutes later (its EventInvokeConfig): until then the event decides.
+EVENT_SETTLE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,53 @@ def on_alarm(view: ClusterView, event: AlarmChanged, now: float) -> Plan:
     if event.state != "ALARM" and not standing:
         message += "; no further remediation"
     return Plan.one(state.alarms_standing(tuple(sorted(standing))), notes=[Note("info", message, fields)])
+
+
+@dataclass(frozen=True)
+class AlarmRead:
+    """One remediation alarm as DescribeAlarms gave it: its state and when that state began."""
+
+    state: str
+    since: float
+
+
+def alarms_as_read(view: ClusterView, read: dict[str, AlarmRead], ours: frozenset[str], now: float) -> Plan:
+    """The reconciler read our remediation alarms (`read`: those of `ours` that exist). An alarm sends
+    its state-change event once; if the remediator failed on it (every retry, the event left in its
+    dead-letter queue), only this read makes the standing alarm count. It is a safety net, not a race
+    with the event: a state younger than EVENT_SETTLE_SECONDS is the event's to tell (the remediator,
+    its retries included, acts on it first); an older one is the truth, whatever the events told. An
+    alarm that does not exist stands for nothing."""
+    state = view.remediation_state
+    stored = set(state.alarms_in_alarm)
+    recent = {name for name, alarm in read.items() if now - alarm.since < EVENT_SETTLE_SECONDS}
+    settled = ours - recent
+    raised = {name for name in settled if name in read and read[name].state == "ALARM"}
+    standing = (stored - settled) | raised
+    if standing == stored:
+        return Plan()
+    fields = {"raised": sorted(standing - stored), "cleared": sorted(stored - standing)}
+    note = Note("warning", "remediation alarm states re-read differ from what the events told", fields)
+    return Plan.one(
+        state.alarms_standing(tuple(sorted(standing))),
+        notes=[note],
+        metrics=[Metric("AlarmStatesResynced")],
+    )
+
+
+def failing_api_servers(view: ClusterView, unhealthy_targets: tuple[str, ...]) -> Metric:
+    """UnhealthyApiServers, what the API-servers-unhealthy alarm watches: the joined control planes the
+    load balancer finds unhealthy. Not the NLB's own UnHealthyHostCount: that also counts the first
+    control plane, registered before its `kubeadm init` and failing its checks until its API server
+    listens, so every bring-up of a cluster would raise the alarm."""
+    joined = sum(
+        1
+        for instance_id in unhealthy_targets
+        if (node := view.nodes.get(instance_id)) is not None
+        and node.is_control_plane
+        and node.phase == "joined"
+    )
+    return Metric("UnhealthyApiServers", joined)
 
 
 def next_step(

@@ -101,7 +101,9 @@ def on_command_sent(view: ClusterView, send: SendCommand, command_id: str, now: 
     return Plan.one(record, *nodes)
 
 
-def on_send_failed(view: ClusterView, send: SendCommand, error_code: str, now: float) -> Plan:
+def on_send_failed(
+    view: ClusterView, send: SendCommand, error_code: str, config: ClusterConfig, now: float
+) -> Plan:
     """SendCommand was refused (e.g. InvalidInstanceId: the agent has not registered yet)."""
     if send.document == contract.DOC_BACKUP:
         return backup.on_send_failed(view, error_code, now)
@@ -114,10 +116,8 @@ def on_send_failed(view: ClusterView, send: SendCommand, error_code: str, now: f
     ]
     leaving = [n for n in waiting_on_it if n.phase == "draining"]
     joining = [n for n in waiting_on_it if n.phase != "draining"]
-    refused = Batch.of(
-        *scale_in.on_send_failed(leaving, error_code, now).writes,
-        *launch.on_send_failed(view, joining, send, error_code, now).writes,
-    )
+    joins_refused = launch.on_send_failed(view, joining, send, error_code, config, now)
+    refused = Batch.of(*scale_in.on_send_failed(leaving, error_code, now).writes, *joins_refused.writes)
     if not refused.writes:
         return Plan()
     note = Note(
@@ -125,7 +125,7 @@ def on_send_failed(view: ClusterView, send: SendCommand, error_code: str, now: f
         f"SendCommand {send.document} refused; will retry",
         {"error": error_code, "targets": list(send.targets)},
     )
-    return Plan.one(*refused.writes, notes=[note])
+    return Plan.one(*refused.writes, actions=joins_refused.actions, notes=[note])
 
 
 # --- dispatch: start whatever can start now ------------------------------------------------------
