@@ -39,6 +39,9 @@ locals {
     # The backup document uploads etcd snapshots and the PKI here (backup.tf).
     backup_bucket = aws_s3_bucket.backup.id
     backup        = var.backup
+    # How upgrades and image rollouts proceed (core/rollout.py); `go` and `paused` are the operator's
+    # levers, applied like any other setting.
+    rollout = var.rollout
   }
 }
 

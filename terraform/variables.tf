@@ -487,3 +487,26 @@ variable "backup" {
     error_message = "backup: interval_seconds from 300 to 86400, retry_seconds from 60 to 3600, membership_wait_seconds from 0 to 3600."
   }
 }
+
+variable "rollout" {
+  description = "How the control loop rolls nodes to a new Kubernetes version or launch template (see kcluster.config.RolloutSettings and docs/upgrades.md): worker groups keep min_healthy_percent of their capacity in service and may surge to worker_max_healthy_percent; a new instance counts after instance_warmup_seconds; with wait_for_go each rollout waits until go names its target (the key `kcluster status` shows); paused holds a running rollout where it is. Omitted attributes keep their defaults."
+  type = object({
+    min_healthy_percent        = optional(number, 90)
+    worker_max_healthy_percent = optional(number, 110)
+    instance_warmup_seconds    = optional(number, 60)
+    wait_for_go                = optional(bool, false)
+    go                         = optional(string)
+    paused                     = optional(bool, false)
+  })
+  default = {}
+
+  validation {
+    condition = (
+      var.rollout.min_healthy_percent >= 0 && var.rollout.min_healthy_percent <= 100 &&
+      var.rollout.worker_max_healthy_percent >= 100 && var.rollout.worker_max_healthy_percent <= 200 &&
+      var.rollout.instance_warmup_seconds >= 0 && var.rollout.instance_warmup_seconds <= 3600 &&
+      (var.rollout.go == null ? true : length(var.rollout.go) <= 512)
+    )
+    error_message = "rollout: min_healthy_percent from 0 to 100, worker_max_healthy_percent from 100 to 200, instance_warmup_seconds from 0 to 3600, go at most 512 characters."
+  }
+}

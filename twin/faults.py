@@ -284,10 +284,9 @@ class FaultInjector:
         return run
 
     def _command_running(self, instance_id: str, script: str) -> Any:
-        for command in reversed(list(self.twin.runcommand.commands.values())):
-            invocation = command.invocations.get(instance_id)
-            if invocation is not None and not invocation.terminal and command.script == script:
-                return command
+        running = self.twin.runcommand.running
+        if running is not None and running.instance_id == instance_id and running.command.script == script:
+            return running.command
         return None
 
     def _command_duration(self, key: str, pinned: float | Callable[[], float] | None) -> Callable[[], float]:

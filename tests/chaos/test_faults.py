@@ -39,6 +39,9 @@ HIGH_RATES = FaultRates(
     kills_per_hour=0.0,
 )
 ACTIVE_SECONDS = 2400.0
+# A world of some 30 commands: a seed under which each kind happens at least twice where chance decides
+# it (under seed 3, since the API target and backup passes, init timed out once and no command failed).
+SEED = 6
 CALM_SECONDS = 1200.0
 
 
@@ -61,9 +64,9 @@ class World:
 
 @pytest.fixture(scope="module")
 def world():
-    twin = Twin(seed=3)
+    twin = Twin(seed=SEED)
     try:
-        recorded = World(twin, FaultInjector(twin, random.Random(3), HIGH_RATES))
+        recorded = World(twin, FaultInjector(twin, random.Random(SEED), HIGH_RATES))
         deliver = twin.bus.deliver
 
         def deliver_and_record(event):

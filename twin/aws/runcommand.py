@@ -157,6 +157,9 @@ class RunCommandEmulation:
         self.context = context
         self.agents: dict[str, Agent] = {}
         self.commands: dict[str, Command] = {}
+        # The invocation whose script the fleet is running right now (the fault injector reads it to
+        # say which invocation it failed; two commands may carry the same script to one instance).
+        self.running: Invocation | None = None
 
     # ---- agents ----------------------------------------------------------------------------
 
@@ -276,6 +279,7 @@ class RunCommandEmulation:
         if invocation.terminal:
             return
         command = invocation.command
+        self.running = invocation
         try:
             result = self.context.fleet.run_script(invocation.instance_id, command.script, dict(command.env))
         except ValueError:
@@ -289,6 +293,8 @@ class RunCommandEmulation:
                 lambda: self._finish(invocation, "TimedOut", "ExecutionTimedOut", -1),
             )
             return
+        finally:
+            self.running = None
         self.context.recorder.record_command_output(
             command.command_id, invocation.instance_id, result.stdout, result.stderr
         )

@@ -23,12 +23,14 @@ def _as_list(value: Any) -> list[str]:
 
 
 def _fold(text: str, account: str, region: str, cluster: str) -> str:
-    """Placeholders for what differs between deployments, CloudFormation's random name suffixes too."""
+    """Placeholders for what differs between deployments: CloudFormation's random name suffixes, and the
+    26 digits Terraform appends to a `bucket_prefix` (the backup bucket)."""
     text = text.replace(account, "ACCOUNT").replace(region, "REGION").replace(f"/{cluster}/", "/CLUSTER/")
     text = text.replace(f"kcluster-{cluster}-", "kcluster-CLUSTER-").replace(
         f"kcluster-{cluster}", "kcluster-CLUSTER"
     )
     text = re.sub(rf"\b{re.escape(cluster)}\b", "CLUSTER", text)
+    text = re.sub(r"-\d{26}\b", "-UNIQUEID", text)
     return re.sub(r"-[A-Z0-9]{12}\b", "", text)
 
 
