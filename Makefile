@@ -22,7 +22,7 @@ comma := ,
 SEEDS ?= 100
 # make test: test files spread over this many processes; the chaos seeds (their own process pool) after.
 TEST_PROCESSES ?= auto
-TEST_CHAOS_SEEDS ?= 50
+TEST_CHAOS_SEEDS ?= 20
 
 .PHONY: demo test lint unit sam-build sysdeps tools terraform-tools kubernetes bench chaos provision-check clean
 
@@ -98,7 +98,7 @@ test: $(PY) sysdeps tools terraform-tools kubernetes
 	$(VENV)/bin/ruff format --check .
 	$(REALTF) run fmt -check -recursive terraform
 	$(TYPECHECK)
-	CHECKOV=$(CURDIR)/$(CHECKOV) KCLUSTER_TF_PYTHON=$(abspath $(TF_PY)) $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile -m "not chaos and not debootstrap" tests
+	CHECKOV=$(CURDIR)/$(CHECKOV) KCLUSTER_TF_PYTHON=$(abspath $(TF_PY)) $(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile --durations=15 -m "not chaos and not debootstrap" tests
 	KCLUSTER_CHAOS_SEEDS=$(TEST_CHAOS_SEEDS) $(PY) -m pytest -m chaos tests
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint --template template.yaml

@@ -31,6 +31,8 @@ EXPECTED_INVARIANTS = {
     "converged",
     "no_duplicate_effect",
     "no_access_denied",
+    "version_skew_ok",
+    "backups_fresh",
 }
 
 
