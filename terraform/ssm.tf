@@ -54,8 +54,9 @@ resource "aws_ssm_document" "node" {
   target_type     = "/AWS::EC2::Instance"
   tags            = local.tags
 
-  # The same content the local twin builds (twin/documents.py): parameters reach the script only as
-  # SSM_<Name> environment variables and are refused at SendCommand unless they match allowedPattern.
+  # The twin deploys this content as planned and its nodes run it (twin/terraform/documents.py):
+  # parameters reach the script only as SSM_<Name> environment variables and are refused at
+  # SendCommand unless they match allowedPattern.
   content = jsonencode({
     schemaVersion = "2.2"
     description   = each.value.description

@@ -1,11 +1,12 @@
 """The module as Terraform plans it (twin/terraform/plan.py: real Terraform, the schema-serving provider,
 cached per distinct module contents and inputs): every test here reads the module through one of two
-plans, so a fresh machine pays for two plans, not one per test.
+plans (a third for the module's defaults), so a fresh machine pays for three plans, not one per test.
 
 - `twin_plan`: the inputs the twin deploys with (cluster demo, the module's own KMS key, the operator
   as the admin principal, every other input at its default).
 - `custom_plan`: an operator's choices, every input the checks vary set away from its default (their
   own key and boundary, tags, versions, CIDRs, an AMI, an internet-facing endpoint).
+- `bare_plan`: only the inputs without a default (so the module's own key, and no admin principals).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ CUSTOM_VARIABLES: dict[str, Any] = {
     "control_plane_desired_capacity": 5,
 }
 
+# What an operator must give and nothing else.
+BARE_VARIABLES: dict[str, Any] = {"cluster_name": "bare", "vpc_id": VPC_ID, "subnet_ids": list(SUBNETS)}
+
 
 @pytest.fixture(scope="session")
 def twin_plan() -> Planned:
@@ -49,6 +53,12 @@ def twin_plan() -> Planned:
 @pytest.fixture(scope="session")
 def custom_plan() -> Planned:
     return plan_module(CUSTOM_VARIABLES, fixtures(), REGION)
+
+
+@pytest.fixture(scope="session")
+def bare_plan() -> Planned:
+    """Only the inputs without a default: the module's own key, and no admin principals."""
+    return plan_module(BARE_VARIABLES, fixtures(), REGION)
 
 
 def instances(planned: Planned, base: str) -> dict[str, dict[str, Any]]:

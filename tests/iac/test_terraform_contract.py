@@ -3,7 +3,7 @@ tags, the SSM documents, the cluster config parameter (validated by the product'
 
 The twin deploys this same plan (twin/terraform/deployment.py), so there is no second description
 to keep in step; what is checked here is that the plan says what the contract (kcluster.contract,
-kcluster.config) and the twin's reading of terraform/documents/ (twin/documents.py) say.
+kcluster.config) and terraform/documents/documents.json define.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 from kcluster import contract
 from kcluster.config import ClusterConfig
 from tests.iac.conftest import OWN_KEY, instances, one
-from twin import documents as twin_documents
 from twin.terraform.network import UBUNTU_AMI_PARAMETER
+from twin.terraform.runner import TERRAFORM_DIR
 
 ROLE_KEYS = {contract.ROLE_CONTROL_PLANE: "control_plane", contract.ROLE_WORKER: "worker"}
 
@@ -60,14 +60,19 @@ def test_user_tags_cannot_override_the_contract_tags(custom_plan):
     assert group["desired"] == 5
 
 
-def test_documents_are_exactly_what_the_twin_reads_of_the_scripts(twin_plan):
+def test_documents_are_the_definitions_named_as_the_contract_says(twin_plan):
     documents = instances(twin_plan, "aws_ssm_document.node")
-    assert sorted(documents) == sorted(twin_documents.load_documents())
+    definitions = json.loads((TERRAFORM_DIR / "documents" / "documents.json").read_text())["documents"]
+    assert sorted(documents) == sorted(definitions)
     for key, document in documents.items():
         assert document["name"] == contract.document_name("demo", key)
         assert document["document_type"] == "Command"
         content = json.loads(document["content"])
-        assert content == twin_documents.document_content(key)
+        assert content["description"] == definitions[key]["description"]
+        assert content["mainSteps"][0]["inputs"]["timeoutSeconds"] == definitions[key]["timeout_seconds"]
+        assert {name: p["allowedPattern"] for name, p in content["parameters"].items()} == {
+            name: spec["allowedPattern"] for name, spec in definitions[key]["parameters"].items()
+        }
         for name, parameter in content["parameters"].items():
             pattern = parameter["allowedPattern"]
             assert pattern.startswith("^") and pattern.endswith("$"), name

@@ -175,13 +175,16 @@ def test_no_node_role_reads_another_clusters_parameters_or_lists_paths(access: A
     assert not access.decrypts(role, access.arn("join/token"), via=False)
 
 
+# An identity policy that allows every KMS action: what the key policy alone must refuse.
+EVERYTHING = [
+    NamedPolicy(
+        "everything",
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]},
+    )
+]
+
+
 def test_the_account_administers_the_key_but_cannot_decrypt(access: Access):
-    everything = [
-        NamedPolicy(
-            "everything",
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]},
-        )
-    ]
     someone = "arn:aws:iam::123456789012:role/any-role-in-the-account"
     for parameter in ("join/token", "join/certificate-key", "admin/kubeconfig"):
         arn = access.arn(parameter)
@@ -192,10 +195,10 @@ def test_the_account_administers_the_key_but_cannot_decrypt(access: Access):
             "kms:ReEncryptFrom",
             "kms:CreateGrant",
         ):
-            assert not access._kms(someone, action, arn, identity=everything), (parameter, action)
-            assert not access._kms(access.account_root, action, arn, identity=everything), (parameter, action)
+            assert not access._kms(someone, action, arn, identity=EVERYTHING), (parameter, action)
+            assert not access._kms(access.account_root, action, arn, identity=EVERYTHING), (parameter, action)
     for action in ("kms:PutKeyPolicy", "kms:EnableKeyRotation", "kms:ScheduleKeyDeletion", "kms:DescribeKey"):
-        assert access._kms(someone, action, access.arn("config"), identity=everything), action
+        assert access._kms(someone, action, access.arn("config"), identity=EVERYTHING), action
     key = one(access.planned, "aws_kms_key.secrets")
     assert key["enable_key_rotation"] is True
     assert json.loads(key["policy"]) == access.key_policy.document
@@ -218,6 +221,24 @@ def test_admin_principals_decrypt_the_admin_kubeconfig_only(access: Access):
     # and still no node role
     for role in ROLES:
         assert not access.decrypts(role, access.arn("admin/kubeconfig"))
+
+
+def test_without_admin_principals_nobody_decrypts_the_admin_kubeconfig(bare_plan):
+    # GIVEN the module planned with no admin_principal_arns (and its own key)
+    access = Access(bare_plan)
+    statements = access.key_policy.document["Statement"]
+    assert "AdminsReadAdminKubeconfigThroughSsm" not in {s["Sid"] for s in statements}
+    kubeconfig = access.arn("admin/kubeconfig")
+    # THEN no one may decrypt it, even through SSM with kms:* in their own policy: an administrator's
+    # role, the account root, the node roles
+    admin = "arn:aws:iam::123456789012:role/platform-admins"
+    for who in (admin, access.account_root):
+        assert not access.decrypts(who, kubeconfig, identity=EVERYTHING), who
+    for role in ROLES:
+        assert not access.decrypts(role, kubeconfig), role
+    # while the control planes still write it, and the cluster's other secrets are as the design says
+    assert access.writes_secure("control_plane", kubeconfig)
+    assert access.decrypts("worker", access.arn("join/token"))
 
 
 def _kms_statements(planned: Planned, role: str) -> list[dict]:

@@ -52,14 +52,28 @@ def test_every_document_script_passes_shellcheck(twin_plan, tmp_path: Path):
         assert result.returncode == 0, f"{key}:\n{result.stdout}"
 
 
+# (plan fixture, cluster, Kubernetes version): the module's default version, and the previous minor's
+# patch an operator chose; each plan's user data must install its own version's packages and repository.
+PLANNED_VERSIONS = [
+    ("twin_plan", "demo", versions.kubernetes_version()),
+    ("custom_plan", "prod-east", "1.32.10"),
+]
+
+
+def _assignments(user_data: str) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Z_]+)='([^']*)'$", user_data, flags=re.MULTILINE))
+
+
+@pytest.mark.parametrize(("plan", "cluster", "version"), PLANNED_VERSIONS)
 @pytest.mark.parametrize("role_key", sorted(ROLE_KEYS))
-def test_user_data_provisions_the_node_as_the_contract_says(custom_plan, role_key: str):
-    user_data = _user_data(custom_plan, role_key)
-    version = "1.32.10"
-    minor = "1.32"
-    assignments = dict(re.findall(r"^([A-Z_]+)='([^']*)'$", user_data, flags=re.MULTILINE))
+def test_user_data_provisions_the_node_as_the_contract_says(
+    request, plan: str, cluster: str, version: str, role_key: str
+):
+    user_data = _user_data(request.getfixturevalue(plan), role_key)
+    minor = version.rsplit(".", 1)[0]
+    assignments = _assignments(user_data)
     assert assignments == {
-        "CLUSTER_NAME": "prod-east",
+        "CLUSTER_NAME": cluster,
         "NODE_ROLE": ROLE_KEYS[role_key],
         "KUBERNETES_VERSION": version,
         "KUBERNETES_MINOR": minor,
@@ -91,6 +105,22 @@ def test_user_data_provisions_the_node_as_the_contract_says(custom_plan, role_ke
     # The detail keys the functions parse, and the marker written before the event is sent.
     assert '{cluster: $cluster, "instance-id": $instance, role: $role}' in user_data
     assert user_data.index('>"$PROVISIONED_MARKER"') < user_data.index("aws events put-events")
+
+
+@pytest.mark.parametrize("role_key", sorted(ROLE_KEYS))
+def test_the_version_reaches_the_user_data_only_through_its_assignments(twin_plan, custom_plan, role_key):
+    # GIVEN the user data Terraform rendered for two Kubernetes versions (and two clusters)
+    default, chosen = (_user_data(plan, role_key) for plan in (twin_plan, custom_plan))
+    assert _assignments(default)["KUBERNETES_VERSION"] != _assignments(chosen)["KUBERNETES_VERSION"]
+
+    # THEN they differ only in the assigned values: no version is written anywhere else
+    def without_values(user_data: str) -> str:
+        return re.sub(r"^([A-Z_]+)='[^']*'$", r"\1=", user_data, flags=re.MULTILINE)
+
+    assert without_values(default) == without_values(chosen)
+    # and neither version's minor is written into the text (a repository pinned to one minor, say)
+    for minor in (_assignments(default)["KUBERNETES_MINOR"], _assignments(chosen)["KUBERNETES_MINOR"]):
+        assert minor not in without_values(default), minor
 
 
 def test_launch_templates_are_hardened(twin_plan):

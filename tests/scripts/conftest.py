@@ -20,10 +20,10 @@ from moto import mock_aws
 
 from twin import versions
 from twin.account import REGION
-from twin.documents import script_text
 from twin.node.fleet import NodeFleet, ScriptResult
 from twin.node.model import KubeModel
 from twin.node.tools import EXIT_USAGE, NodeTools, ToolResult
+from twin.terraform.documents import script_text
 
 AZ = f"{REGION}a"
 CLUSTER = "demo"

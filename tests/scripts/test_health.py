@@ -12,8 +12,8 @@ import pytest
 
 from tests.scripts.conftest import AZ, CLUSTER, ENDPOINT, REGION, Nodes, Run
 from tests.scripts.test_etcd_membership import etcd_bin, real_etcd  # noqa: F401 - fixtures shared with the membership tests
-from twin.documents import script_text
 from twin.node.model import INSTANCE_ID_LABEL, READY_UNKNOWN, KubeError, rfc3339
+from twin.terraform.documents import script_text
 
 CONTROL_PLANE = "control-plane"
 WORKER = "worker"

@@ -9,10 +9,10 @@ import os
 import re
 
 from tests.scripts.conftest import Nodes
-from twin.documents import DOCUMENTS_DIR
 from twin.node.commands import AMI_COMMANDS, PROVISIONED, offered_commands
+from twin.terraform.runner import TERRAFORM_DIR
 
-PROVISION = DOCUMENTS_DIR.parent / "user_data/provision.sh.tftpl"
+PROVISION = TERRAFORM_DIR / "user_data/provision.sh.tftpl"
 
 
 def _installed_by_provisioning() -> set[str]:

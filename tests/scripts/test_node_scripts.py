@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.scripts.conftest import AZ, CLUSTER, Nodes
-from twin.documents import script_text
+from twin.terraform.documents import script_text
 
 CONTROL_PLANE = "control-plane"
 WORKER = "worker"

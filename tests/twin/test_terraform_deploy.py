@@ -15,10 +15,10 @@ from kcluster import contract
 from kcluster.config import ClusterConfig
 from tests.twin.conftest import REGION, auto_scaling
 from twin.aws import lifecycle
-from twin.documents import document_content
 from twin.iam import nodes
 from twin.terraform import deploy
 from twin.terraform.deployment import deploy_module
+from twin.terraform.documents import document_content
 from twin.terraform.network import UBUNTU_AMI_PARAMETER
 from twin.terraform.plan import Planned
 from twin.terraform.resolve import Resolver, UnresolvedValue
@@ -100,7 +100,7 @@ def test_documents_and_config_are_terraforms_with_aws_ids(deployed):
         document = ssm.get_document(Name=f"kcluster-demo-{key}")
         assert document["DocumentType"] == "Command"
         assert document["Content"] == planned["content"]
-        # The twin's own reading of terraform/documents/ (the node-script tests use it) agrees.
+        # The node-script tests run the same content.
         assert json.loads(document["Content"]) == document_content(key)
     config = ClusterConfig.model_validate_json(
         ssm.get_parameter(Name="/kcluster/demo/config")["Parameter"]["Value"]

@@ -4,6 +4,21 @@ Auto Scaling (twin/aws/lifecycle.py) only launches and terminates instances; wha
 node side's: the instance gets its sandbox in the node fleet, its SSM agent registers after a drawn
 delay, and its user data finishes later (marker written, `Node Provisioned` put on the bus with the
 node's own role), as the real user data does. None of it waits for the lifecycle hooks.
+
+Why the user data Terraform rendered (the launch template's, from the plan) is modelled here rather than
+run in the sandbox, and what running it would take:
+- paths: terraform/user_data/provision.sh.tftpl writes absolute paths (/etc/..., /tmp, /usr/local,
+  /var/lib/kcluster) with no KCLUSTER_ROOT seam like common.sh's; it needs that seam, or a user and
+  mount namespace (unshare) over the sandbox;
+- stand-ins: it calls apt-get (update, pinned installs), apt-mark, dpkg, snap, modprobe, sysctl,
+  swapoff, gpg, containerd and `kubeadm config images list`, which the sandbox offers as stubs that
+  fail (twin/node/commands.py); curl would have to serve the containerd release archive, its .sha256sum
+  and pkgs.k8s.io's Release.key (the fake serves Calico's manifest only); the fake aws would need
+  `events put-events` on the twin's bus with the node role's authorization (done below today);
+- a PATH that grows as packages install: the fleet offers the provisioned commands from the start,
+  and the node-script fixtures add instances without booting them;
+- `_user_data_done` would run the template's user data through fleet.run_script at the drawn time,
+  which the fault injector's run_script wrapper would then also hit (the seeds' replays change).
 """
 
 from __future__ import annotations
