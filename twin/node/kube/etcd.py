@@ -81,9 +81,21 @@ class Etcd(ClusterState):
             self._control_plane_host(instance_id).etcd_running = False
             self._record("etcd-stopped", instance_id)
 
+    def crash_etcd(self, instance_id: str) -> None:
+        """The etcd static pod's container crashed and exited (a corrupt data dir, a bad manifest, OOM):
+        the member does not answer and `crictl ps` lists no etcd container, so `crictl exec` has nothing
+        to run etcdctl in."""
+        with self._lock:
+            host = self._control_plane_host(instance_id)
+            host.etcd_running = False
+            host.etcd_container_running = False
+            self._record("etcd-crashed", instance_id)
+
     def start_etcd(self, instance_id: str) -> None:
         with self._lock:
-            self._control_plane_host(instance_id).etcd_running = True
+            host = self._control_plane_host(instance_id)
+            host.etcd_running = True
+            host.etcd_container_running = True
             self._record("etcd-started", instance_id)
 
     def etcd_member_list(self, instance_id: str, endpoints: list[str]) -> dict:
