@@ -76,7 +76,9 @@ def test_a_crashed_etcd_container_is_not_listed_and_cannot_be_execd_into(nodes: 
     assert _shell(nodes, cp, ps)[:2] == (0, container_id(cp, "etcd") + "\n")
 
 
-def test_health_on_a_control_plane_whose_etcd_container_crashed_fails_with_its_own_error(nodes: Nodes) -> None:
+def test_health_on_a_control_plane_whose_etcd_container_crashed_fails_with_its_own_error(
+    nodes: Nodes,
+) -> None:
     # GIVEN three control planes, the first one's etcd container crashed (the other two keep quorum)
     cps, _ = nodes.cluster(3, 0)
     nodes.model.crash_etcd(cps[0])
