@@ -296,15 +296,22 @@ class Etcd(ClusterState):
         return healthy > len(epoch.members) // 2
 
     def _check_can_add_member(self, epoch: _Epoch) -> None:
+        """kubeadm's etcd member add (cmd/kubeadm/app/util/etcd/etcd.go, addMember) retries MemberAdd
+        every EtcdAPICallRetryInterval (0.5 s) for the EtcdAPICall timeout (2 min) on any error etcd
+        returns. etcd's refusal right after a membership change ("unhealthy cluster" until its peers have
+        been connected for HealthInterval, 5 s) clears within those retries: the join waits it out. A
+        refusal that lasts (too few started members) fails the join after them with etcd's answer."""
         started = sum(self._member_healthy(m) for m in epoch.members.values())
         voting_after = len(epoch.members) + 1
         ready = (started == 1 and voting_after == 2) or started >= voting_after // 2 + 1
-        settling = self._now() - epoch.last_membership_change < MEMBERSHIP_SETTLE_SECONDS
-        if not ready or settling:
+        if not ready:
             raise KubeError(
                 "error execution phase control-plane-join/etcd: error creating local etcd static pod "
                 "manifest file: etcdserver: unhealthy cluster"
             )
+        settling_left = MEMBERSHIP_SETTLE_SECONDS - (self._now() - epoch.last_membership_change)
+        if settling_left > 0:
+            self._record("kubeadm-etcd-member-add-retried", None, waited=round(settling_left, 3))
 
     def _add_member(self, epoch: _Epoch, host: Host, node_name: str) -> None:
         peer_url = f"https://{host.private_ip}:{ETCD_PEER_PORT}"
