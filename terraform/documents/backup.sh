@@ -60,6 +60,7 @@ fi
 
 # ----- a snapshot of the local, healthy member -----
 
+kc_require_etcd_container
 if ! kc_etcdctl endpoint health >/dev/null 2>&1; then
   kc_fail etcd-unhealthy "the local etcd member does not answer endpoint health: no snapshot from it"
 fi

@@ -456,6 +456,17 @@ kc_etcd_container() {
     --label io.kubernetes.container.name=etcd | head -n 1
 }
 
+# kc_require_etcd_container: fail etcd-container-not-running when this node runs no etcd container.
+# etcdctl lives only in that container, so a crashed (exited) etcd pod leaves nothing to exec into, not
+# even to reach the other members: told apart from a member that runs but does not answer.
+kc_require_etcd_container() {
+  local container=""
+  container="$(kc_etcd_container)" || container=""
+  if [[ -z "$container" ]]; then
+    kc_fail etcd-container-not-running "no running etcd container on this node (crictl ps lists none: kubeadm's etcd static pod crashed or has not started), so there is no etcdctl to run"
+  fi
+}
+
 # etcdctl v3 against the local member with kubeadm's certificates, run inside the etcd static pod: no
 # package puts etcdctl on the host (Ubuntu's is older than the etcd kubeadm runs), the etcd image
 # carries the matching one. CRI exec passes no environment, so ETCDCTL_* set by a caller (endpoints,
@@ -490,6 +501,7 @@ kc_etcd_ids_as_strings() {
 # client URLs) never is.
 kc_etcd_snapshot() {
   local members health
+  kc_require_etcd_container
   if ! members="$(kc_etcdctl member list -w json | kc_etcd_ids_as_strings)" || [[ -z "$members" ]]; then
     kc_fail etcd-unreachable "etcdctl member list failed against the local etcd member"
   fi

@@ -10,6 +10,11 @@ if [[ "$SSM_InstanceId" == "$KC_INSTANCE_ID" ]]; then
   kc_fail invalid-target "drain-remove must run on a control plane other than the leaving node" 2
 fi
 kc_require_api
+# Removing an etcd member needs this node's etcd container (etcdctl runs in it): without one, fail
+# before the cordon and drain, so another control plane can do the whole job.
+if [[ "$SSM_RemoveEtcdMember" == true ]]; then
+  kc_require_etcd_container
+fi
 
 # The leaving instance's Node is the one whose spec.providerID names it (not a label its kubelet could
 # have rewritten to point this drain at another Node).

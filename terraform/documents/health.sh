@@ -115,6 +115,9 @@ kc_other_etcd_endpoints() {
 
 etcd_reachable=true
 KC_ETCD_ERROR=""
+# No etcd container here: etcdctl cannot run at all, not even against the other members. The probe
+# fails (the functions then send the next one to another control plane) instead of reporting etcd down.
+kc_require_etcd_container
 if ! kc_etcd_read; then
   local_error="$KC_ETCD_ERROR"
   others="$(kc_other_etcd_endpoints)"

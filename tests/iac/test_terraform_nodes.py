@@ -274,3 +274,17 @@ def test_endpoint_is_an_internal_nlb_on_6443_without_client_ip_preservation(twin
     groups = instances(twin_plan, "aws_autoscaling_group.node")
     assert groups["control_plane"]["target_group_arns"] == [target_group["arn"]]
     assert groups["worker"]["target_group_arns"] == []
+
+
+def test_rendered_user_data_and_every_document_script_parse_with_bash_n(twin_plan, tmp_path: Path):
+    """What reaches the instances, as Terraform's plan renders it (not the source files): bash parses it."""
+    deployed = {f"user-data-{key}": _user_data(twin_plan, key) for key in sorted(ROLE_KEYS)}
+    for key, document in instances(twin_plan, "aws_ssm_document.node").items():
+        (step,) = json.loads(document["content"])["mainSteps"]
+        (deployed[key],) = step["inputs"]["runCommand"]
+    assert {"user-data-control_plane", "user-data-worker", "health", "drain-remove"} <= set(deployed)
+    for name, script in deployed.items():
+        path = tmp_path / f"{name}.sh"
+        path.write_text(script)
+        result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, f"{name}:\n{result.stderr}"

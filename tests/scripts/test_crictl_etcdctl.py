@@ -59,3 +59,47 @@ def test_crictl_exec_passes_no_environment_and_sees_only_kubeadms_mounts(nodes: 
     apiserver = container_id(cp, "kube-apiserver")
     status, _, stderr = _shell(nodes, cp, f"crictl exec {apiserver} etcdctl {flags} member list -w json")
     assert status == 1 and "executable file not found" in stderr
+
+
+def test_a_crashed_etcd_container_is_not_listed_and_cannot_be_execd_into(nodes: Nodes) -> None:
+    # GIVEN a control plane whose etcd container crashed and exited (not a hung member: no container)
+    cp = nodes.add(CONTROL_PLANE)
+    assert nodes.run(cp, "init").output["ok"]
+    nodes.model.crash_etcd(cp)
+    # THEN crictl ps lists no etcd container, and an exec into the old id finds nothing
+    ps = "crictl ps --quiet --state running --label io.kubernetes.container.name=etcd"
+    assert _shell(nodes, cp, ps)[:2] == (0, "")
+    status, _, stderr = _shell(nodes, cp, f"crictl exec {container_id(cp, 'etcd')} etcdctl member list")
+    assert status == 1 and "NotFound" in stderr
+    # and once it runs again, both work
+    nodes.model.start_etcd(cp)
+    assert _shell(nodes, cp, ps)[:2] == (0, container_id(cp, "etcd") + "\n")
+
+
+def test_health_on_a_control_plane_whose_etcd_container_crashed_fails_with_its_own_error(
+    nodes: Nodes,
+) -> None:
+    # GIVEN three control planes, the first one's etcd container crashed (the other two keep quorum)
+    cps, _ = nodes.cluster(3, 0)
+    nodes.model.crash_etcd(cps[0])
+    # WHEN health runs there
+    run = nodes.run(cps[0], "health")
+    # THEN it says so, rather than reporting etcd unreachable for the whole cluster (a hung member's
+    # container still runs, and health then reads etcd through the other members)
+    assert (run.exit_code, run.output["ok"], run.output["error"]) == (1, False, "etcd-container-not-running")
+    assert "crashed or has not started" in run.output["message"]
+    # and from another control plane etcd is reachable, with the crashed member unhealthy
+    other = nodes.run(cps[1], "health")
+    assert (other.output["etcd"]["reachable"], other.output["etcd"]["healthy"]) == (True, 2)
+
+
+def test_drain_remove_on_a_control_plane_whose_etcd_container_crashed_says_so(nodes: Nodes) -> None:
+    cps, _ = nodes.cluster(3, 0)
+    nodes.model.crash_etcd(cps[0])
+    run = nodes.run(cps[0], "drain-remove", InstanceId=cps[2], RemoveEtcdMember="true")
+    assert (run.exit_code, run.output["error"]) == (1, "etcd-container-not-running")
+    # nothing was removed from etcd
+    assert {member.instance_id for member in nodes.model.etcd_members()} == set(cps)
+    # and it failed before touching the leaving Node: it is neither cordoned nor deleted
+    (leaving,) = [view for view in nodes.model.nodes() if view.instance_id == cps[2]]
+    assert not leaving.unschedulable

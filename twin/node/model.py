@@ -11,7 +11,7 @@ shared state (twin/node/kube/state.py: hosts, objects, history, the lock):
 * etcd.py: etcd membership, health, the leader and etcdctl's answers.
 
 Faults for the scenarios: `stop_kubelet` (the instance stays), `stop_apiserver` and `stop_etcd`, each
-with a start.
+with a start; `crash_etcd` (the etcd container exited, nothing to exec into; `start_etcd` undoes it).
 """
 
 from __future__ import annotations

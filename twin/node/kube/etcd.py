@@ -81,9 +81,21 @@ class Etcd(ClusterState):
             self._control_plane_host(instance_id).etcd_running = False
             self._record("etcd-stopped", instance_id)
 
+    def crash_etcd(self, instance_id: str) -> None:
+        """The etcd static pod's container crashed and exited (a corrupt data dir, a bad manifest, OOM):
+        the member does not answer and `crictl ps` lists no etcd container, so `crictl exec` has nothing
+        to run etcdctl in."""
+        with self._lock:
+            host = self._control_plane_host(instance_id)
+            host.etcd_running = False
+            host.etcd_container_running = False
+            self._record("etcd-crashed", instance_id)
+
     def start_etcd(self, instance_id: str) -> None:
         with self._lock:
-            self._control_plane_host(instance_id).etcd_running = True
+            host = self._control_plane_host(instance_id)
+            host.etcd_running = True
+            host.etcd_container_running = True
             self._record("etcd-started", instance_id)
 
     def etcd_member_list(self, instance_id: str, endpoints: list[str]) -> dict:
@@ -284,15 +296,22 @@ class Etcd(ClusterState):
         return healthy > len(epoch.members) // 2
 
     def _check_can_add_member(self, epoch: _Epoch) -> None:
+        """kubeadm's etcd member add (cmd/kubeadm/app/util/etcd/etcd.go, addMember) retries MemberAdd
+        every EtcdAPICallRetryInterval (0.5 s) for the EtcdAPICall timeout (2 min) on any error etcd
+        returns. etcd's refusal right after a membership change ("unhealthy cluster" until its peers have
+        been connected for HealthInterval, 5 s) clears within those retries: the join waits it out. A
+        refusal that lasts (too few started members) fails the join after them with etcd's answer."""
         started = sum(self._member_healthy(m) for m in epoch.members.values())
         voting_after = len(epoch.members) + 1
         ready = (started == 1 and voting_after == 2) or started >= voting_after // 2 + 1
-        settling = self._now() - epoch.last_membership_change < MEMBERSHIP_SETTLE_SECONDS
-        if not ready or settling:
+        if not ready:
             raise KubeError(
                 "error execution phase control-plane-join/etcd: error creating local etcd static pod "
                 "manifest file: etcdserver: unhealthy cluster"
             )
+        settling_left = MEMBERSHIP_SETTLE_SECONDS - (self._now() - epoch.last_membership_change)
+        if settling_left > 0:
+            self._record("kubeadm-etcd-member-add-retried", None, waited=round(settling_left, 3))
 
     def _add_member(self, epoch: _Epoch, host: Host, node_name: str) -> None:
         peer_url = f"https://{host.private_ip}:{ETCD_PEER_PORT}"

@@ -53,12 +53,14 @@ class Kubelet(ClusterState):
     def running_static_pods(self, instance_id: str) -> list[str]:
         """The kube-system static pods whose containers run on this host (what `crictl ps` lists): a
         control plane's etcd and kube-apiserver. `stop_etcd` models a member that stops answering (hung,
-        partitioned) while its container runs, so `crictl exec` into it still works."""
+        partitioned) while its container runs, so `crictl exec` into it still works; `crash_etcd` one
+        whose container exited, which `crictl ps` no longer lists."""
         with self._lock:
             host = self.host(instance_id)
             if not host.alive or not self._is_control_plane(host):
                 return []
-            return ["etcd", "kube-apiserver"] if host.apiserver_running else ["etcd"]
+            etcd = ["etcd"] if host.etcd_container_running else []
+            return etcd + (["kube-apiserver"] if host.apiserver_running else [])
 
     def _ready_status(self, epoch: _Epoch, node: _Node) -> str:
         host = self._hosts.get(node.host_id)

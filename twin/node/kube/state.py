@@ -121,6 +121,9 @@ class Host:
     kubelet_enabled: bool = False
     apiserver_running: bool = True  # the kube-apiserver static pod (control planes only)
     etcd_running: bool = True  # the etcd static pod (control planes only)
+    # The etcd static pod's container exists and runs (`crictl ps` lists it); False once it crashed and
+    # exited (CrashLoopBackOff): nothing to `crictl exec` into. A hung member keeps its container.
+    etcd_container_running: bool = True
     epoch: int | None = None
     # The kube-apiserver's version: kubeadm writes the static Pod from ClusterConfiguration's
     # kubernetesVersion (kubeadm-config), not from its own binary's version. None on workers.
