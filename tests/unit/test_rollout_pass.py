@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aws_lambda_powertools import Logger
+
 from kcluster.adapters.state_store import WriteConflict
 from kcluster.core.rollout_model import RefreshSeen, RolloutState, StartRefresh, Target
-from kcluster.observability import logger
 from kcluster.rollout_pass import RolloutPass
 
 from .conftest import CP_ASG, WORKER_ASG, make_config
@@ -63,6 +64,9 @@ def config_at(template: int):
 
 
 def rollout_pass(store, refreshes, actuator, template: int = 2) -> RolloutPass:
+    # A Logger of its own: importing kcluster.observability here would build the functions' Metrics
+    # before the twin's tests set their namespace (every test module is collected in one process).
+    logger = Logger(service="test-rollout-pass")
     return RolloutPass(
         config_at(template), store, refreshes, actuator, logger, lambda note: None, lambda m: None
     )
