@@ -12,20 +12,15 @@ locals {
       min_size          = var.control_plane_min_size
       max_size          = var.control_plane_max_size
       target_group_arns = [aws_lb_target_group.control_plane.arn]
-      # Launch a replacement (which joins as a member) before a member leaves: etcd keeps its quorum.
-      min_healthy_percentage = 100
-      max_healthy_percentage = 200
     }
     worker = {
-      role                   = local.role_worker
-      asg_name               = local.worker_asg_name
-      instance_type          = var.worker_instance_type
-      desired_capacity       = var.worker_desired_capacity
-      min_size               = var.worker_min_size
-      max_size               = var.worker_max_size
-      target_group_arns      = []
-      min_healthy_percentage = var.worker_refresh_min_healthy_percentage
-      max_healthy_percentage = 100
+      role              = local.role_worker
+      asg_name          = local.worker_asg_name
+      instance_type     = var.worker_instance_type
+      desired_capacity  = var.worker_desired_capacity
+      min_size          = var.worker_min_size
+      max_size          = var.worker_max_size
+      target_group_arns = []
     }
   }
 
@@ -134,16 +129,10 @@ resource "aws_autoscaling_group" "node" {
     }
   }
 
-  instance_refresh {
-    strategy = "Rolling"
-
-    preferences {
-      min_healthy_percentage = each.value.min_healthy_percentage
-      max_healthy_percentage = each.value.max_healthy_percentage
-      instance_warmup        = var.instance_warmup
-      skip_matching          = true
-    }
-  }
+  # No instance_refresh block: Terraform would start a refresh of both groups at once on every
+  # launch template change, without the preflight, breaking one-control-plane-at-a-time and the skew
+  # policy. The control loop starts them (core/rollout.py) from the launch_template_version each group
+  # carries in the cluster config (ssm.tf); var.rollout sets how.
 
   dynamic "tag" {
     for_each = merge(local.tags, {

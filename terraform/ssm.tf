@@ -21,8 +21,17 @@ locals {
       image_registry = var.cni_image_registry
     }
     node_groups = [
-      { asg_name = local.control_plane_asg_name, role = local.role_control_plane },
-      { asg_name = local.worker_asg_name, role = local.role_worker },
+      # The numbered launch template version each group's members must run: a new one is a rollout.
+      {
+        asg_name                = local.control_plane_asg_name
+        role                    = local.role_control_plane
+        launch_template_version = aws_launch_template.node["control_plane"].latest_version
+      },
+      {
+        asg_name                = local.worker_asg_name
+        role                    = local.role_worker
+        launch_template_version = aws_launch_template.node["worker"].latest_version
+      },
     ]
     documents         = { for key, document in aws_ssm_document.node : replace(key, "-", "_") => document.name }
     timeouts          = var.timeouts

@@ -405,24 +405,13 @@ variable "health_check_grace_period" {
 }
 
 variable "instance_warmup" {
-  description = "Seconds an instance refresh waits after an instance is InService before counting it healthy."
+  description = "Seconds Auto Scaling waits after an instance is InService before counting it in its metrics (the groups' default instance warmup; a rollout's refreshes use rollout.instance_warmup_seconds)."
   type        = number
   default     = 300
 
   validation {
     condition     = var.instance_warmup >= 0
     error_message = "instance_warmup must not be negative."
-  }
-}
-
-variable "worker_refresh_min_healthy_percentage" {
-  description = "Share of workers an instance refresh keeps InService while it replaces the others."
-  type        = number
-  default     = 90
-
-  validation {
-    condition     = var.worker_refresh_min_healthy_percentage >= 0 && var.worker_refresh_min_healthy_percentage <= 100
-    error_message = "worker_refresh_min_healthy_percentage must be between 0 and 100."
   }
 }
 

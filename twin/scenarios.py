@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from kcluster import contract
 from twin.backup_watch import BackupWatch
 from twin.report import QuorumWatch, build_report
+from twin.rollout_watch import MinHealthyWatch, all_at_target, publish_launch_template
 from twin.version_watch import SkewWatch
 from twin.world import Twin
 
@@ -104,6 +105,43 @@ def mass_failure(twin: Twin, control_planes: int, workers: int) -> None:
     _settle(twin, "mass-failure")
 
 
+# The node image an image rollout moves to (any id: the twin's nodes are built from the user data).
+NEW_IMAGE_ID = "ami-0a1b2c3d4e5f60718"
+
+
+def image_rollout(twin: Twin, control_planes: int, workers: int) -> None:
+    """Scale out, then a new node image is published as `terraform apply` does it (a new numbered
+    launch template version per group, written into the cluster config). The control loop notices,
+    runs its preflight, and rolls the control planes (one at a time, each new one joined before an old
+    one leaves) and then the workers (their minimum healthy share kept InService) by instance refresh."""
+    scale_out(twin, control_planes, workers)
+    published = publish_launch_template(twin, NEW_IMAGE_ID)
+
+    def rolled() -> bool:
+        at_target = all(
+            getattr(state, "launched_template_version", None) == str(published[group.name])
+            for group in twin.groups()
+            for state in group.instance_states
+        )
+        return at_target and twin.settled()
+
+    if not _run_watched_until(twin, rolled):
+        raise ScenarioError(f"the image rollout did not finish (seed {twin.seed})")
+    _settle(twin, "image-rollout")
+
+
+def _run_watched_until(twin: Twin, done: Callable[[], bool]) -> bool:
+    """Run the world step by step, the watchers sampling after each (as run_until_settled does),
+    until `done` or the limit."""
+    deadline = twin.clock.now() + SETTLE_LIMIT_SECONDS
+    while not done():
+        if twin.clock.now() >= deadline or not twin.scheduler.run_next():
+            return False
+        for watch in twin.watchers:
+            watch(twin)
+    return True
+
+
 def _nth(twin: Twin, role: str, index: int) -> str:
     of_role = [i["instance_id"] for i in twin.instances() if i["role"] == role]
     return of_role[min(index, len(of_role) - 1)]
@@ -123,6 +161,7 @@ SCENARIOS: dict[str, Callable[[Twin, int, int], None]] = {
     "remediation": remediation,
     "mass-failure": mass_failure,
     "demo": demo,
+    "image-rollout": image_rollout,
 }
 
 
@@ -143,11 +182,15 @@ def run(
     twin.watchers.append(skew.sample)
     backups = BackupWatch()
     twin.watchers.append(backups.sample)
+    min_healthy = MinHealthyWatch()
+    twin.watchers.append(min_healthy.sample)
     try:
         if prepare is not None:
             prepare(twin)
         SCENARIOS[name](twin, control_planes, workers)
         report = build_report(twin, quorum, {"scenario": name}, skew, backups)
+        report["invariants"]["min_healthy_respected"] = vars(min_healthy.invariant())
+        report["invariants"]["all_at_target"] = vars(all_at_target(twin))
         return ScenarioResult(twin, report)
     except BaseException:
         twin.close()

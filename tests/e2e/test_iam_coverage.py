@@ -182,6 +182,7 @@ EXERCISES: dict[str, tuple[int, Callable[[Twin], None]]] = {
     "the remediator failing every attempt": (7, _remediator_fails_three_times),
     "a remediation that does not heal": (7, _remediation_that_does_not_heal),
     **{f"chaos seed {seed}": (seed, _scenario("chaos", 2, 2)) for seed in (1, 2, 3)},
+    "a node image rollout": (7, _scenario("image-rollout", 1, 2)),
 }
 
 

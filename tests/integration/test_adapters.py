@@ -10,6 +10,8 @@ from kcluster.adapters.autoscaling import Lifecycle
 from kcluster.adapters.commands import Commands, SendRefused, parse_result_line
 from kcluster.adapters.state_store import StateStore, WriteConflict
 from kcluster.core.models import BackupState, ClusterState, CommandRecord, NodeRecord, bump
+from kcluster.core.rollout_model import GroupTarget, RolloutState, Target
+from kcluster.core.version_skew import KubeVersion
 
 from .conftest import CLUSTER, TABLE
 
@@ -46,6 +48,35 @@ def test_the_backup_record_round_trips_on_its_own_item(store):
     assert view.backup == good and view.cluster == ClusterState(CLUSTER)  # the cluster item is untouched
     with pytest.raises(WriteConflict):
         store.write((taking.command_recorded("d" * 36),))  # decided on an older version
+
+
+def test_the_rollout_record_round_trips_on_its_own_item_and_stays_out_of_the_view(store):
+    # GIVEN a rollout toward a new worker launch template version, refused once, then following a refresh
+    target = Target(KubeVersion.parse("1.37.2"), (GroupTarget("kcluster-demo-workers", "worker", 4),))
+    begun = RolloutState(CLUSTER).begin(target, 100.0)
+    store.write_rollout(begun, None)
+    store.load()
+    refused = store.loaded_rollout.refused(("health-stale", "etcd"), 160.0)
+    store.write_rollout(refused, begun)
+    # one decision may move the record twice: the condition is on the version it was loaded at
+    following = refused.started("workers", KubeVersion.parse("1.37.2"), False, 220.0).refresh_requested(
+        "kcluster-demo-workers", 220.0
+    )
+    store.write_rollout(following, refused)
+    # THEN it reads back as written, tuples and all, on the cluster's query, beside the view
+    view = store.load()
+    assert store.loaded_rollout == following
+    assert view.nodes == {} and view.cluster == ClusterState(CLUSTER)
+    # AND a decision on an older version loses
+    with pytest.raises(WriteConflict):
+        store.write_rollout(refused.moved(230.0, refusals=()), refused)
+    with pytest.raises(WriteConflict):
+        store.write_rollout(begun, None)  # a second first rollout record
+
+
+def test_no_rollout_record_reads_as_none(store):
+    store.load()
+    assert store.loaded_rollout is None
 
 
 def test_first_writer_wins_the_init_claim(store):

@@ -30,6 +30,9 @@ EXPECTED_ACTIONS = {
         "autoscaling:RecordLifecycleActionHeartbeat", "autoscaling:SetInstanceHealth", "sns:Publish",
         "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets",
         "cloudwatch:DescribeAlarms",
+        # a rollout's instance refreshes (kcluster/rollout_pass.py, adapters/instance_refresh.py)
+        "autoscaling:StartInstanceRefresh", "autoscaling:CancelInstanceRefresh",
+        "autoscaling:DescribeInstanceRefreshes",
     },
     "RemediatorFunction": {
         "ssm:GetParameter", "dynamodb:Query", "dynamodb:PutItem",

@@ -219,6 +219,8 @@ _BINDERS: dict[str, Callable[[Mapping[str, Any], Call, str], list[str]]] = {
     # CloudWatch Logs spells its parameters in lower camel case.
     "LogGroupName": _param("logGroupName"),
     "LogStreamName": _param("logStreamName"),
+    # A new launch template version (the operator publishing a node image, as Terraform does).
+    "LaunchTemplateId": _param("LaunchTemplateId"),
 }
 
 

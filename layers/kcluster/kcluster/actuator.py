@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger
 
 from kcluster.adapters.autoscaling import Lifecycle
 from kcluster.adapters.commands import Commands, SendRefused
+from kcluster.adapters.instance_refresh import InstanceRefreshes
 from kcluster.adapters.notifier import Notifier
 from kcluster.adapters.targets import ApiTargets
 from kcluster.config import ClusterConfig
@@ -30,6 +31,7 @@ from kcluster.core.models import (
     ReplaceInstance,
     SendCommand,
 )
+from kcluster.core.rollout_model import CancelRefresh, ClusterStep, RolloutStep, StartRefresh
 
 # A decision on the view as it is when it is made: (view, now) -> Plan.
 FollowUp = Callable[[ClusterView, float], Plan]
@@ -44,6 +46,7 @@ class Actuator:
         notifier: Notifier | None,
         logger: Logger,
         api_targets: ApiTargets | None = None,
+        refreshes: InstanceRefreshes | None = None,
     ) -> None:
         self.config = config
         self.commands = commands
@@ -51,6 +54,7 @@ class Actuator:
         self.notifier = notifier
         self.logger = logger
         self._api_targets = api_targets
+        self._refreshes = refreshes
 
     def act(self, action: Action) -> FollowUp | None:
         match action:
@@ -80,6 +84,40 @@ class Actuator:
                 self._api_target(action)
             case _:
                 assert_never(action)
+        return None
+
+    def act_rollout(self, step: RolloutStep) -> str | None:
+        """Carry out a rollout step; for StartRefresh, the id of the refresh now running (the rollout
+        record follows it: core/rollout.py on_refresh_started)."""
+        if self._refreshes is None:
+            self._refreshes = InstanceRefreshes()
+        match step:
+            case StartRefresh():
+                refresh_id = self._refreshes.start(step)
+                self.logger.info(
+                    "instance refresh started",
+                    extra={
+                        "asg": step.asg_name,
+                        "refresh_id": refresh_id,
+                        "min_healthy": step.min_healthy_percent,
+                    },
+                )
+                return refresh_id
+            case CancelRefresh():
+                cancelled = self._refreshes.cancel(step.asg_name)
+                self.logger.warning(
+                    "instance refresh cancelled" if cancelled else "no instance refresh to cancel",
+                    extra={"asg": step.asg_name, "refresh_id": cancelled, "reason": step.reason},
+                )
+            case ClusterStep():
+                # The prepare and addons documents are not built yet (docs/upgrades.md): a rollout that
+                # changes the Kubernetes version waits here, and says so on every retry.
+                self.logger.error(
+                    "cluster-level rollout step has no document yet",
+                    extra={"stage": step.stage, "kubernetes_version": step.kubernetes_version},
+                )
+            case _:
+                assert_never(step)
         return None
 
     def _send(self, send: SendCommand) -> FollowUp:

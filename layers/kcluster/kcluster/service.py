@@ -22,6 +22,7 @@ from kcluster.actuator import Actuator, FollowUp
 from kcluster.adapters.alarms import AlarmStates
 from kcluster.adapters.autoscaling import Lifecycle
 from kcluster.adapters.commands import Commands
+from kcluster.adapters.instance_refresh import InstanceRefreshes
 from kcluster.adapters.notifier import Notifier
 from kcluster.adapters.state_store import StateStore, WriteConflict
 from kcluster.adapters.targets import ApiTargets, TargetHealth
@@ -39,6 +40,7 @@ from kcluster.core.models import (
     HealthReported,
     Metric,
     NodeProvisioned,
+    Note,
     Plan,
 )
 from kcluster.core.phases import PENDING_JOIN_PHASES
@@ -53,6 +55,7 @@ from kcluster.events import (
 from kcluster.intake import EventDeferred, Intake
 from kcluster.observability import logger as default_logger
 from kcluster.observability import metrics as default_metrics
+from kcluster.rollout_pass import RolloutPass
 
 __all__ = ["Dependencies", "EventDeferred", "Service"]
 
@@ -73,6 +76,7 @@ class Dependencies:
     alarm_states: AlarmStates | None = None
     notifier: Notifier | None = None
     remediation: RemediationSettings = field(default_factory=RemediationSettings)
+    refreshes: InstanceRefreshes | None = None
 
 
 class Service:
@@ -88,7 +92,13 @@ class Service:
         self._view: ClusterView | None = None
         self.intake = Intake(self.config, deps.commands, deps.lifecycle, logger, metrics)
         self.actuator = Actuator(
-            self.config, deps.commands, deps.lifecycle, deps.notifier, logger, deps.api_targets
+            self.config,
+            deps.commands,
+            deps.lifecycle,
+            deps.notifier,
+            logger,
+            deps.api_targets,
+            deps.refreshes,
         )
 
     # --- entry points -------------------------------------------------------------------------
@@ -131,6 +141,7 @@ class Service:
         # After remediating on what the events told: a fresh alarm state is the remediator's (told
         # within seconds, retried for minutes); one that stands unheard is acted on from the next tick.
         self._reread_alarm_states()
+        self._roll_out()
         self._publish_cluster_metrics(self._load())
 
     def on_alarm(self, parsed: AlarmStateChangeEvent) -> None:
@@ -200,6 +211,14 @@ class Service:
         was launched from: what a rollout compares with its target (core/rollout.py)."""
         target = Target.of(self.config)
         self._decide(lambda v: rollout.record_launch_versions(v, instances, target, self.deps.now()))
+
+    def _roll_out(self) -> None:
+        """The rollout's next step (core/rollout.py): after remediation, on the view every pass before
+        it left (a remediation or join in flight holds a rollout back in its preflight)."""
+        refreshes = self.deps.refreshes or InstanceRefreshes()
+        RolloutPass(
+            self.config, self.deps.store, refreshes, self.actuator, self.logger, self._say, self._publish
+        ).run(self._load(), self._reload, self.deps.now)
 
     def _proceed_on_online_agents(self, now: float) -> None:
         """Nodes whose Provisioned event is overdue but whose SSM agent is online: provisioned."""
@@ -331,7 +350,7 @@ class Service:
             self.deps.store.write(batch.writes)
             self._view = self._load().with_records(batch.writes)
             for note in batch.notes:
-                getattr(self.logger, note.level)(note.message, extra=_log_safe(note.fields))
+                self._say(note)
             for metric in batch.metrics:
                 self._publish(metric)
             for action in batch.actions:
@@ -342,6 +361,9 @@ class Service:
     def _decide_follow_up(self, follow_up: FollowUp) -> None:
         """What an action's outcome means for the stored state (a command id to record, say)."""
         self._decide(lambda view: follow_up(view, self.deps.now()))
+
+    def _say(self, note: Note) -> None:
+        getattr(self.logger, note.level)(note.message, extra=_log_safe(note.fields))
 
     def _publish(self, metric: Metric) -> None:
         unit = MetricUnit(metric.unit)
@@ -358,6 +380,10 @@ class Service:
         ) as single:
             for name, value in metric.dimensions:
                 single.add_dimension(name=name, value=value)
+
+    def _reload(self) -> ClusterView:
+        self._view = None
+        return self._load()
 
     def _load(self) -> ClusterView:
         if self._view is None:

@@ -18,6 +18,7 @@ from kcluster import contract
 from kcluster.adapters.alarms import AlarmStates
 from kcluster.adapters.autoscaling import Lifecycle
 from kcluster.adapters.commands import Commands
+from kcluster.adapters.instance_refresh import InstanceRefreshes
 from kcluster.adapters.notifier import Notifier
 from kcluster.adapters.state_store import StateStore
 from kcluster.adapters.targets import ApiTargets, TargetHealth
@@ -96,6 +97,7 @@ def build_service(clients: Clients, environ: Mapping[str, str] | None = None) ->
         if clients.sns is not None
         else None,
         remediation=remediation_settings(env),
+        refreshes=InstanceRefreshes(client=clients.autoscaling),
     )
     return Service(deps)
 

@@ -1,5 +1,5 @@
 """The DynamoDB state table: one partition per cluster, items CLUSTER / REMEDIATION / NODE#<id> /
-CMD#<id> / HEALTH / BACKUP.
+CMD#<id> / HEALTH / BACKUP / ROLLOUT.
 
 Writes are conditional on the version the decision was based on (``attribute_not_exists`` for a new
 item), all of a step's records in one transaction, so two deciders cannot both win.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -24,9 +24,14 @@ from kcluster.core.models import (
     NodeHealth,
     NodeRecord,
     Record,
-    RecordT,
     RemediationState,
 )
+from kcluster.core.rollout_model import RolloutState
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+StoredT = TypeVar("StoredT", bound="DataclassInstance")
 
 # Command records and records of gone nodes are kept a week for inspection, then DynamoDB's TTL
 # removes them.
@@ -54,8 +59,10 @@ def partition_key(cluster: str) -> str:
 
 # Sort key and kind of each record type: the cluster record, remediation's own record (so remediation
 # writes never contend with joins for the cluster record), the latest health snapshot, nodes, commands.
-def sort_key(record: Record) -> str:
+def sort_key(record: Record | RolloutState) -> str:
     match record:
+        case RolloutState():
+            return "ROLLOUT"
         case ClusterState():
             return "CLUSTER"
         case RemediationState():
@@ -70,8 +77,10 @@ def sort_key(record: Record) -> str:
             return f"CMD#{record.command_id}"
 
 
-def _kind(record: Record) -> str:
+def _kind(record: Record | RolloutState) -> str:
     match record:
+        case RolloutState():
+            return "rollout"
         case ClusterState():
             return "cluster"
         case RemediationState():
@@ -91,8 +100,13 @@ class StateStore:
         self.table_name = table_name
         self.cluster = cluster
         self._client = client or boto3.client("dynamodb")
+        # The rollout record (core/rollout_model.py) as of the last load: an item of its own, so a
+        # rollout's writes never contend with joins and removals.
+        self.loaded_rollout: RolloutState | None = None
 
     def load(self) -> ClusterView:
+        """The cluster's records; the rollout record, on the same query, is kept aside as
+        `loaded_rollout` (the pure decisions on the view never see it, and no call is added)."""
         items = [
             {key: _plain(_deserializer.deserialize(value)) for key, value in raw.items()}
             for page in self._client.get_paginator("query").paginate(
@@ -103,8 +117,10 @@ class StateStore:
             )
             for raw in page["Items"]
         ]
+        rollouts = [item for item in items if item.get("kind") == "rollout"]
+        self.loaded_rollout = _rollout(rollouts[0]) if rollouts else None
         view = ClusterView(ClusterState(name=self.cluster))
-        return view.with_records(_from_item(item) for item in items)
+        return view.with_records(_from_item(item) for item in items if item.get("kind") != "rollout")
 
     def write(self, records: tuple[Record, ...]) -> None:
         """Write records atomically, each only if still at the version before this one."""
@@ -127,7 +143,27 @@ class StateStore:
                 raise WriteConflict(str(error)) from error
             raise
 
-    def _conditional_put(self, record: Record) -> dict[str, Any]:
+    def write_rollout(self, record: RolloutState, based_on: RolloutState | None) -> None:
+        """Write the rollout record only if the stored one is still `based_on` (None: there was none);
+        WriteConflict if not. One decision may move the record more than once (a refusal after a
+        phase change), so the condition names the version loaded, not the one before `record`'s."""
+        put = self._conditional_put(record)
+        if based_on is not None:
+            put["ConditionExpression"] = "#version = :expected"
+            put["ExpressionAttributeNames"] = {"#version": "version"}
+            put["ExpressionAttributeValues"] = {":expected": {"N": str(based_on.version)}}
+        else:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+            put.pop("ExpressionAttributeNames", None)
+            put.pop("ExpressionAttributeValues", None)
+        try:
+            self._client.put_item(**put)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise WriteConflict(str(error)) from error
+            raise
+
+    def _conditional_put(self, record: Record | RolloutState) -> dict[str, Any]:
         item = {k: v for k, v in dataclasses.asdict(record).items() if v is not None}
         item.update(pk=partition_key(self.cluster), sk=sort_key(record), kind=_kind(record))
         if isinstance(record, CommandRecord):
@@ -171,7 +207,11 @@ def _from_item(item: dict[str, Any]) -> Record:
             return _record(CommandRecord, item)
 
 
-def _record(cls: type[RecordT], item: dict[str, Any]) -> RecordT:
+def _rollout(item: dict[str, Any]) -> RolloutState:
+    return _record(RolloutState, {k: v for k, v in item.items() if k not in ("pk", "sk", "kind")})
+
+
+def _record(cls: type[StoredT], item: dict[str, Any]) -> StoredT:
     """A record from its item: DynamoDB lists back into the tuples the record declares."""
     tuples = {f.name for f in dataclasses.fields(cls) if str(f.type).startswith("tuple")}
     values: dict[str, Any] = {key: tuple(value) if key in tuples else value for key, value in item.items()}
