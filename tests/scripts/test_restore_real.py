@@ -285,3 +285,38 @@ def test_not_after_kubeadm_init(backed_up) -> None:
 
     assert (run.exit_code, run.output["error"]) == (3, "already-initialized")
     assert node.node_files() == ["etc/kubernetes/admin.conf"]
+
+
+FAILING_RESTORE = """#!/bin/bash
+# the real etcdutl, then a failure after `snapshot restore` wrote its data (a node losing its disk mid-way)
+"{real}" "$@"
+if [[ "$1 $2" == "snapshot restore" ]]; then
+  echo "Error: input/output error" >&2
+  exit 1
+fi
+"""
+
+
+def test_a_restore_that_fails_half_way_leaves_an_empty_data_dir_and_can_run_again(
+    backed_up,
+    etcd_bin: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    _, node = backed_up()
+    failing = tmp_path / "failing-etcdutl"
+    failing.write_text(FAILING_RESTORE.format(real=etcd_bin / "etcdutl"))
+    failing.chmod(0o755)
+    write_ctr(node.bin_dir, failing, _etcd_image(etcd_bin / "kubeadm"))
+
+    run = node.restore()
+
+    assert (run.exit_code, run.output["error"]) == (1, "etcd-restore-failed"), run.result.stderr
+    assert "input/output error" in run.output["message"]
+    assert list((node.sandbox / "var/lib/etcd").iterdir()) == []
+    assert not (node.sandbox / "var/lib/kcluster/restored.json").exists()
+
+    # WHEN it runs again with a working etcdutl THEN it restores (the PKI it placed is the backup's own)
+    write_ctr(node.bin_dir, etcd_bin / "etcdutl", _etcd_image(etcd_bin / "kubeadm"))
+    again = node.restore()
+    assert (again.exit_code, again.output["changed"]) == (0, True), again.result.stderr
+    assert (node.sandbox / "var/lib/etcd/member").is_dir()
