@@ -239,30 +239,28 @@ def test_a_corrupted_or_truncated_snapshot_is_refused_and_nothing_changes(backed
     assert not (node.sandbox / "var/lib/kcluster/restored.json").exists()
 
 
-def test_a_node_with_stale_etcd_data_is_refused_and_left_as_it_was(backed_up) -> None:
+# What a node may already hold, and how the restore refuses it: etcd data of another member (kubeadm's
+# preflight refuses it too; `kubeadm reset` cleans it), another cluster's CA, kubeadm having run.
+ALREADY_THERE = {
+    "var/lib/etcd/member/snap/db": ("an old member's data", "etcd-data-present"),
+    "etc/kubernetes/pki/ca.crt": ("another cluster's CA", "pki-present"),
+    "etc/kubernetes/admin.conf": ("apiVersion: v1", "already-initialized"),
+}
+
+
+@pytest.mark.parametrize("path", sorted(ALREADY_THERE))
+def test_a_node_that_is_not_fresh_is_refused_and_left_as_it_was(backed_up, path: str) -> None:
     _, node = backed_up()
-    stale = node.sandbox / "var/lib/etcd/member/snap/db"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"an old member's data")
+    content, error = ALREADY_THERE[path]
+    there = node.sandbox / path
+    there.parent.mkdir(parents=True)
+    there.write_text(content)
     before = node.node_files()
 
     run = node.restore()
 
-    assert (run.exit_code, run.output["error"], run.output["changed"]) == (3, "etcd-data-present", False)
-    assert node.node_files() == before and stale.read_bytes() == b"an old member's data"
-
-
-def test_a_node_with_another_clusters_ca_is_refused(backed_up) -> None:
-    _, node = backed_up()
-    ca = node.sandbox / "etc/kubernetes/pki/ca.crt"
-    ca.parent.mkdir(parents=True)
-    ca.write_text("another cluster's CA\n")
-
-    run = node.restore()
-
-    assert (run.exit_code, run.output["error"]) == (3, "pki-present")
-    assert ca.read_text() == "another cluster's CA\n"
-    assert not (node.sandbox / "var/lib/etcd").exists() or not any((node.sandbox / "var/lib/etcd").iterdir())
+    assert (run.exit_code, run.output["error"], run.output["changed"]) == (3, error, False)
+    assert node.node_files() == before and there.read_text() == content
 
 
 def test_a_missing_backup_and_bad_parameters_are_refused(backed_up) -> None:
@@ -273,18 +271,6 @@ def test_a_missing_backup_and_bad_parameters_are_refused(backed_up) -> None:
         bad = node.restore(**overrides)
         assert (bad.exit_code, bad.output["error"]) == (2, "invalid-parameter"), overrides
     assert node.node_files() == []
-
-
-def test_not_after_kubeadm_init(backed_up) -> None:
-    _, node = backed_up()
-    admin = node.sandbox / "etc/kubernetes/admin.conf"
-    admin.parent.mkdir(parents=True)
-    admin.write_text("apiVersion: v1\n")
-
-    run = node.restore()
-
-    assert (run.exit_code, run.output["error"]) == (3, "already-initialized")
-    assert node.node_files() == ["etc/kubernetes/admin.conf"]
 
 
 FAILING_RESTORE = """#!/bin/bash
