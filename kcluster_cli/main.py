@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import boto3
 
-from kcluster_cli import completion, inventory, kubeconfig, operator_views
+from kcluster_cli import backups, completion, inventory, kubeconfig, operator_views
 from kcluster_cli.aws import Cluster, find_cluster, open_session
 from kcluster_cli.errors import OperatorError
 
@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     hosts.set_defaults(run=_inventory)
 
     operator_views.add_commands(add)
+    backups.add_commands(commands, common)
     shells = commands.add_parser(
         "completion",
         help="print a shell completion script",

@@ -140,7 +140,7 @@ def test_the_command_without_the_twin_offers_only_the_operators_commands(monkeyp
 
     monkeypatch.setitem(sys.modules, "twin", None)  # an operator's install: no twin to import
     choices = main.build_parser()._subparsers._group_actions[0].choices
-    assert sorted(choices) == ["completion", "events", "inventory", "kubeconfig", "status"]
+    assert sorted(choices) == ["backups", "completion", "events", "inventory", "kubeconfig", "status"]
 
 
 def test_the_wheel_holds_the_command_and_the_shared_library_but_never_the_twin(tmp_path):

@@ -292,3 +292,26 @@ def test_every_line_a_function_printed_is_one_event_in_its_log_group(settled):
         assert [event["message"] for event in delivered] == printed, logical_id
         stamps = [event["timestamp"] for event in delivered]
         assert stamps == sorted(stamps)
+
+
+def test_backups_list_shows_what_the_bucket_holds_newest_first(settled):
+    import boto3
+
+    from kcluster.core.backup_catalog import catalog
+
+    run = operator(settled, "backups list -o json")
+
+    assert run["exit_code"] == 0, run["stderr"]
+    listed = json.loads(run["output"])
+    # the settled cluster took its first backup once it was ready
+    assert listed and listed[0]["checked"], listed
+    # the operator lists; only control planes may read the objects (the bucket's policy)
+    s3 = boto3.client("s3", region_name=settled.twin.stack.region)
+    contents = s3.list_objects_v2(Bucket=settled.twin.deployment.config.backup_bucket)
+    expected = catalog(contents.get("Contents", []))
+    assert [(b["key"], b["size_bytes"], b["checked"]) for b in listed] == [
+        (b.key, b.snapshot_size, b.checked) for b in expected
+    ]
+    table = operator(settled, "backups list")
+    assert table["exit_code"] == 0, table["stderr"]
+    assert len(table["output"].splitlines()) == (len(listed) + 1 if listed else 1)

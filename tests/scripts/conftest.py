@@ -140,6 +140,12 @@ def default_parameters(key: str) -> dict[str, str]:
         return common
     if key == "backup":
         return common | {"BackupId": "20260101T000000Z", "Tier": "frequent"}
+    if key == "restore":
+        return common | {
+            "KubernetesVersion": KUBERNETES_VERSION,
+            "BackupId": "20260101T000000Z",
+            "Tier": "frequent",
+        }
     if key == "drain-remove":
         return common | {
             "InstanceId": "i-0123456789abcdef0",

@@ -128,7 +128,7 @@ class EtcdCluster:
         cluster.wait_healthy(list(cluster.members))
         return cluster
 
-    def _launch(self, member: Member, initial_cluster: str) -> None:
+    def _launch(self, member: Member, initial_cluster: str, *, initial_cluster_state: str = "new") -> None:
         pki = self.pki
         tls = [
             f"--cert-file={pki['server.crt']}", f"--key-file={pki['server.key']}",
@@ -142,7 +142,7 @@ class EtcdCluster:
                 self.etcd_bin, f"--name={member.name}", f"--data-dir={member.data_dir}",
                 f"--listen-client-urls={member.client_url}", f"--advertise-client-urls={member.client_url}",
                 f"--listen-peer-urls={member.peer_url}", f"--initial-advertise-peer-urls={member.peer_url}",
-                f"--initial-cluster={initial_cluster}", "--initial-cluster-state=new",
+                f"--initial-cluster={initial_cluster}", f"--initial-cluster-state={initial_cluster_state}",
                 "--initial-cluster-token=kcluster-test", "--heartbeat-interval=50", "--election-timeout=500",
                 *tls,
             ],

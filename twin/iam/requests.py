@@ -26,6 +26,7 @@ _IAM_PREFIX = {"elbv2": "elasticloadbalancing"}
 _COMPOSITE = {
     ("dynamodb", "TransactWriteItems"): "_transact_write",
     ("s3", "HeadObject"): "_head_object",
+    ("s3", "ListObjectsV2"): "_list_objects",
 }
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z]+)\}")
@@ -295,3 +296,8 @@ def _head_object(call: Call) -> list[Check]:
     if bucket is not None and bucket.keys.get(str(call.params.get("Key", ""))) is None:
         checks += _checks(call, "s3:ListBucket", {"Bucket": call.params["Bucket"]})
     return checks
+
+
+def _list_objects(call: Call) -> list[Check]:
+    """ListObjects and ListObjectsV2 are both authorized as s3:ListBucket on the bucket."""
+    return _checks(call, "s3:ListBucket")

@@ -66,6 +66,7 @@ class Documents(_Strict):
     drain_remove: str | None = None
     health: str | None = None
     backup: str | None = None
+    restore: str | None = None
 
     def by_key(self, key: str) -> str:
         name: str | None = getattr(self, key.replace("-", "_"))
