@@ -33,6 +33,8 @@ EXPECTED_INVARIANTS = {
     "no_access_denied",
     "version_skew_ok",
     "backups_fresh",
+    "all_at_target",
+    "min_healthy_respected",
 }
 
 
