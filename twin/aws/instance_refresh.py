@@ -49,6 +49,7 @@ from moto.core.responses import ActionResult
 
 from twin.account import ACCOUNT_ID, REGION
 from twin.aws.lifecycle import LIVE_STATES, TERMINATING_STATES, LifecycleEmulation
+from twin.aws.patching import MethodPatches
 
 if TYPE_CHECKING:
     from moto.autoscaling.models import FakeAutoScalingGroup, InstanceState
@@ -548,17 +549,13 @@ def install(emulation: InstanceRefreshEmulation) -> Callable[[], None]:
         "describe_instance_refreshes": describe_instance_refreshes,
         "cancel_instance_refresh": cancel_instance_refresh,
     }
-    originals = {name: response_cls.__dict__.get(name) for name in replacements}
+    patches = MethodPatches()
     for name, replacement in replacements.items():
-        setattr(response_cls, name, replacement)
+        patches.patch(response_cls, name, replacement)
 
     def undo() -> None:
         global _current
-        for name, original in originals.items():
-            if original is None:
-                delattr(response_cls, name)
-            else:
-                setattr(response_cls, name, original)
+        patches.undo()
         _current = previous
 
     return undo

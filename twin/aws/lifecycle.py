@@ -41,6 +41,7 @@ from moto.core.responses import ActionResult, EmptyResult
 
 from kcluster import contract
 from twin.account import ACCOUNT_ID, REGION
+from twin.aws.patching import MethodPatches
 
 if TYPE_CHECKING:
     from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, InstanceState, LifecycleHook
@@ -533,11 +534,8 @@ def install(emulation: LifecycleEmulation) -> Callable[[], None]:
     group_cls = asg_models.FakeAutoScalingGroup
     backend_cls = asg_models.AutoScalingBackend
     response_cls = asg_responses.AutoScalingResponse
-    originals: list[tuple[type, str, Any]] = []
-
-    def patch(cls: type, name: str, replacement: Callable[..., Any]) -> None:
-        originals.append((cls, name, cls.__dict__.get(name)))
-        setattr(cls, name, replacement)
+    patches = MethodPatches()
+    patch = patches.patch
 
     original_set_desired = group_cls.set_desired_capacity
     original_set_health = backend_cls.set_instance_health
@@ -679,11 +677,7 @@ def install(emulation: LifecycleEmulation) -> Callable[[], None]:
 
     def undo() -> None:
         global _current
-        for cls, name, original in reversed(originals):
-            if original is None:
-                delattr(cls, name)
-            else:
-                setattr(cls, name, original)
+        patches.undo()
         _current = previous
 
     return undo

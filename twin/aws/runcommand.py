@@ -44,6 +44,7 @@ from moto.ssm.models import ssm_backends
 
 from kcluster import contract
 from twin.account import ACCOUNT_ID, REGION, instance_arn
+from twin.aws.patching import MethodPatches
 
 if TYPE_CHECKING:
     from moto.ec2.models import EC2Backend
@@ -681,7 +682,7 @@ def install(emulation: RunCommandEmulation) -> Callable[[], None]:
     previous = _current
     _current = emulation
     response_cls = ssm_responses.SimpleSystemManagerResponse
-    originals: list[tuple[str, Any]] = []
+    patches = MethodPatches()
 
     def send_command(self: SimpleSystemManagerResponse) -> ActionResult:
         command = _emulation().send(
@@ -761,16 +762,11 @@ def install(emulation: RunCommandEmulation) -> Callable[[], None]:
         "describe_instance_information": describe_instance_information,
     }
     for name, replacement in replacements.items():
-        originals.append((name, response_cls.__dict__.get(name)))
-        setattr(response_cls, name, replacement)
+        patches.patch(response_cls, name, replacement)
 
     def undo() -> None:
         global _current
-        for name, original in reversed(originals):
-            if original is None:
-                delattr(response_cls, name)
-            else:
-                setattr(response_cls, name, original)
+        patches.undo()
         _current = previous
 
     return undo

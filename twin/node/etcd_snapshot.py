@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from twin.node.model import KubeModel
-from twin.node.tools import ToolCall, ToolResult, UsageError, split_args
+from twin.node.tools import ToolCall, ToolResult, UsageError, instance_path, split_args
 
 MAGIC = "kcluster-twin-etcd-snapshot"
 _PAGE = 512
@@ -27,13 +27,6 @@ class EtcdSnapshots:
     def __init__(self, model: KubeModel, sandbox: Callable[[str], Path]) -> None:
         self._model = model
         self._sandbox = sandbox
-
-    def _local(self, call: ToolCall, path: str) -> Path:
-        root = self._sandbox(call.instance_id).resolve()
-        resolved = Path(path).resolve()
-        if not resolved.is_relative_to(root):
-            raise UsageError(f"{path} is outside the instance's filesystem")
-        return resolved
 
     def save(self, call: ToolCall, endpoints: list[str], path: str) -> ToolResult:
         """`etcdctl snapshot save PATH` against one endpoint (etcdctl refuses several)."""
@@ -53,7 +46,7 @@ class EtcdSnapshots:
             sort_keys=True,
         ).encode()
         body += b" " * (-len(body) % _PAGE)
-        target = self._local(call, path)
+        target = instance_path(self._sandbox(call.instance_id), path)
         part = target.with_name(target.name + ".part")
         part.write_bytes(body + hashlib.sha256(body).digest())
         part.replace(target)
@@ -66,7 +59,7 @@ class EtcdSnapshots:
             raise UsageError("only etcdutl snapshot status FILE is modelled")
         if options.get("-w", options.get("--write-out")) != "json":
             raise UsageError("only -w json is modelled")
-        path = self._local(call, positionals[2])
+        path = instance_path(self._sandbox(call.instance_id), positionals[2])
         if not path.is_file():
             return ToolResult(1, stderr=f"Error: stat {positionals[2]}: no such file or directory\n")
         data = path.read_bytes()

@@ -21,6 +21,7 @@ from twin.node.tools import (
     ToolCall,
     ToolResult,
     UsageError,
+    instance_path,
     split_args,
 )
 
@@ -62,14 +63,6 @@ class S3Cli:
         region = options.get("--region") or call.env.get("AWS_REGION") or call.env.get("AWS_DEFAULT_REGION")
         return self._s3_client(region, call.instance_id) if region else None
 
-    def _local(self, call: ToolCall, path: str) -> Path:
-        """A local path as the instance sees it; refused outside the instance's own sandbox."""
-        root = self._sandbox(call.instance_id).resolve()
-        resolved = Path(path).resolve()
-        if not resolved.is_relative_to(root):
-            raise UsageError(f"{path} is outside the instance's filesystem")
-        return resolved
-
     def _cp(self, call: ToolCall) -> ToolResult:
         positionals, options = split_args(
             call.argv[2:], value_flags=_CP_VALUE_FLAGS, bool_flags=_CP_BOOL_FLAGS
@@ -90,7 +83,7 @@ class S3Cli:
         self, call: ToolCall, client: Any, source: str, destination: str, options: dict[str, Any]
     ) -> ToolResult:
         bucket, key = _split_s3_url(destination)
-        path = self._local(call, source)
+        path = instance_path(self._sandbox(call.instance_id), source)
         if not path.is_file():
             return ToolResult(255, stderr=f"\nThe user-provided path {source} does not exist.\n")
         request: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": path.read_bytes()}
@@ -124,7 +117,7 @@ class S3Cli:
                 return ToolResult(0, body.decode("utf-8"))
             except UnicodeDecodeError:
                 raise UsageError("only text objects are modelled on stdout") from None
-        path = self._local(call, destination)
+        path = instance_path(self._sandbox(call.instance_id), destination)
         path.write_bytes(body)
         quiet = options.get("--only-show-errors") or options.get("--quiet")
         return ToolResult(0, "" if quiet else f"download: {source} to {destination}\n")

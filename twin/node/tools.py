@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jmespath
@@ -38,6 +39,15 @@ class ToolResult:
 
 class UsageError(Exception):
     pass
+
+
+def instance_path(sandbox_root: Path, path: str) -> Path:
+    """A local path as the instance sees it; refused outside the instance's own sandbox."""
+    root = sandbox_root.resolve()
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(root):
+        raise UsageError(f"{path} is outside the instance's filesystem")
+    return resolved
 
 
 @dataclass(frozen=True)
