@@ -24,6 +24,7 @@ from typing import Any
 
 from kcluster import contract
 from kcluster.config import ClusterConfig
+from kcluster.core.backup_catalog import DAILY, FREQUENT, ID_FORMAT
 from kcluster.core.models import (
     BackupReported,
     BackupState,
@@ -50,12 +51,12 @@ def enabled(config: ClusterConfig) -> bool:
 
 def backup_id(now: float) -> str:
     """The id a backup is stored under: the UTC second the loop asked for it (the document's pattern)."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    return time.strftime(ID_FORMAT, time.gmtime(now))
 
 
 def tier(state: BackupState, now: float) -> str:
     """The first backup of a UTC day is kept a year; the rest a week."""
-    return "frequent" if state.last_daily_day == backup_id(now)[:8] else "daily"
+    return FREQUENT if state.last_daily_day == backup_id(now)[:8] else DAILY
 
 
 def pending_membership_change(view: ClusterView) -> float | None:

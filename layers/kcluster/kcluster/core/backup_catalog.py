@@ -16,11 +16,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-TIERS = ("frequent", "daily")
+FREQUENT, DAILY = "frequent", "daily"
+TIERS = (FREQUENT, DAILY)
 SNAPSHOT, PKI, MANIFEST = "etcd.db", "pki.tar", "manifest.json"
 PARTS = (SNAPSHOT, PKI, MANIFEST)
 ID_FORMAT = "%Y%m%dT%H%M%SZ"
-_KEY = re.compile(r"^(?P<tier>frequent|daily)/(?P<id>[0-9]{8}T[0-9]{6}Z)/(?P<part>[A-Za-z0-9._-]+)$")
+_KEY = re.compile(rf"^(?P<tier>{'|'.join(TIERS)})/(?P<id>[0-9]{{8}}T[0-9]{{6}}Z)/(?P<part>[A-Za-z0-9._-]+)$")
 
 
 @dataclass(frozen=True)
